@@ -1,0 +1,54 @@
+"""The backend interface every inference engine implements: chat messages in, n completions out."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+Messages = list[dict[str, str]]
+
+
+@dataclass(frozen=True)
+class SamplingParams:
+    """How to sample: greedy when ``temperature`` is 0, else nucleus sampling."""
+
+    max_new_tokens: int = 512
+    temperature: float = 0.0
+    top_p: float = 1.0
+    n: int = 1
+    seed: int | None = None
+
+
+@dataclass(frozen=True)
+class Completion:
+    """One generated text with its token count; ``truncated`` when it hit ``max_new_tokens``."""
+
+    text: str
+    n_tokens: int
+    truncated: bool = False
+
+
+class Backend(ABC):
+    """An inference engine holding one base model and, optionally, named LoRA adapters."""
+
+    name: str = "base"
+
+    @abstractmethod
+    def generate(
+        self, prompts: Sequence[Messages], params: SamplingParams, adapter: str | None = None
+    ) -> list[list[Completion]]:
+        """Return ``params.n`` completions for each prompt, in prompt order.
+
+        Args:
+            prompts: chat conversations, each a list of ``{"role", "content"}`` messages.
+            params: sampling parameters shared by the whole call.
+            adapter: name of a loaded adapter to generate with, or ``None`` for the base model.
+        """
+
+    def load_adapter(self, name: str, path: str) -> None:
+        """Load a LoRA adapter under ``name`` (backends without adapter support refuse)."""
+        raise NotImplementedError(f"backend {self.name!r} does not support adapters")
+
+    def close(self) -> None:
+        """Release the engine's resources."""

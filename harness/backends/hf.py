@@ -1,0 +1,152 @@
+"""The transformers backend: batched, left-padded, length-sorted generation; LoRA adapters via PEFT."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Iterator, Sequence
+
+import torch
+
+from harness.backends import register_backend
+from harness.backends.base import Backend, Completion, Messages, SamplingParams
+from harness.errors import ModelError
+
+log = logging.getLogger(__name__)
+_STOP_TOKENS = ("<|im_end|>", "<|eot_id|>", "<|end|>", "<|endoftext|>", "</s>")
+
+
+def default_dtype(device: str) -> torch.dtype:
+    """bf16 on GPUs and on CPUs with native bf16 (AVX512-BF16/AMX), else fp32."""
+    if device.startswith("cuda"):
+        return torch.bfloat16
+    try:
+        flags = open("/proc/cpuinfo").read()  # noqa: SIM115
+    except OSError:
+        flags = ""
+    return torch.bfloat16 if ("avx512_bf16" in flags or "amx_bf16" in flags) else torch.float32
+
+
+def _render_fallback(messages: Messages) -> str:
+    """Plain-text prompt for tokenizers without a chat template."""
+    parts = [f"{m['role'].capitalize()}: {m['content']}" for m in messages]
+    return "\n\n".join(parts) + "\n\nAssistant:"
+
+
+@register_backend("hf")
+class HFBackend(Backend):
+    """Hugging Face transformers causal LM.
+
+    Args:
+        model: local model dir or hub id.
+        batch_size: sequences generated together (prompts x samples).
+        dtype: "auto" (see :func:`default_dtype`), "bfloat16", "float16" or "float32".
+        device: "cpu", "cuda", ...
+    """
+
+    def __init__(self, model: str, batch_size: int = 16, dtype: str = "auto", device: str | None = None) -> None:
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        self.dtype = default_dtype(self.device) if dtype == "auto" else getattr(torch, dtype)
+        self.batch_size = max(1, batch_size)
+        try:
+            self.tokenizer = AutoTokenizer.from_pretrained(model)
+            self.model = AutoModelForCausalLM.from_pretrained(model, dtype=self.dtype).to(self.device)
+        except (OSError, ValueError) as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ModelError(f"cannot load model {model!r}: {first}") from None
+        self.model.eval()
+        self.model_id = model
+        self.tokenizer.padding_side = "left"
+        if self.tokenizer.pad_token_id is None:
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+        vocab = self.tokenizer.get_vocab()
+        eos = {self.tokenizer.eos_token_id} | {vocab[t] for t in _STOP_TOKENS if t in vocab}
+        gen_eos = self.model.generation_config.eos_token_id
+        eos |= set(gen_eos if isinstance(gen_eos, list) else [gen_eos])
+        self.eos_ids = sorted(i for i in eos if i is not None)
+        self.adapters: set[str] = set()
+
+    # ------------------------------------------------------------------ prompts
+    def render(self, messages: Messages) -> str:
+        """The prompt string the model sees for ``messages``."""
+        if self.tokenizer.chat_template:
+            return self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+        return _render_fallback(messages)
+
+    # ------------------------------------------------------------------ adapters
+    def load_adapter(self, name: str, path: str) -> None:
+        from peft import PeftModel
+
+        try:
+            if not self.adapters:
+                self.model = PeftModel.from_pretrained(self.model, path, adapter_name=name)
+            else:
+                self.model.load_adapter(path, adapter_name=name)
+        except (OSError, ValueError, RuntimeError) as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ModelError(f"cannot load adapter {path!r}: {first}") from None
+        self.model.eval()
+        self.adapters.add(name)
+
+    @contextlib.contextmanager
+    def _adapter(self, name: str | None) -> Iterator[None]:
+        if name is not None:
+            if name not in self.adapters:
+                raise ModelError(f"adapter {name!r} is not loaded")
+            self.model.set_adapter(name)
+            yield
+        elif self.adapters:
+            with self.model.disable_adapter():
+                yield
+        else:
+            yield
+
+    # ------------------------------------------------------------------ generation
+    def generate(
+        self, prompts: Sequence[Messages], params: SamplingParams, adapter: str | None = None
+    ) -> list[list[Completion]]:
+        texts = [self.render(m) for m in prompts]
+        ids = [self.tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts]
+        order = sorted(range(len(ids)), key=lambda i: -len(ids[i]))  # longest first: OOM shows early
+        per_batch = max(1, self.batch_size // max(1, params.n))
+        out: list[list[Completion]] = [[] for _ in prompts]
+        with self._adapter(adapter), torch.inference_mode():
+            for start in range(0, len(order), per_batch):
+                batch = order[start : start + per_batch]
+                if params.seed is not None:
+                    torch.manual_seed(params.seed + start)
+                for i, comps in zip(batch, self._generate_batch([ids[i] for i in batch], params), strict=True):
+                    out[i] = comps
+        return out
+
+    def _generate_batch(self, ids: list[list[int]], params: SamplingParams) -> list[list[Completion]]:
+        width = max(len(x) for x in ids)
+        pad = self.tokenizer.pad_token_id
+        input_ids = torch.tensor([[pad] * (width - len(x)) + x for x in ids], device=self.device)
+        mask = torch.tensor([[0] * (width - len(x)) + [1] * len(x) for x in ids], device=self.device)
+        sample = params.temperature > 0
+        kwargs = dict(do_sample=sample, temperature=params.temperature, top_p=params.top_p) if sample else dict(
+            do_sample=False, temperature=None, top_p=None, top_k=None
+        )
+        gen = self.model.generate(
+            input_ids=input_ids,
+            attention_mask=mask,
+            max_new_tokens=params.max_new_tokens,
+            num_return_sequences=params.n,
+            eos_token_id=self.eos_ids,
+            pad_token_id=pad,
+            **kwargs,
+        )
+        new = gen[:, width:].tolist()
+        result: list[list[Completion]] = []
+        for p in range(len(ids)):
+            comps = []
+            for seq in new[p * params.n : (p + 1) * params.n]:
+                stop = next((k for k, t in enumerate(seq) if t in self.eos_ids), None)
+                toks = seq if stop is None else seq[:stop]
+                text = self.tokenizer.decode(toks, skip_special_tokens=True)
+                comps.append(Completion(text, len(toks) + (stop is not None), truncated=stop is None))
+            result.append(comps)
+        return result

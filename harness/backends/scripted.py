@@ -1,0 +1,33 @@
+"""A scripted backend for unit tests: a Python function answers every prompt; calls are recorded."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from harness.backends import register_backend
+from harness.backends.base import Backend, Completion, Messages, SamplingParams
+
+Responder = Callable[[Messages, int], str]
+
+
+@register_backend("scripted")
+class ScriptedBackend(Backend):
+    """Answers with ``responder(messages, sample_index)``; keeps a log of every ``generate`` call."""
+
+    def __init__(self, responder: Responder | None = None) -> None:
+        self.responder = responder or (lambda messages, i: "Final Answer: 0")
+        self.calls: list[tuple[int, SamplingParams, str | None]] = []
+        self.adapters: dict[str, str] = {}
+
+    def generate(
+        self, prompts: Sequence[Messages], params: SamplingParams, adapter: str | None = None
+    ) -> list[list[Completion]]:
+        self.calls.append((len(prompts), params, adapter))
+        out = []
+        for msgs in prompts:
+            texts = [self.responder(msgs, i) for i in range(params.n)]
+            out.append([Completion(t, len(t.split())) for t in texts])
+        return out
+
+    def load_adapter(self, name: str, path: str) -> None:
+        self.adapters[name] = path

@@ -1,0 +1,165 @@
+"""``malt-eval``: evaluate a generator / verifier / refiner system on the malt_* tasks."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+
+import click
+
+from harness.errors import MaltError
+
+ROLE_NAMES = ("generator", "verifier", "refiner")
+
+
+def _parse_max_tokens(value: str | None, roles: tuple[str, ...]) -> dict[str, int | None]:
+    """``"512"`` (all roles) or ``"generator=512,verifier=256"``."""
+    if not value:
+        return dict.fromkeys(roles)
+    out: dict[str, int | None] = dict.fromkeys(roles)
+    try:
+        if "=" not in value:
+            return dict.fromkeys(roles, int(value))
+        for part in value.split(","):
+            role, n = part.split("=")
+            role = role.strip()
+            if role not in ROLE_NAMES:
+                raise MaltError(f"--max-new-tokens: unknown role {role!r}")
+            out[role] = int(n)
+    except ValueError:
+        raise MaltError(f"--max-new-tokens: expected N or role=N,..., got {value!r}") from None
+    if any(v is not None and v < 1 for v in out.values()):
+        raise MaltError("--max-new-tokens must be at least 1")
+    return out
+
+
+def _role_options(fn):
+    for role in reversed(ROLE_NAMES):
+        fn = click.option(f"--{role}-adapter", default=None, help=f"PEFT LoRA adapter dir for the {role}.")(fn)
+        fn = click.option(f"--{role}-model", default=None, help=f"Base model of the {role} (default: --model).")(fn)
+    return fn
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.option("--model", default=None, help="Model dir, hub id or embedded alias (qwen2.5-coder-0.5b [default], smollm2-135m).")
+@click.option("--agents", default="g,v,r", show_default=True, help="g, g,v, g,r or g,v,r.")
+@click.option("--tasks", default="malt_gsm8k", show_default=True, help="Comma-separated: malt_gsm8k,malt_math,malt_csqa.")
+@click.option("--data-dir", default=None, help="Folder of the benchmark JSONL files (default: $MALT_DATA_DIR, else the hub).")
+@click.option("--votes", default=1, show_default=True, type=int, help="Independent pipelines per question, majority-voted.")
+@click.option("--temperature", default=0.3, show_default=True, type=float, help="Sampling temperature (0 with --votes 1: greedy).")
+@click.option("--seeds", default=1, show_default=True, type=int, help="Runs, each on its own seeded subset.")
+@click.option("--subset", default=None, type=int, help="Random test questions per seed (the paper's protocol).")
+@click.option("--limit", default=None, type=int, help="First N questions only (smoke runs; flagged in the results).")
+@click.option("--batch-size", default=16, show_default=True, type=int, help="Questions per stage batch and sequences per forward.")
+@click.option("--max-new-tokens", default=None, help="N for all roles or role=N,... (default per task: gsm8k 512, math 1024, csqa 384).")
+@click.option("--prompts", "prompts_file", default=None, help="YAML file overriding the role prompts.")
+@click.option("--backend", default="hf", show_default=True, help="Inference backend.")
+@click.option("--dtype", default="auto", show_default=True, help="auto, bfloat16, float16 or float32.")
+@click.option("--output-path", default=None, help="Folder for the results JSON (and sample logs).")
+@click.option("--log-samples", is_flag=True, help="Write every role's prompt, text and answer per question.")
+@_role_options
+def main(**opts) -> None:
+    """Evaluate a multi-agent (generator -> verifier -> refiner) system with lm-eval tasks."""
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        run(**opts)
+    except MaltError as exc:
+        click.echo(f"malt-eval: error: {exc}", err=True)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        click.echo("malt-eval: interrupted", err=True)
+        sys.exit(130)
+
+
+def run(**o) -> dict:
+    """Validate options, build engines, evaluate every task, print and write results."""
+    from harness.data import data_dir, load_split
+    from harness.evaluate import DEFAULT_MAX_NEW_TOKENS, EvalConfig
+    from harness.grading import canonical_task
+    from harness.prompts import load_prompts
+    from harness.solver import parse_agents
+
+    roles = parse_agents(o["agents"])
+    names = [t.strip() for t in (o["tasks"] or "").split(",") if t.strip()]
+    if not names:
+        raise MaltError("no task given: use --tasks malt_gsm8k,malt_math,malt_csqa")
+    try:
+        tasks = list(dict.fromkeys(canonical_task(t) for t in names))
+    except ValueError as exc:
+        raise MaltError(str(exc)) from None
+    max_tokens = _parse_max_tokens(o["max_new_tokens"], roles)
+    cfg = EvalConfig(
+        roles=roles,
+        votes=o["votes"],
+        temperature=o["temperature"],
+        seeds=o["seeds"],
+        subset=o["subset"],
+        limit=o["limit"],
+        batch_size=o["batch_size"],
+        max_new_tokens=max_tokens,
+        log_samples=o["log_samples"],
+    )
+    cfg.check()
+    if o["batch_size"] < 1:
+        raise MaltError("--batch-size must be at least 1")
+    folder = data_dir(o["data_dir"])
+    prompts = {t: load_prompts(t, o["prompts_file"]) for t in tasks}
+    docs = {t: load_split(t, "test", folder) for t in tasks}
+    for t in tasks:  # fail on impossible subsets before loading any model
+        if cfg.subset and cfg.subset > len(docs[t]):
+            raise MaltError(f"--subset {cfg.subset} is larger than {t}'s split ({len(docs[t])} questions)")
+    return _evaluate(o, cfg, tasks, prompts, docs, max_tokens)
+
+
+def _evaluate(o: dict, cfg, tasks, prompts, docs, max_tokens) -> dict:
+    from tqdm.auto import tqdm
+
+    from harness.backends.base import SamplingParams
+    from harness.engines import build_engines
+    from harness.evaluate import DEFAULT_MAX_NEW_TOKENS, run_task
+    from harness.results import build_results, summary_table, write_results
+    from harness.solver import SolveContext
+
+    role_models = {r: o.get(f"{r}_model") for r in cfg.roles}
+    role_adapters = {r: o.get(f"{r}_adapter") for r in cfg.roles}
+    engines, described = build_engines(
+        o["model"], cfg.roles, role_models, role_adapters, o["backend"], batch_size=o["batch_size"], dtype=o["dtype"]
+    )
+    results, used_tokens = [], {}
+    for task in tasks:
+        tokens = {r: max_tokens.get(r) or DEFAULT_MAX_NEW_TOKENS[task] for r in cfg.roles}
+        used_tokens[task] = tokens
+        params = {r: SamplingParams(tokens[r], cfg.temperature, cfg.top_p) for r in cfg.roles}
+        n_q = len(_ids_preview(len(docs[task]), cfg)) * cfg.seeds
+        bar = tqdm(total=n_q, desc=f"{task} [{','.join(r[0] for r in cfg.roles)}]", unit="q", disable=None)
+        seen = {"tokens": 0}
+        import time
+
+        t0 = time.time()
+
+        def on_stage(role: str, n: int, toks: int, bar=bar, seen=seen, t0=t0) -> None:
+            seen["tokens"] += toks
+            bar.set_postfix_str(f"{role} done, {seen['tokens'] / max(1e-9, time.time() - t0):.1f} tok/s")
+
+        ctx = SolveContext({task: prompts[task]}, engines, params, on_stage=on_stage)
+        results.append(run_task(task, docs[task], ctx, cfg, progress=bar.update))
+        bar.close()
+    model_name = o["model"] or "qwen2.5-coder-0.5b"
+    doc = build_results(results, cfg, prompts, described, model_name, {t: len(docs[t]) for t in tasks}, used_tokens)
+    click.echo(summary_table(doc))
+    if o["output_path"]:
+        path = write_results(doc, results, o["output_path"], cfg.log_samples)
+        click.echo(f"results written to {path}")
+    return doc
+
+
+def _ids_preview(n_docs: int, cfg) -> list[int]:
+    from harness.evaluate import select_questions
+
+    return select_questions(n_docs, cfg, 0)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    main()

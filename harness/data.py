@@ -1,0 +1,110 @@
+"""Benchmark rows: local JSONL (``--data-dir`` / ``MALT_DATA_DIR``) or the Hugging Face hub.
+
+Rows keep their original fields (GSM8K ``question``/``answer``; MATH ``problem``/``solution``/
+``answer``; CSQA ``answerKey``/``question.stem``/``question.choices``). Hub rows of CommonsenseQA
+are converted to that original layout so every consumer sees one shape.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from harness.errors import DataError
+from harness.grading import canonical_task
+
+#: File names as laid out in ``shared/data`` (and the original releases).
+DATA_FILES: dict[str, dict[str, str]] = {
+    "malt_gsm8k": {"test": "gsm8k/test.jsonl", "train": "gsm8k/train.jsonl"},
+    "malt_math": {"test": "math/math500_test.jsonl", "train": "math/train.jsonl"},
+    "malt_csqa": {"test": "csqa/dev.jsonl", "train": "csqa/train.jsonl"},
+}
+#: Hub datasets for users with internet: (path, config, {our split: hub split}).
+HUB_DATASETS: dict[str, tuple[str, str | None, dict[str, str]]] = {
+    "malt_gsm8k": ("openai/gsm8k", "main", {"test": "test", "train": "train"}),
+    "malt_math": ("HuggingFaceH4/MATH-500", None, {"test": "test"}),
+    "malt_csqa": ("tau/commonsense_qa", None, {"test": "validation", "train": "train"}),
+}
+REQUIRED_FIELDS: dict[str, tuple[str, ...]] = {
+    "malt_gsm8k": ("question", "answer"),
+    "malt_math": ("problem", "answer"),
+    "malt_csqa": ("answerKey", "question"),
+}
+
+
+def data_dir(explicit: str | os.PathLike | None = None) -> Path | None:
+    """The local data folder: the explicit one, else ``$MALT_DATA_DIR``, else ``None`` (hub)."""
+    value = explicit or os.environ.get("MALT_DATA_DIR")
+    if not value:
+        return None
+    path = Path(value).expanduser()
+    if not path.is_dir():
+        raise DataError(f"data folder not found: {path}")
+    return path
+
+
+def _check_row(task: str, row: object, where: str) -> dict:
+    if not isinstance(row, dict):
+        raise DataError(f"{where}: expected a JSON object, got {type(row).__name__}")
+    missing = [f for f in REQUIRED_FIELDS[task] if f not in row]
+    if missing:
+        raise DataError(f"{where}: missing field(s) {', '.join(missing)} for {task}")
+    if task == "malt_csqa":
+        q = row["question"]
+        if not isinstance(q, dict) or "stem" not in q or not isinstance(q.get("choices"), list):
+            raise DataError(f"{where}: 'question' must hold 'stem' and a 'choices' list")
+    return row
+
+
+def read_jsonl(task: str, path: Path) -> list[dict]:
+    """Read and validate a JSONL file; a bad line raises ``DataError`` naming ``file:line``."""
+    task = canonical_task(task)
+    if not path.is_file():
+        raise DataError(f"data file not found: {path}")
+    rows = []
+    with path.open(encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise DataError(f"{path}:{lineno}: malformed JSON ({exc.msg})") from None
+            rows.append(_check_row(task, row, f"{path}:{lineno}"))
+    if not rows:
+        raise DataError(f"{path}: no rows")
+    return rows
+
+
+def _hub_csqa_row(row: dict) -> dict:
+    choices = [{"label": lab, "text": txt} for lab, txt in zip(row["choices"]["label"], row["choices"]["text"], strict=True)]
+    return {
+        "answerKey": row["answerKey"],
+        "id": row["id"],
+        "question": {"question_concept": row.get("question_concept", ""), "choices": choices, "stem": row["question"]},
+    }
+
+
+def load_split(task: str, split: str = "test", data_dir_: str | os.PathLike | None = None) -> list[dict]:
+    """Rows of ``task``'s ``split`` ("test" = the evaluation split, or "train")."""
+    task = canonical_task(task)
+    if split not in DATA_FILES[task]:
+        raise DataError(f"{task} has no split {split!r} (have: {', '.join(DATA_FILES[task])})")
+    folder = data_dir(data_dir_)
+    if folder is not None:
+        return read_jsonl(task, folder / DATA_FILES[task][split])
+    path, name, splits = HUB_DATASETS[task]
+    if split not in splits:
+        raise DataError(f"{task} split {split!r} is not on the hub: set --data-dir / MALT_DATA_DIR")
+    try:
+        import datasets
+
+        ds = datasets.load_dataset(path, name, split=splits[split])
+    except Exception as exc:  # noqa: BLE001 - offline, missing dataset, ...
+        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise DataError(f"cannot load {path} from the hub ({msg}); set --data-dir or MALT_DATA_DIR") from None
+    rows = [dict(r) for r in ds]
+    if task == "malt_csqa":
+        rows = [_hub_csqa_row(r) for r in rows]
+    return [_check_row(task, r, f"{path}[{i}]") for i, r in enumerate(rows)]

@@ -1,0 +1,157 @@
+"""Run a multi-agent system over a task's questions: seeds and subsets, votes, grading, results."""
+
+from __future__ import annotations
+
+import math
+import random
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from harness.backends.base import SamplingParams
+from harness.errors import MaltError
+from harness.grading import answers_match, gold_answer
+from harness.solver import SolveContext, plan
+from harness.state import SolveState
+from harness.voting import majority_vote
+
+#: Default max new tokens per task (MATH solutions are long; lm-eval's 256 truncates them).
+DEFAULT_MAX_NEW_TOKENS = {"malt_gsm8k": 512, "malt_math": 1024, "malt_csqa": 384}
+
+
+@dataclass
+class EvalConfig:
+    """Options of one evaluation (what ``malt-eval`` fills from its flags)."""
+
+    roles: tuple[str, ...] = ("generator", "verifier", "refiner")
+    votes: int = 1
+    temperature: float = 0.3
+    top_p: float = 1.0
+    seeds: int = 1
+    subset: int | None = None
+    limit: int | None = None
+    batch_size: int = 16
+    max_new_tokens: dict[str, int | None] = field(default_factory=dict)  # role -> tokens (None: task default)
+    log_samples: bool = False
+
+    def check(self) -> None:
+        """Raise ``MaltError`` for values that cannot run."""
+        if self.votes < 1:
+            raise MaltError(f"--votes must be at least 1, got {self.votes}")
+        if self.seeds < 1:
+            raise MaltError(f"--seeds must be at least 1, got {self.seeds}")
+        if self.subset is not None and self.subset < 1:
+            raise MaltError(f"--subset must be at least 1, got {self.subset}")
+        if self.limit is not None and self.limit < 1:
+            raise MaltError(f"--limit must be at least 1, got {self.limit}")
+        if self.subset is not None and self.limit is not None:
+            raise MaltError("use either --subset or --limit, not both")
+        if self.temperature < 0:
+            raise MaltError(f"--temperature must be >= 0, got {self.temperature}")
+
+
+@dataclass
+class TaskResult:
+    """Per-seed accuracies and samples of one task."""
+
+    task: str
+    per_seed: list[dict]
+    samples: list[dict]
+    stats: dict[str, dict[str, int]]
+    wall_time: float
+
+    @property
+    def accuracies(self) -> list[float]:
+        return [s["acc"] for s in self.per_seed]
+
+    @property
+    def acc(self) -> float:
+        return statistics.fmean(self.accuracies)
+
+    @property
+    def spread(self) -> tuple[str, float | None]:
+        """("std", std over seeds) with several seeds, else ("stderr", binomial stderr)."""
+        if len(self.per_seed) > 1:
+            return "std", statistics.stdev(self.accuracies)
+        n, p = self.per_seed[0]["n"], self.acc
+        return "stderr", math.sqrt(p * (1 - p) / (n - 1)) if n > 1 else None
+
+    @property
+    def n(self) -> int:
+        return self.per_seed[0]["n"]
+
+    def per_question(self, key: str) -> float:
+        """Calls or tokens per question, over all seeds."""
+        total = sum(s[key] for s in self.stats.values())
+        return total / max(1, sum(s["n"] for s in self.per_seed))
+
+
+def select_questions(n_docs: int, cfg: EvalConfig, seed: int) -> list[int]:
+    """Question indices for one seed: first ``limit``, a seeded subset, or all."""
+    if cfg.limit is not None:
+        return list(range(min(cfg.limit, n_docs)))
+    if cfg.subset is not None:
+        if cfg.subset > n_docs:
+            raise MaltError(f"--subset {cfg.subset} is larger than the split ({n_docs} questions)")
+        return sorted(random.Random(seed).sample(range(n_docs), cfg.subset))
+    return list(range(n_docs))
+
+
+def _grade(task: str, doc: dict, doc_id: int, states: list[SolveState], log: bool) -> dict:
+    answers = [s.answer for s in states]
+    voted, idx = majority_vote(task, answers)
+    correct = answers_match(task, voted, doc)
+    row = {"doc_id": doc_id, "target": gold_answer(task, doc), "answer": voted, "acc": float(correct)}
+    row["answers_by_role"] = {
+        role: [s.turns[role].answer for s in states] for role in states[0].turns
+    }
+    if log:
+        row["doc"] = doc
+        row["votes"] = answers
+        row["chosen_sample"] = idx
+        row["samples"] = [s.to_dict() for s in states]
+    return row
+
+
+def run_task(
+    task: str,
+    docs: list[dict],
+    ctx: SolveContext,
+    cfg: EvalConfig,
+    progress: Callable[[int], None] | None = None,
+) -> TaskResult:
+    """Evaluate the system described by ``ctx``/``cfg`` on ``docs`` for every seed."""
+    cfg.check()
+    start = time.time()
+    steps = plan(cfg.roles)
+    per_seed, samples = [], []
+    ctx.stats = {}
+    prompts = ctx.prompts[task]
+    base_params = dict(ctx.params)
+    for seed in range(cfg.seeds):
+        ids = select_questions(len(docs), cfg, seed)
+        rows = []
+        for start_i in range(0, len(ids), cfg.batch_size):
+            chunk = ids[start_i : start_i + cfg.batch_size]
+            ctx.params = {
+                r: SamplingParams(p.max_new_tokens, p.temperature, p.top_p, 1, seed * 1_000_003 + start_i)
+                for r, p in base_params.items()
+            }
+            states = [
+                SolveState(task, docs[i], i, prompts.question(docs[i]), sample=k)
+                for i in chunk
+                for k in range(cfg.votes)
+            ]
+            steps(states, ctx)
+            for j, i in enumerate(chunk):
+                row = _grade(task, docs[i], i, states[j * cfg.votes : (j + 1) * cfg.votes], cfg.log_samples)
+                row["seed"] = seed
+                rows.append(row)
+            if progress:
+                progress(len(chunk))
+        acc = statistics.fmean(r["acc"] for r in rows)
+        per_seed.append({"seed": seed, "acc": acc, "n": len(rows), "doc_ids": ids})
+        samples.extend(rows)
+    ctx.params = base_params
+    return TaskResult(task, per_seed, samples, ctx.stats, time.time() - start)

@@ -1,0 +1,286 @@
+"""Answer extraction, normalisation and correctness for the three benchmarks.
+
+Public API: :func:`extract_answer`, :func:`normalize_answer`, :func:`is_correct` and
+:func:`gold_answer`. Every function takes a task name (``malt_gsm8k``, ``malt_math``,
+``malt_csqa``; the short names ``gsm8k``/``math``/``csqa`` work too) and never raises on any
+input string: malformed text simply yields ``None`` / ``False``.
+
+Extraction rule (all tasks): the *last* stated final answer wins, whichever of
+``Final Answer:``, ``The answer is``, ``####`` or ``\\boxed{}`` states it.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from decimal import Decimal, InvalidOperation
+from fractions import Fraction
+
+__all__ = [
+    "METRICS",
+    "canonical_task",
+    "extract_answer",
+    "gold_answer",
+    "is_correct",
+    "normalize_answer",
+]
+
+#: Metrics declared once, next to the grader: name -> (aggregation, higher_is_better).
+METRICS: dict[str, tuple[str, bool]] = {"acc": ("mean", True)}
+
+_TASK_ALIASES = {
+    "malt_gsm8k": "malt_gsm8k",
+    "gsm8k": "malt_gsm8k",
+    "malt_math": "malt_math",
+    "math": "malt_math",
+    "malt_csqa": "malt_csqa",
+    "csqa": "malt_csqa",
+}
+_MAX_TEXT = 200_000  # longer texts are graded on their tail only
+_MAX_ANSWER = 2_000  # an "answer" longer than this is not an answer
+
+# "Final Answer: x", "The final answer is x", "The answer is x", "#### x" up to the end of line.
+_STATED = re.compile(
+    r"(?:final\s+answer\s*(?:is)?\s*[:：]?|the\s+answer\s+is\s*:?|####)[ \t]*([^\n]*)",
+    re.IGNORECASE,
+)
+_BOXED = re.compile(r"\\(?:boxed|fbox)\s*\{")
+_NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?(?:/\d+)?|-?\.\d+")
+_LETTER_PATTERNS = [
+    re.compile(r"^\(?\s*([A-Ea-e])\s*\)?\s*(?:[:.)\]]|$)"),  # "B", "(B)", "B:", "B.", "b)"
+    re.compile(r"^(?:option|choice|answer)?\s*\(?([A-E])\)?\b"),
+]
+
+
+def canonical_task(task: str) -> str:
+    """Return the canonical task name (``malt_gsm8k`` ...) for a name or alias.
+
+    Raises:
+        ValueError: for an unknown task name.
+    """
+    try:
+        return _TASK_ALIASES[task]
+    except (KeyError, TypeError):
+        known = ", ".join(sorted(k for k in _TASK_ALIASES if k.startswith("malt_")))
+        raise ValueError(f"unknown task {task!r} (known: {known})") from None
+
+
+# --------------------------------------------------------------------------- extraction
+
+
+def _boxed_contents(text: str) -> list[tuple[int, str]]:
+    """Return ``(position, content)`` of every balanced ``\\boxed{...}`` in ``text``, linear time."""
+    found: list[tuple[int, str]] = []
+    pos = 0
+    while True:
+        m = _BOXED.search(text, pos)
+        if m is None:
+            return found
+        depth, i = 1, m.end()
+        while i < len(text) and depth:
+            c = text[i]
+            depth += (c == "{") - (c == "}")
+            i += 1
+        if depth == 0:
+            found.append((m.start(), text[m.end() : i - 1]))
+            pos = i
+        else:  # unbalanced: every later \boxed{ is inside it, so none can close either
+            return found
+
+
+def _clean_stated(ans: str) -> str:
+    ans = ans.strip()
+    inner = _boxed_contents(ans)
+    if inner:
+        ans = inner[-1][1]
+    ans = ans.strip().strip("*").strip()
+    if ans.startswith("$") and ans.endswith("$") and len(ans) > 1:
+        ans = ans.strip("$")
+    for wrap in (("\\(", "\\)"), ("\\[", "\\]")):
+        if ans.startswith(wrap[0]) and ans.endswith(wrap[1]):
+            ans = ans[2:-2]
+    return ans.strip().rstrip(".").strip()
+
+
+def _last_stated(text: str) -> str | None:
+    """The last final answer stated in ``text`` by any of the supported markers."""
+    text = text[-_MAX_TEXT:]
+    best: tuple[int, str] | None = None
+    for m in _STATED.finditer(text):
+        cand = _clean_stated(m.group(1))
+        if cand and (best is None or m.start() >= best[0]):
+            best = (m.start(), cand)
+    boxed = _boxed_contents(text)
+    if boxed and (best is None or boxed[-1][0] > best[0]):
+        best = (boxed[-1][0], boxed[-1][1].strip())
+    if best is None or not best[1] or len(best[1]) > _MAX_ANSWER:
+        return None
+    return best[1]
+
+
+def _number(s: str) -> Fraction | None:
+    """Parse a GSM8K-style number ("$1,000.00", "18%", "-3/4") to a Fraction."""
+    s = s.replace("\\$", "").replace("$", "").replace("\\%", "").replace("%", "")
+    s = s.replace("\\!", "").replace("{,}", ",")
+    frac = re.fullmatch(r"\s*\\[dt]?frac\{(-?\d+)\}\{(\d+)\}\s*", s)
+    if frac:
+        s = f"{frac.group(1)}/{frac.group(2)}"
+    m = _NUMBER.search(s)
+    if m is None:
+        return None
+    tok = m.group(0).replace(",", "")
+    if len(tok) > 400:
+        return None
+    try:
+        if "/" in tok:
+            num, den = tok.split("/")
+            return Fraction(int(num), int(den)) if int(den) else None
+        return Fraction(Decimal(tok))
+    except (InvalidOperation, ValueError, ZeroDivisionError):
+        return None
+
+
+def _format_number(x: Fraction) -> str:
+    if x.denominator == 1:
+        return str(x.numerator)
+    d = Decimal(x.numerator) / Decimal(x.denominator)
+    return format(d.normalize(), "f")
+
+
+def _csqa_letter(ans: str) -> str | None:
+    ans = ans.strip().strip("*").strip()
+    for pat in _LETTER_PATTERNS:
+        m = pat.match(ans)
+        if m:
+            return m.group(1).upper()
+    return None
+
+
+def extract_answer(task: str, text: str) -> str | None:
+    """Extract the final answer a model stated in ``text``.
+
+    GSM8K returns the normalised number ("1,000.00" -> "1000"); MATH returns the LaTeX of the
+    answer; CSQA returns a letter ``A``-``E``, or the stated text when it is not a letter (mapped
+    to a letter by :func:`is_correct`, which knows the choices). ``None`` when nothing is stated.
+    """
+    try:
+        task = canonical_task(task)
+        if not isinstance(text, str) or not text.strip():
+            return None
+        stated = _last_stated(text)
+        if task == "malt_gsm8k":
+            if stated is None:
+                return None
+            num = _number(stated)
+            return _format_number(num) if num is not None else None
+        if task == "malt_math":
+            return stated
+        if stated is None:
+            stated = text.strip().splitlines()[-1] if len(text.strip()) < 40 else None
+            if stated is None:
+                return None
+        return _csqa_letter(stated) or stated
+    except Exception:  # noqa: BLE001 - the grader must never raise
+        return None
+
+
+# --------------------------------------------------------------------------- normalisation
+
+_LATEX_DROP = re.compile(r"\\left|\\right|\\!|\\,|\\;|\\:|\\displaystyle|\s+")
+_FRAC_SHORT = re.compile(r"\\[dt]?frac(\d)(\d)")
+_FRAC_BRACED = re.compile(r"\\[dt]?frac\{(-?\d+)\}\{(\d+)\}")
+
+
+def normalize_answer(task: str, answer: str | None) -> str | None:
+    """A canonical string for grouping equal answers (majority voting).
+
+    "1,000" and "1000" map to "1000"; ``\\frac12``, ``\\frac{1}{2}``, "1/2" and "0.5" all map to
+    "0.5"; CSQA letters are upper-cased. Idempotent: ``normalize_answer(t, normalize_answer(t, a))``
+    equals ``normalize_answer(t, a)``.
+    """
+    try:
+        task = canonical_task(task)
+        if answer is None or not str(answer).strip():
+            return None
+        answer = str(answer).strip()[:_MAX_ANSWER]
+        if task == "malt_csqa":
+            return _csqa_letter(answer) or answer.lower()
+        if task == "malt_gsm8k":
+            num = _number(answer)
+            return _format_number(num) if num is not None else answer
+        s = _LATEX_DROP.sub("", answer)
+        s = s.replace("\\dfrac", "\\frac").replace("\\tfrac", "\\frac").replace("^\\circ", "")
+        s = _FRAC_SHORT.sub(r"\\frac{\1}{\2}", s)
+        plain = _FRAC_BRACED.sub(r"\1/\2", s)
+        if re.fullmatch(r"-?\d+(?:\.\d+)?(?:/\d+)?|-?\.\d+", plain.replace(",", "")):
+            num = _number(plain)
+            if num is not None:
+                return _format_number(num)
+        return s.rstrip(".")
+    except Exception:  # noqa: BLE001
+        return None
+
+
+# --------------------------------------------------------------------------- correctness
+
+
+def gold_answer(task: str, doc: dict) -> str:
+    """The reference answer of a raw dataset row (original fields), as a string."""
+    task = canonical_task(task)
+    if task == "malt_gsm8k":
+        return str(doc["answer"]).split("####")[-1].strip()
+    if task == "malt_math":
+        if doc.get("answer") not in (None, ""):
+            return str(doc["answer"])
+        boxed = _boxed_contents(str(doc["solution"]))
+        return boxed[-1][1] if boxed else ""
+    return str(doc["answerKey"]).strip().upper()
+
+
+def _csqa_choices(doc: dict) -> dict[str, str]:
+    q = doc.get("question")
+    if isinstance(q, dict):
+        return {c["label"]: c["text"] for c in q.get("choices", [])}
+    ch = doc.get("choices") or {}  # hub layout: {"label": [...], "text": [...]}
+    return dict(zip(ch.get("label", []), ch.get("text", []), strict=False))
+
+
+def _math_verify(gold: str, pred: str) -> bool:
+    """math-verify equivalence behind a timeout (signal-based, so only in the main thread)."""
+    from math_verify import parse, verify
+
+    main = threading.current_thread() is threading.main_thread()
+    t = 5 if main else None
+    g = parse(f"${gold}$", parsing_timeout=t)
+    p = parse(f"${pred}$", parsing_timeout=t)
+    return bool(g and p and verify(g, p, timeout_seconds=t))
+
+
+def answers_match(task: str, answer: str | None, doc: dict) -> bool:
+    """Whether an already extracted ``answer`` equals the reference of ``doc``."""
+    try:
+        task = canonical_task(task)
+        if answer is None:
+            return False
+        gold = gold_answer(task, doc)
+        if task == "malt_gsm8k":
+            a, g = _number(answer), _number(gold)
+            return a is not None and a == g
+        if task == "malt_csqa":
+            letter = _csqa_letter(answer)
+            if letter is None:
+                wanted = answer.strip().strip(".").lower()
+                letter = next(
+                    (k for k, v in _csqa_choices(doc).items() if v.strip().lower() == wanted), None
+                )
+            return letter == gold
+        if normalize_answer(task, answer) == normalize_answer(task, gold):
+            return True
+        return _math_verify(gold, answer)
+    except Exception:  # noqa: BLE001
+        return False
+
+
+def is_correct(task: str, text: str, doc: dict) -> bool:
+    """Whether the final answer stated in a model's ``text`` is right for the raw row ``doc``."""
+    return answers_match(task, extract_answer(task, text), doc)

@@ -1,0 +1,111 @@
+"""Role prompts: loaded from ``tasks/<task>/prompts.yaml`` (or an override file), rendered, hashed.
+
+A prompts file maps each role (``generator``, ``verifier``, ``refiner``) to ``system`` and ``user``
+Jinja2 templates, plus a ``question`` template that turns a raw row (``doc``) into the question
+text. An override file (``--prompts FILE``) has the same shape, either for all tasks at once or
+with one such mapping per task name.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import jinja2
+import yaml
+
+from harness.errors import MaltError
+from harness.grading import canonical_task
+
+ROLES = ("generator", "verifier", "refiner")
+_ENV = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=False)
+
+Messages = list[dict[str, str]]
+
+
+def tasks_dir() -> Path:
+    """The folder holding the lm-eval task configs (``$MALT_TASKS_DIR`` or the repository's)."""
+    env = os.environ.get("MALT_TASKS_DIR")
+    return Path(env) if env else Path(__file__).resolve().parent.parent / "tasks"
+
+
+@dataclass(frozen=True)
+class PromptSet:
+    """The question template and the three role templates of one task."""
+
+    task: str
+    templates: dict[str, dict[str, str]] = field(repr=False)
+    source: str = ""
+
+    @property
+    def hash(self) -> str:
+        """sha256 (first 16 hex digits) of the templates, written into every result."""
+        blob = json.dumps(self.templates, sort_keys=True, ensure_ascii=False)
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+    def question(self, doc: dict) -> str:
+        """The question text of a raw row."""
+        return _ENV.from_string(self.templates["question"]["user"]).render(doc=doc).strip()
+
+    def messages(self, role: str, **variables: str) -> Messages:
+        """Chat messages for ``role`` with the template variables filled in."""
+        tpl = self.templates[role]
+        msgs = []
+        if tpl.get("system"):
+            msgs.append({"role": "system", "content": _ENV.from_string(tpl["system"]).render(**variables)})
+        msgs.append({"role": "user", "content": _ENV.from_string(tpl["user"]).render(**variables)})
+        return msgs
+
+
+def _read_yaml(path: Path) -> dict:
+    if not path.is_file():
+        raise MaltError(f"prompts file not found: {path}")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise MaltError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+    if not isinstance(data, dict):
+        raise MaltError(f"{path}: expected a mapping of roles")
+    return data
+
+
+def _validate(raw: dict, where: str, fallback_question: dict | None = None) -> dict[str, dict[str, str]]:
+    out: dict[str, dict[str, str]] = {}
+    for role in ROLES:
+        spec = raw.get(role)
+        if not isinstance(spec, dict) or not isinstance(spec.get("user"), str):
+            raise MaltError(f"{where}: role {role!r} is missing or has no 'user' template")
+        out[role] = {"system": str(spec.get("system") or ""), "user": spec["user"]}
+    q = raw.get("question")
+    if q is None and fallback_question is not None:
+        out["question"] = fallback_question
+    elif isinstance(q, str):
+        out["question"] = {"user": q}
+    else:
+        raise MaltError(f"{where}: 'question' template is missing")
+    try:
+        for spec in out.values():
+            for text in spec.values():
+                _ENV.parse(text)
+    except jinja2.TemplateSyntaxError as exc:
+        raise MaltError(f"{where}: template error: {exc.message}") from None
+    return out
+
+
+def load_prompts(task: str, override: str | os.PathLike | None = None) -> PromptSet:
+    """The prompts of ``task``: its own file, or ``override`` (for all tasks or per task)."""
+    task = canonical_task(task)
+    own_path = tasks_dir() / task / "prompts.yaml"
+    own = _validate(_read_yaml(own_path), str(own_path))
+    if override is None:
+        return PromptSet(task, own, str(own_path))
+    path = Path(override)
+    data = _read_yaml(path)
+    if any(k.startswith("malt_") for k in data):
+        if task not in data:
+            return PromptSet(task, own, str(own_path))
+        data = data[task]
+    return PromptSet(task, _validate(data, str(path), own["question"]), str(path))

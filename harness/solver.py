@@ -1,0 +1,147 @@
+"""Generator, verifier and refiner as small composable steps over a batch of states.
+
+Each step makes **one** batched backend call for all the states it is given
+(stage batching); a plan is ``chain(generator(), verifier(), refiner())`` and ``--agents g,r``
+is just ``chain(generator(), refiner())``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from harness.backends.base import Backend, Messages, SamplingParams
+from harness.errors import MaltError
+from harness.grading import extract_answer
+from harness.prompts import ROLES, PromptSet
+from harness.state import SolveState, Turn
+
+AGENT_LETTERS = {"g": "generator", "v": "verifier", "r": "refiner"}
+VALID_AGENTS = ("g", "g,v", "g,r", "g,v,r")
+
+
+@dataclass
+class RoleEngine:
+    """Where one role runs: a backend and, optionally, the name of a loaded adapter."""
+
+    backend: Backend
+    adapter: str | None = None
+
+
+@dataclass
+class SolveContext:
+    """What the steps need: prompts per task, an engine and sampling params per role."""
+
+    prompts: dict[str, PromptSet]
+    engines: dict[str, RoleEngine]
+    params: dict[str, SamplingParams]
+    stats: dict[str, dict[str, int]] = field(default_factory=dict)
+    on_stage: Callable[[str, int, int], None] | None = None  # (role, prompts, tokens)
+
+    def run_role(self, role: str, prompts: Sequence[Messages], n: int = 1) -> list[list]:
+        """One batched call of ``role`` on ``prompts`` with ``n`` samples each."""
+        engine = self.engines[role]
+        base = self.params[role]
+        params = SamplingParams(base.max_new_tokens, base.temperature, base.top_p, n, base.seed)
+        out = engine.backend.generate(list(prompts), params, adapter=engine.adapter)
+        tokens = sum(c.n_tokens for comps in out for c in comps)
+        s = self.stats.setdefault(role, {"calls": 0, "tokens": 0, "backend_calls": 0})
+        s["calls"] += len(prompts) * n
+        s["tokens"] += tokens
+        s["backend_calls"] += 1
+        if self.on_stage:
+            self.on_stage(role, len(prompts) * n, tokens)
+        return out
+
+
+Step = Callable[[list[SolveState], SolveContext], list[SolveState]]
+
+
+def _record(state: SolveState, role: str, messages: Messages, comp) -> None:
+    state.turns[role] = Turn(role, messages, comp.text, extract_answer(state.task, comp.text), comp.n_tokens, comp.truncated)
+
+
+def generator() -> Step:
+    """Write a solution. States sharing a question share one request with ``n`` samples."""
+
+    def step(states: list[SolveState], ctx: SolveContext) -> list[SolveState]:
+        groups: dict[tuple[str, int], list[SolveState]] = {}
+        for s in states:
+            groups.setdefault((s.task, s.doc_id), []).append(s)
+        keys = list(groups)
+        n = max(len(g) for g in groups.values()) if groups else 1
+        msgs = [ctx.prompts[t].messages("generator", question=groups[(t, d)][0].question) for t, d in keys]
+        for key, m, comps in zip(keys, msgs, ctx.run_role("generator", msgs, n=n), strict=True):
+            for s, c in zip(groups[key], comps, strict=False):
+                _record(s, "generator", m, c)
+        return states
+
+    return step
+
+
+def verifier() -> Step:
+    """Critique each state's generator solution."""
+
+    def step(states: list[SolveState], ctx: SolveContext) -> list[SolveState]:
+        msgs = [
+            ctx.prompts[s.task].messages("verifier", question=s.question, solution=s.turns["generator"].text)
+            for s in states
+        ]
+        for s, m, comps in zip(states, msgs, ctx.run_role("verifier", msgs), strict=True):
+            _record(s, "verifier", m, comps[0])
+        return states
+
+    return step
+
+
+def refiner() -> Step:
+    """Write the final solution from question, solution and critique (empty without a verifier)."""
+
+    def step(states: list[SolveState], ctx: SolveContext) -> list[SolveState]:
+        msgs = [
+            ctx.prompts[s.task].messages(
+                "refiner",
+                question=s.question,
+                solution=s.turns["generator"].text,
+                critique=s.turns["verifier"].text if "verifier" in s.turns else "",
+            )
+            for s in states
+        ]
+        for s, m, comps in zip(states, msgs, ctx.run_role("refiner", msgs), strict=True):
+            _record(s, "refiner", m, comps[0])
+        return states
+
+    return step
+
+
+def chain(*steps: Step) -> Step:
+    """Run ``steps`` in order over the same batch of states."""
+
+    def step(states: list[SolveState], ctx: SolveContext) -> list[SolveState]:
+        for s in steps:
+            states = s(states, ctx)
+        return states
+
+    return step
+
+
+_STEPS = {"generator": generator, "verifier": verifier, "refiner": refiner}
+
+
+def parse_agents(agents: str) -> tuple[str, ...]:
+    """``"g,v,r"`` -> ``("generator", "verifier", "refiner")``; a clear error for bad lists."""
+    letters = [a.strip().lower() for a in (agents or "").split(",") if a.strip()]
+    if not letters:
+        raise MaltError("empty agent list: use one of " + ", ".join(VALID_AGENTS))
+    unknown = [a for a in letters if a not in AGENT_LETTERS]
+    if unknown:
+        raise MaltError(f"unknown agent letter {unknown[0]!r} in {agents!r}: use g, v, r")
+    if ",".join(letters) not in VALID_AGENTS:
+        raise MaltError(f"bad agent list {agents!r}: use one of " + ", ".join(VALID_AGENTS))
+    return tuple(AGENT_LETTERS[a] for a in letters)
+
+
+def plan(roles: Sequence[str]) -> Step:
+    """The chain of steps for an ordered subset of :data:`ROLES`."""
+    assert all(r in ROLES for r in roles)
+    return chain(*(_STEPS[r]() for r in roles))

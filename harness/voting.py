@@ -1,0 +1,28 @@
+"""Majority voting over normalised answers.
+
+Ties are broken deterministically: among the answers with the highest count, the one whose
+first occurrence comes earliest in sample order wins. Samples without an answer do not vote;
+if none has one, the vote is ``None`` (graded wrong).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from harness.grading import normalize_answer
+
+
+def majority_vote(task: str, answers: Sequence[str | None]) -> tuple[str | None, int | None]:
+    """Return ``(winning raw answer, index of its first sample)``, or ``(None, None)``."""
+    counts: dict[str, int] = {}
+    first: dict[str, int] = {}
+    for i, ans in enumerate(answers):
+        key = normalize_answer(task, ans)
+        if key is None:
+            continue
+        counts[key] = counts.get(key, 0) + 1
+        first.setdefault(key, i)
+    if not counts:
+        return None, None
+    best = max(counts, key=lambda k: (counts[k], -first[k]))
+    return answers[first[best]], first[best]

@@ -1,0 +1,1 @@
+"""leaderboard: tables, a web page and plots from malt-eval results (in progress)."""

@@ -1,0 +1,11 @@
+"""lm-eval hooks of malt_math: thin wrappers over harness.task_hooks."""
+
+from functools import partial
+
+from harness import task_hooks
+
+TASK = "malt_math"
+load_dataset = partial(task_hooks.load_dataset, TASK)
+doc_to_text = partial(task_hooks.doc_to_text, TASK)
+doc_to_target = partial(task_hooks.doc_to_target, TASK)
+process_results = partial(task_hooks.process_results, TASK)
