@@ -42,17 +42,33 @@ def _role_options(fn):
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
-@click.option("--model", default=None, help="Model dir, hub id or embedded alias (qwen2.5-coder-0.5b [default], smollm2-135m).")
+@click.option(
+    "--model", default=None, help="Model dir, hub id or embedded alias (qwen2.5-coder-0.5b [default], smollm2-135m)."
+)
 @click.option("--agents", default="g,v,r", show_default=True, help="g, g,v, g,r or g,v,r.")
-@click.option("--tasks", default="malt_gsm8k", show_default=True, help="Comma-separated: malt_gsm8k,malt_math,malt_csqa.")
-@click.option("--data-dir", default=None, help="Folder of the benchmark JSONL files (default: $MALT_DATA_DIR, else the hub).")
-@click.option("--votes", default=1, show_default=True, type=int, help="Independent pipelines per question, majority-voted.")
-@click.option("--temperature", default=0.3, show_default=True, type=float, help="Sampling temperature (0 with --votes 1: greedy).")
+@click.option(
+    "--tasks", default="malt_gsm8k", show_default=True, help="Comma-separated: malt_gsm8k,malt_math,malt_csqa."
+)
+@click.option(
+    "--data-dir", default=None, help="Folder of the benchmark JSONL files (default: $MALT_DATA_DIR, else the hub)."
+)
+@click.option(
+    "--votes", default=1, show_default=True, type=int, help="Independent pipelines per question, majority-voted."
+)
+@click.option(
+    "--temperature", default=0.3, show_default=True, type=float, help="Sampling temperature (0 with --votes 1: greedy)."
+)
 @click.option("--seeds", default=1, show_default=True, type=int, help="Runs, each on its own seeded subset.")
 @click.option("--subset", default=None, type=int, help="Random test questions per seed (the paper's protocol).")
 @click.option("--limit", default=None, type=int, help="First N questions only (smoke runs; flagged in the results).")
-@click.option("--batch-size", default=16, show_default=True, type=int, help="Questions per stage batch and sequences per forward.")
-@click.option("--max-new-tokens", default=None, help="N for all roles or role=N,... (default per task: gsm8k 512, math 1024, csqa 384).")
+@click.option(
+    "--batch-size", default=16, show_default=True, type=int, help="Questions per stage batch and sequences per forward."
+)
+@click.option(
+    "--max-new-tokens",
+    default=None,
+    help="N for all roles or role=N,... (default per task: gsm8k 512, math 1024, csqa 384).",
+)
 @click.option("--prompts", "prompts_file", default=None, help="YAML file overriding the role prompts.")
 @click.option("--backend", default="hf", show_default=True, help="Inference backend.")
 @click.option("--dtype", default="auto", show_default=True, help="auto, bfloat16, float16 or float32.")
@@ -75,7 +91,7 @@ def main(**opts) -> None:
 def run(**o) -> dict:
     """Validate options, build engines, evaluate every task, print and write results."""
     from harness.data import data_dir, load_split
-    from harness.evaluate import DEFAULT_MAX_NEW_TOKENS, EvalConfig
+    from harness.evaluate import EvalConfig
     from harness.grading import canonical_task
     from harness.prompts import load_prompts
     from harness.solver import parse_agents
@@ -132,7 +148,7 @@ def _evaluate(o: dict, cfg, tasks, prompts, docs, max_tokens) -> dict:
         used_tokens[task] = tokens
         params = {r: SamplingParams(tokens[r], cfg.temperature, cfg.top_p) for r in cfg.roles}
         n_q = len(_ids_preview(len(docs[task]), cfg)) * cfg.seeds
-        bar = tqdm(total=n_q, desc=f"{task} [{','.join(r[0] for r in cfg.roles)}]", unit="q", disable=None)
+        bar = tqdm(total=n_q, desc=f"{task} [{','.join(r[0] for r in cfg.roles)}]", unit="q", disable=False)
         seen = {"tokens": 0}
         import time
 

@@ -78,7 +78,9 @@ def read_jsonl(task: str, path: Path) -> list[dict]:
 
 
 def _hub_csqa_row(row: dict) -> dict:
-    choices = [{"label": lab, "text": txt} for lab, txt in zip(row["choices"]["label"], row["choices"]["text"], strict=True)]
+    choices = [
+        {"label": lab, "text": txt} for lab, txt in zip(row["choices"]["label"], row["choices"]["text"], strict=True)
+    ]
     return {
         "answerKey": row["answerKey"],
         "id": row["id"],

@@ -103,9 +103,7 @@ def _grade(task: str, doc: dict, doc_id: int, states: list[SolveState], log: boo
     voted, idx = majority_vote(task, answers)
     correct = answers_match(task, voted, doc)
     row = {"doc_id": doc_id, "target": gold_answer(task, doc), "answer": voted, "acc": float(correct)}
-    row["answers_by_role"] = {
-        role: [s.turns[role].answer for s in states] for role in states[0].turns
-    }
+    row["answers_by_role"] = {role: [s.turns[role].answer for s in states] for role in states[0].turns}
     if log:
         row["doc"] = doc
         row["votes"] = answers

@@ -270,9 +270,7 @@ def answers_match(task: str, answer: str | None, doc: dict) -> bool:
             letter = _csqa_letter(answer)
             if letter is None:
                 wanted = answer.strip().strip(".").lower()
-                letter = next(
-                    (k for k, v in _csqa_choices(doc).items() if v.strip().lower() == wanted), None
-                )
+                letter = next((k for k, v in _csqa_choices(doc).items() if v.strip().lower() == wanted), None)
             return letter == gold
         if normalize_answer(task, answer) == normalize_answer(task, gold):
             return True

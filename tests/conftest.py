@@ -1,0 +1,75 @@
+"""Shared fixtures: offline mode, the real data folder, a tiny random Llama, a scripted backend."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """The benchmark folder (``$MALT_DATA_DIR`` or ``../shared/data``)."""
+    path = Path(os.environ.get("MALT_DATA_DIR") or REPO.parent / "shared" / "data")
+    assert (path / "gsm8k" / "test.jsonl").is_file(), f"benchmark data not found at {path}"
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory) -> Path:
+    """A randomly initialised 2-layer Llama with SmolLM2's tokenizer (read from its GGUF package)."""
+    import torch
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    from harness.models import EMBEDDED, _part_path
+
+    pkg, rel = EMBEDDED["smollm2-135m"].parts[0]
+    gguf = _part_path(pkg, rel)
+    tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    cfg = LlamaConfig(
+        vocab_size=len(tok),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=4096,
+        bos_token_id=tok.bos_token_id,
+        eos_token_id=tok.eos_token_id,
+        tie_word_embeddings=True,
+    )
+    torch.manual_seed(0)
+    model = LlamaForCausalLM(cfg)
+    out = tmp_path_factory.mktemp("tiny-llama")
+    model.save_pretrained(out)
+    tok.save_pretrained(out)
+    return out
+
+
+@pytest.fixture
+def small_data(tmp_path: Path, shared_data: Path) -> Path:
+    """A data folder with the first 6 rows of each real test file (same names and fields)."""
+    from harness.data import DATA_FILES
+
+    for files in DATA_FILES.values():
+        for rel in files.values():
+            src = shared_data / rel
+            dst = tmp_path / rel
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            with src.open() as fh:
+                dst.write_text("".join(next(fh) for _ in range(6)))
+    return tmp_path
+
+
+def write_jsonl(path: Path, rows: list) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join((r if isinstance(r, str) else json.dumps(r)) + "\n" for r in rows))
+    return path

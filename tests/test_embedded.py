@@ -1,0 +1,62 @@
+"""The embedded models for real: assembly and hash check, conversion, and g,v,r on GSM8K."""
+
+import dataclasses
+import json
+
+import pytest
+
+from harness import models
+from harness.errors import ModelError
+from tests.test_cli import malt_eval
+
+
+def test_qwen_parts_assemble_to_the_published_hash(tmp_path):
+    spec = models.EMBEDDED["qwen2.5-coder-0.5b"]
+    out = models.assemble_gguf(spec, tmp_path / "q.gguf")
+    assert out.stat().st_size == 491_400_064  # assemble_gguf checked the sha256 too
+
+
+def test_hash_mismatch_is_a_clear_error(tmp_path):
+    bad = dataclasses.replace(models.EMBEDDED["smollm2-135m"], sha256="0" * 64)
+    with pytest.raises(ModelError, match="expected 0000"):
+        models.assemble_gguf(bad, tmp_path / "x.gguf")
+    assert not list(tmp_path.iterdir())  # nothing half-written left behind
+
+
+def test_smollm2_converts_and_runs_gvr(tmp_path, shared_data, monkeypatch):
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("MALT_CACHE", str(cache))
+    out = tmp_path / "out"
+    r = malt_eval(
+        "--model",
+        "smollm2-135m",
+        "--agents",
+        "g,v,r",
+        "--limit",
+        2,
+        "--temperature",
+        0,
+        "--max-new-tokens",
+        64,
+        "--batch-size",
+        2,
+        "--output-path",
+        out,
+        "--log-samples",
+        env_data=shared_data,
+    )
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert (cache / "models" / "smollm2-135m" / "model.safetensors").is_file()
+    assert not (cache / "gguf" / "smollm2-135m.gguf").exists()  # only the converted copy is kept
+    sample = json.loads(next(out.glob("samples_*")).open().readline())
+    turns = sample["samples"][0]["turns"]
+    assert all(len(t["text"].strip()) > 0 for t in turns.values())  # a real model writes real text
+    assert "Initial answer:" in turns["verifier"]["messages"][-1]["content"]
+
+
+def test_default_model_runs_gvr(shared_data):
+    r = malt_eval(
+        "--agents", "g,v,r", "--limit", 1, "--temperature", 0, "--max-new-tokens", 48, env_data=shared_data, timeout=900
+    )
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "| malt_gsm8k (limit) | g,v,r" in r.stdout

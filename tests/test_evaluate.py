@@ -1,0 +1,65 @@
+"""Seeds/subsets protocol, voting through run_task, aggregation."""
+
+import pytest
+
+from harness.backends.base import SamplingParams
+from harness.backends.scripted import ScriptedBackend
+from harness.errors import MaltError
+from harness.evaluate import EvalConfig, run_task, select_questions
+from harness.prompts import load_prompts
+from harness.solver import RoleEngine, SolveContext
+
+DOCS = [{"question": f"What is {i} + 1?", "answer": f"#### {i + 1}"} for i in range(20)]
+
+
+def ctx_for(responder, roles=("generator",)):
+    be = ScriptedBackend(responder)
+    ctx = SolveContext(
+        {"malt_gsm8k": load_prompts("malt_gsm8k")},
+        {r: RoleEngine(be) for r in roles},
+        dict.fromkeys(roles, SamplingParams(16)),
+    )
+    return ctx, be
+
+
+def right_if_even(messages, i):
+    q = int(messages[-1]["content"].split("What is ")[1].split(" ")[0])
+    return f"Final Answer: {q + 1 if q % 2 == 0 else -1}"
+
+
+def test_subsets_are_seeded_distinct_and_reproducible():
+    cfg = EvalConfig(subset=5)
+    a, b = select_questions(20, cfg, 0), select_questions(20, cfg, 1)
+    assert a == select_questions(20, cfg, 0) and a != b and len(set(a)) == 5
+    assert select_questions(20, EvalConfig(limit=3), 7) == [0, 1, 2]
+    with pytest.raises(MaltError, match="larger than the split"):
+        select_questions(20, EvalConfig(subset=21), 0)
+
+
+def test_accuracy_per_seed_and_std():
+    ctx, _ = ctx_for(right_if_even)
+    res = run_task("malt_gsm8k", DOCS, ctx, EvalConfig(roles=("generator",), seeds=3, subset=8, batch_size=3))
+    for seed in res.per_seed:
+        evens = sum(1 for i in seed["doc_ids"] if i % 2 == 0)
+        assert seed["acc"] == pytest.approx(evens / 8)
+    kind, spread = res.spread
+    assert kind == "std" and spread is not None
+    assert res.per_question("calls") == 1.0
+
+
+def test_votes_majority_decides_correctness():
+    # samples 0 and 2 right, sample 1 wrong: majority right with 3 votes, first sample only with 1
+    def resp(messages, i):
+        q = int(messages[-1]["content"].split("What is ")[1].split(" ")[0])
+        return f"Final Answer: {q + 1 if i != 1 else 0}"
+
+    ctx, be = ctx_for(resp)
+    res = run_task("malt_gsm8k", DOCS, ctx, EvalConfig(roles=("generator",), votes=3, limit=4, batch_size=4))
+    assert res.acc == 1.0 and be.calls[0][1].n == 3
+    assert res.samples[0]["answers_by_role"]["generator"] == ["1", "0", "1"]
+
+
+def test_bad_config_values():
+    for cfg in (EvalConfig(votes=0), EvalConfig(seeds=0), EvalConfig(subset=3, limit=2)):
+        with pytest.raises(MaltError):
+            cfg.check()

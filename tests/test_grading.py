@@ -1,0 +1,106 @@
+import pytest
+
+from harness.grading import extract_answer, gold_answer, is_correct, normalize_answer
+
+GSM = {"question": "q", "answer": "work\n#### 1,000"}
+MATH_HALF = {"problem": "p", "answer": "\\frac{1}{2}", "solution": "\\boxed{\\frac{1}{2}}"}
+CSQA = {
+    "answerKey": "B",
+    "question": {
+        "stem": "Where are books?",
+        "choices": [
+            {"label": k, "text": t} for k, t in zip("ABCDE", ["bank", "library", "mall", "park", "zoo"], strict=True)
+        ],
+    },
+}
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("So she pays $1,000.00.\nFinal Answer: $1,000.00", "1000"),
+        ("The answer is 18 dollars.", "18"),
+        ("#### 42", "42"),
+        ("Thus \\boxed{7}.", "7"),
+        ("Final Answer: 5\nWait, recheck. Final Answer: 6", "6"),  # the last stated answer wins
+        ("Final Answer: 3 ... and so \\boxed{4}", "4"),
+        ("**Final Answer:** 12%", "12"),
+        ("Final Answer: -3.50", "-3.5"),
+        ("Final answer: 18.00", "18"),
+        ("I think it is 5", None),  # no stated final answer
+        ("", None),
+    ],
+)
+def test_gsm8k_extraction(text, expected):
+    assert extract_answer("malt_gsm8k", text) == expected
+
+
+def test_gsm8k_correctness_is_numeric():
+    assert is_correct("malt_gsm8k", "Final Answer: 1000", GSM)
+    assert is_correct("gsm8k", "The answer is $1,000.", GSM)
+    assert not is_correct("malt_gsm8k", "Final Answer: 100", GSM)
+    assert not is_correct("malt_gsm8k", "no answer here", GSM)
+
+
+def test_math_extraction_nested_braces_and_final_answer():
+    assert extract_answer("malt_math", "so $\\boxed{\\frac{\\sqrt{3}}{2}}$.") == "\\frac{\\sqrt{3}}{2}"
+    assert extract_answer("malt_math", "Final Answer: $\\frac{1}{2}$") == "\\frac{1}{2}"
+    assert extract_answer("malt_math", "\\boxed{1} then \\boxed{2") == "1"  # unbalanced tail ignored
+
+
+@pytest.mark.parametrize("pred", ["\\frac12", "\\frac{1}{2}", "0.5", "\\dfrac{1}{2}", "1/2"])
+def test_math_equivalent_forms(pred):
+    assert is_correct("malt_math", f"Final Answer: ${pred}$", MATH_HALF)
+
+
+def test_math_math_verify_symbolic():
+    doc = {"problem": "p", "answer": "\\left( 3, \\frac{\\pi}{2} \\right)"}
+    assert is_correct("malt_math", "\\boxed{(3, \\pi/2)}", doc)
+    assert not is_correct("malt_math", "\\boxed{(3, \\pi)}", doc)
+    assert is_correct("malt_math", "\\boxed{2\\sqrt{2}}", {"problem": "p", "answer": "\\sqrt{8}"})
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["Final Answer: B", "The answer is (B).", "Final Answer: B: library", "final answer: b", "Final Answer: library"],
+)
+def test_csqa_forms(text):
+    assert is_correct("malt_csqa", text, CSQA)
+
+
+def test_csqa_wrong_and_letter_extraction():
+    assert not is_correct("malt_csqa", "Final Answer: A", CSQA)
+    assert extract_answer("malt_csqa", "Final Answer: (C)") == "C"
+
+
+def test_hub_csqa_layout_is_graded_too():
+    hub = {"answerKey": "B", "choices": {"label": list("ABCDE"), "text": ["x", "library", "y", "z", "w"]}}
+    assert is_correct("malt_csqa", "Final Answer: library", hub)
+
+
+def test_normalisation():
+    assert normalize_answer("malt_gsm8k", "1,000") == normalize_answer("malt_gsm8k", "1000") == "1000"
+    assert normalize_answer("malt_math", "\\frac12") == normalize_answer("malt_math", "0.5") == "0.5"
+    assert normalize_answer("malt_math", "\\left(1,2\\right)") == "(1,2)"
+    assert normalize_answer("malt_csqa", "(b)") == "B"
+
+
+def test_gold_answers():
+    assert gold_answer("malt_gsm8k", GSM) == "1,000"
+    assert gold_answer("malt_math", {"problem": "p", "answer": "", "solution": "x \\boxed{3}"}) == "3"
+    assert gold_answer("malt_csqa", CSQA) == "B"
+
+
+@pytest.mark.parametrize(
+    "text", [None, 123, "\\boxed{" * 5000, "9" * 5000, "Final Answer: " + "{" * 3000, "\x00\udcff"]
+)
+def test_never_raises(text):
+    for task in ("malt_gsm8k", "malt_math", "malt_csqa"):
+        extract_answer(task, text)
+        assert is_correct(task, text, {"answer": "#### 1", "problem": "", "answerKey": "A"}) in (True, False)
+
+
+def test_unknown_task_is_a_clear_error():
+    with pytest.raises(ValueError, match="unknown task"):
+        gold_answer("nope", {})
+    assert extract_answer("nope", "Final Answer: 1") is None
