@@ -7,6 +7,7 @@ is just ``chain(generator(), refiner())``.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -58,40 +59,53 @@ Step = Callable[[list[SolveState], SolveContext], list[SolveState]]
 
 
 def _record(state: SolveState, role: str, messages: Messages, comp) -> None:
-    state.turns[role] = Turn(
-        role, messages, comp.text, extract_answer(state.task, comp.text), comp.n_tokens, comp.truncated
-    )
+    answer = extract_answer(state.task, comp.text)
+    state.turns[role] = Turn(role, messages, comp.text, answer, comp.n_tokens, comp.truncated)
+
+
+def _run_grouped(
+    role: str, states: list[SolveState], ctx: SolveContext, build: Callable[[SolveState], Messages]
+) -> list[SolveState]:
+    """One backend call for ``role``: states with identical prompts share one request with ``n`` samples.
+
+    That is how votes share a generator prompt and how MALT trees branch (n critiques of one
+    solution, n refinements of one critique) without re-sending the same prompt.
+    """
+    groups: dict[str, tuple[Messages, list[SolveState]]] = {}
+    for s in states:
+        msgs = build(s)
+        groups.setdefault(json.dumps(msgs, sort_keys=True), (msgs, []))[1].append(s)
+    by_size: dict[int, list[tuple[Messages, list[SolveState]]]] = {}
+    for msgs, group in groups.values():  # one call per distinct sample count (usually exactly one)
+        by_size.setdefault(len(group), []).append((msgs, group))
+    for n, items in by_size.items():
+        for (msgs, group), comps in zip(items, ctx.run_role(role, [m for m, _ in items], n=n), strict=True):
+            for s, c in zip(group, comps, strict=True):
+                _record(s, role, msgs, c)
+    return states
 
 
 def generator() -> Step:
-    """Write a solution. States sharing a question share one request with ``n`` samples."""
+    """Write a solution to the question."""
 
     def step(states: list[SolveState], ctx: SolveContext) -> list[SolveState]:
-        groups: dict[tuple[str, int], list[SolveState]] = {}
-        for s in states:
-            groups.setdefault((s.task, s.doc_id), []).append(s)
-        keys = list(groups)
-        n = max(len(g) for g in groups.values()) if groups else 1
-        msgs = [ctx.prompts[t].messages("generator", question=groups[(t, d)][0].question) for t, d in keys]
-        for key, m, comps in zip(keys, msgs, ctx.run_role("generator", msgs, n=n), strict=True):
-            for s, c in zip(groups[key], comps, strict=False):
-                _record(s, "generator", m, c)
-        return states
+        return _run_grouped(
+            "generator", states, ctx, lambda s: ctx.prompts[s.task].messages("generator", question=s.question)
+        )
 
     return step
 
 
 def verifier() -> Step:
-    """Critique each state's generator solution."""
+    """Critique the generator's solution."""
 
     def step(states: list[SolveState], ctx: SolveContext) -> list[SolveState]:
-        msgs = [
-            ctx.prompts[s.task].messages("verifier", question=s.question, solution=s.turns["generator"].text)
-            for s in states
-        ]
-        for s, m, comps in zip(states, msgs, ctx.run_role("verifier", msgs), strict=True):
-            _record(s, "verifier", m, comps[0])
-        return states
+        return _run_grouped(
+            "verifier",
+            states,
+            ctx,
+            lambda s: ctx.prompts[s.task].messages("verifier", question=s.question, solution=s.turns["generator"].text),
+        )
 
     return step
 
@@ -100,18 +114,17 @@ def refiner() -> Step:
     """Write the final solution from question, solution and critique (empty without a verifier)."""
 
     def step(states: list[SolveState], ctx: SolveContext) -> list[SolveState]:
-        msgs = [
-            ctx.prompts[s.task].messages(
+        return _run_grouped(
+            "refiner",
+            states,
+            ctx,
+            lambda s: ctx.prompts[s.task].messages(
                 "refiner",
                 question=s.question,
                 solution=s.turns["generator"].text,
                 critique=s.turns["verifier"].text if "verifier" in s.turns else "",
-            )
-            for s in states
-        ]
-        for s, m, comps in zip(states, msgs, ctx.run_role("refiner", msgs), strict=True):
-            _record(s, "refiner", m, comps[0])
-        return states
+            ),
+        )
 
     return step
 

@@ -78,3 +78,12 @@ def test_backend_registry_suggests():
     assert get_backend("scripted") is ScriptedBackend
     with pytest.raises(MaltError, match="did you mean hf"):
         get_backend("hff")
+
+
+def test_identical_prompts_share_a_request_without_extra_samples():
+    be = ScriptedBackend(lambda messages, i: "Final Answer: 1")
+    ctx = make_ctx(be)
+    plan(parse_agents("g,v,r"))(states(votes=3), ctx)
+    # every vote of a question sees the same texts, so each stage is 5 prompts x n=3
+    assert [(n, p.n) for n, p, _ in be.calls] == [(5, 3), (5, 3), (5, 3)]
+    assert {role: s["calls"] for role, s in ctx.stats.items()} == dict.fromkeys(("generator", "verifier", "refiner"), 15)
