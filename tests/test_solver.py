@@ -86,4 +86,6 @@ def test_identical_prompts_share_a_request_without_extra_samples():
     plan(parse_agents("g,v,r"))(states(votes=3), ctx)
     # every vote of a question sees the same texts, so each stage is 5 prompts x n=3
     assert [(n, p.n) for n, p, _ in be.calls] == [(5, 3), (5, 3), (5, 3)]
-    assert {role: s["calls"] for role, s in ctx.stats.items()} == dict.fromkeys(("generator", "verifier", "refiner"), 15)
+    assert {role: s["calls"] for role, s in ctx.stats.items()} == dict.fromkeys(
+        ("generator", "verifier", "refiner"), 15
+    )
