@@ -74,6 +74,14 @@ def _role_options(fn):
 @click.option("--dtype", default="auto", show_default=True, help="auto, bfloat16, float16 or float32.")
 @click.option("--output-path", default=None, help="Folder for the results JSON (and sample logs).")
 @click.option("--log-samples", is_flag=True, help="Write every role's prompt, text and answer per question.")
+@click.option("--malt-run", default=None, help="A malt-train run folder: use its base model and role adapters.")
+@click.option(
+    "--stage",
+    default="final",
+    show_default=True,
+    type=click.Choice(["final", "sft"]),
+    help="With --malt-run: final (MALT) adapters or sft (STaR baseline) adapters.",
+)
 @_role_options
 def main(**opts) -> None:
     """Evaluate a multi-agent (generator -> verifier -> refiner) system with lm-eval tasks."""
@@ -139,6 +147,9 @@ def _evaluate(o: dict, cfg, tasks, prompts, docs, max_tokens) -> dict:
 
     role_models = {r: o.get(f"{r}_model") for r in cfg.roles}
     role_adapters = {r: o.get(f"{r}_adapter") for r in cfg.roles}
+    if o.get("malt_run"):
+        o["model"], run_adapters = _malt_run(o["malt_run"], o["stage"], o["model"])
+        role_adapters = {r: role_adapters[r] or run_adapters.get(r) for r in cfg.roles}
     engines, described = build_engines(
         o["model"], cfg.roles, role_models, role_adapters, o["backend"], batch_size=o["batch_size"], dtype=o["dtype"]
     )
@@ -168,6 +179,25 @@ def _evaluate(o: dict, cfg, tasks, prompts, docs, max_tokens) -> dict:
         path = write_results(doc, results, o["output_path"], cfg.log_samples)
         click.echo(f"results written to {path}")
     return doc
+
+
+def _malt_run(run: str, stage: str, model: str | None) -> tuple[str, dict[str, str]]:
+    """Base model and per-role adapter dirs of a ``malt-train`` run (roles without one use the base)."""
+    import json
+    from pathlib import Path
+
+    folder = Path(run)
+    cfg = folder / "generate.json"
+    if not cfg.is_file():
+        raise MaltError(f"not a malt-train run (no generate.json): {folder}")
+    sub = "adapters" if stage == "final" else "adapters-sft"
+    adapters = {r: str(folder / sub / r) for r in ROLE_NAMES if (folder / sub / r / "adapter_config.json").is_file()}
+    if not adapters:
+        raise MaltError(f"{folder / sub} holds no adapters: run malt-train first")
+    missing = [r for r in ROLE_NAMES if r not in adapters]
+    if missing:
+        click.echo(f"malt-eval: note: no {stage} adapter for {', '.join(missing)}: the base model plays it", err=True)
+    return model or json.loads(cfg.read_text())["model"], adapters
 
 
 def _ids_preview(n_docs: int, cfg) -> list[int]:

@@ -1,0 +1,187 @@
+"""Tree generation: n generator samples per question, n critiques each, n refinements each.
+
+Stage-batched like the solver (the same steps and prompts), graded with the eval grader, and
+resumable: nodes are appended per batch of questions and flushed; a rerun keeps every complete
+question, drops the nodes of a batch that was cut off, and redoes only that batch with the same
+seed, so the final tree equals an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+from harness.backends.base import SamplingParams
+from harness.errors import MaltError
+from harness.grading import answers_match
+from harness.solver import SolveContext, generator, refiner, verifier
+from harness.state import SolveState
+
+TREE_FILE = "tree.jsonl"
+CONFIG_FILE = "generate.json"
+
+
+@dataclass
+class GenerateConfig:
+    """Options of ``malt-train generate`` (written to ``RUN/generate.json``)."""
+
+    task: str = "malt_gsm8k"
+    questions: int | None = None  # a seeded random sample of N training questions (None: all)
+    branching: int = 3  # n: n generator samples, n critiques each, n refinements each (n^3 leaves)
+    temperature: float = 0.3
+    seed: int = 0
+    batch_size: int = 4  # questions per stage batch
+    max_new_tokens: int = 512
+
+    def check(self) -> None:
+        if self.branching < 1:
+            raise MaltError(f"--branching must be at least 1, got {self.branching}")
+        if self.questions is not None and self.questions < 1:
+            raise MaltError(f"--questions must be at least 1, got {self.questions}")
+        if self.batch_size < 1:
+            raise MaltError(f"--batch-size must be at least 1, got {self.batch_size}")
+
+
+def select_training_questions(n_docs: int, cfg: GenerateConfig) -> list[int]:
+    """The seeded sample of question indices (in sample order)."""
+    if cfg.questions is None:
+        return list(range(n_docs))
+    if cfg.questions > n_docs:
+        raise MaltError(f"--questions {cfg.questions} is larger than the training split ({n_docs})")
+    return random.Random(cfg.seed).sample(range(n_docs), cfg.questions)
+
+
+def _expand(states: list[tuple[str, SolveState]], n: int, tag: str) -> list[tuple[str, SolveState]]:
+    return [(f"{nid}/{tag}{k}", replace(s, turns=dict(s.turns))) for nid, s in states for k in range(n)]
+
+
+def _node(nid: str, parent: str | None, qid: str, s: SolveState, role: str) -> dict:
+    t = s.turns[role]
+    return {
+        "id": nid,
+        "parent": parent,
+        "question_id": qid,
+        "role": role,
+        "prompt": t.messages,
+        "text": t.text,
+        "answer": t.answer,
+        "n_tokens": t.n_tokens,
+    }
+
+
+def grow_trees(task: str, docs: dict[int, dict], ctx: SolveContext, n: int) -> list[dict]:
+    """All nodes of the trees of ``docs`` (index -> row): n + n^2 + n^3 per question."""
+    prompts = ctx.prompts[task]
+    gens = [
+        (f"{task}:{i}/g{k}", SolveState(task, d, i, prompts.question(d), k)) for i, d in docs.items() for k in range(n)
+    ]
+    generator()([s for _, s in gens], ctx)
+    vers = _expand(gens, n, "v")
+    verifier()([s for _, s in vers], ctx)
+    refs = _expand(vers, n, "r")
+    refiner()([s for _, s in refs], ctx)
+    nodes = []
+    for level, role in ((gens, "generator"), (vers, "verifier"), (refs, "refiner")):
+        for nid, s in level:
+            qid = f"{task}:{s.doc_id}"
+            parent = nid.rsplit("/", 1)[0] if role != "generator" else None
+            node = _node(nid, parent, qid, s, role)
+            if role == "refiner":
+                node["reward"] = int(answers_match(task, s.turns["refiner"].answer, s.doc))
+            nodes.append(node)
+    return nodes
+
+
+def _recover(path: Path, per_question: int) -> set[str]:
+    """Drop a torn last line and the nodes of incomplete questions; return the complete question ids."""
+    if not path.exists():
+        return set()
+    good, counts = [], {}
+    for line in path.read_text(encoding="utf-8").splitlines(keepends=True):
+        if not line.endswith("\n"):
+            break  # torn write from a kill: the batch it belonged to is redone
+        try:
+            node = json.loads(line)
+        except json.JSONDecodeError:
+            break
+        good.append((node["question_id"], line))
+        counts[node["question_id"]] = counts.get(node["question_id"], 0) + 1
+    done = {q for q, c in counts.items() if c == per_question}
+    kept = "".join(line for q, line in good if q in done)
+    if kept != path.read_text(encoding="utf-8"):
+        from harness.results import atomic_write
+
+        atomic_write(path, kept)
+    return done
+
+
+def _drop(path: Path, qids: set[str]) -> None:
+    from harness.results import atomic_write
+
+    lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+    atomic_write(path, "".join(x for x in lines if json.loads(x)["question_id"] not in qids))
+
+
+def _check_same_run(run: Path, cfg: GenerateConfig, model: str) -> None:
+    want = {**asdict(cfg), "model": model}
+    path = run / CONFIG_FILE
+    if path.exists():
+        have = json.loads(path.read_text())
+        diff = sorted(k for k in want if have.get(k) != want[k])
+        if diff:
+            raise MaltError(f"{run} holds a different run (differs in: {', '.join(diff)}); use another --out")
+    else:
+        run.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(want, indent=2))
+
+
+def generate(
+    run: Path,
+    docs: list[dict],
+    ctx: SolveContext,
+    cfg: GenerateConfig,
+    model: str,
+    progress: Callable[[int, int, float], None] | None = None,
+) -> dict[str, int]:
+    """Generate (or continue) ``run/tree.jsonl``; return counts of questions and nodes."""
+    cfg.check()
+    _check_same_run(run, cfg, model)
+    n = cfg.branching
+    per_question = n + n**2 + n**3
+    path = run / TREE_FILE
+    done = _recover(path, per_question)
+    order = select_training_questions(len(docs), cfg)
+    batches = [order[i : i + cfg.batch_size] for i in range(0, len(order), cfg.batch_size)]
+    partial = {f"{cfg.task}:{i}" for b in batches if 0 < sum(f"{cfg.task}:{i}" in done for i in b) < len(b) for i in b}
+    if partial & done:  # a batch cut off between questions is redone whole, with its own seed
+        _drop(path, partial & done)
+        done -= partial
+    base = SamplingParams(cfg.max_new_tokens, cfg.temperature, 1.0)
+    fail_after = int(os.environ.get("MALT_TEST_FAIL_AFTER_BATCHES", "0") or 0)  # test hook for resume tests
+    batches_run, new_nodes = 0, 0
+    t0 = time.time()
+    for b, batch in enumerate(batches):
+        if all(f"{cfg.task}:{i}" in done for i in batch):
+            continue
+        if fail_after and batches_run >= fail_after:
+            raise RuntimeError(f"test hook: stopping after {batches_run} batches")
+        seed = cfg.seed * 1_000_003 + b
+        ctx.params = {r: replace(base, seed=seed) for r in ("generator", "verifier", "refiner")}
+        todo = {i: docs[i] for i in batch}
+        nodes = grow_trees(cfg.task, todo, ctx, n)
+        with path.open("a", encoding="utf-8") as fh:
+            fh.write("".join(json.dumps(x, ensure_ascii=False) + "\n" for x in nodes))
+            fh.flush()
+            os.fsync(fh.fileno())
+        done |= {f"{cfg.task}:{i}" for i in todo}
+        batches_run += 1
+        new_nodes += len(nodes)
+        if progress:
+            tokens = sum(x["n_tokens"] for x in nodes)
+            progress(len(todo), len(nodes), tokens / max(1e-9, time.time() - t0))
+    return {"questions": len(done), "nodes": len(done) * per_question, "new_nodes": new_nodes}

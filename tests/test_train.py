@@ -1,0 +1,131 @@
+"""End to end on a tiny model: generate -> label -> build -> sft -> dpo -> malt-eval --malt-run."""
+
+import json
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+from malt_train.cli import main as malt_train_main
+from tests.test_cli import malt_eval
+from tests.test_generate import malt_train
+
+FAST = ["--max-steps", 2, "--batch-size-train", 2, "--max-length", 256, "--sft-lr", 5e-2, "--dpo-lr", 5e-2]
+
+
+def invoke(*args):
+    r = CliRunner().invoke(malt_train_main, [str(a) for a in args], catch_exceptions=False)
+    assert r.exit_code == 0, r.output
+    return r.output
+
+
+def logprob(model_dir, adapter, text="Final Answer: 42"):
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(model_dir)
+    model = AutoModelForCausalLM.from_pretrained(model_dir)
+    if adapter:
+        model = PeftModel.from_pretrained(model, adapter)
+    ids = tok(text, return_tensors="pt").input_ids
+    with torch.no_grad():
+        return -model(ids, labels=ids).loss.item()
+
+
+@pytest.fixture(scope="module")
+def trained_run(tiny_model_dir, tmp_path_factory, shared_data):
+    run = tmp_path_factory.mktemp("malt") / "run"
+    r = malt_train(
+        "generate",
+        "--model",
+        tiny_model_dir,
+        "--questions",
+        2,
+        "--branching",
+        2,
+        "--max-new-tokens",
+        6,
+        "--out",
+        run,
+        data=shared_data,
+    )
+    assert r.returncode == 0, r.stderr[-3000:]
+    # A random model never answers right: set rewards so every role has positives and sibling pairs
+    # (g0: 3/4 positive, g1: 1/4 negative; g0/v0 positive vs g0/v1 at 0.5 negative; g0/v1's refiners split).
+    right = ("g0/v0/r0", "g0/v0/r1", "g0/v1/r0", "g1/v1/r1")
+    tree = [json.loads(x) for x in (run / "tree.jsonl").read_text().splitlines()]
+    for n in tree:
+        if n["role"] == "refiner":
+            n["reward"] = int(n["id"].endswith(right))
+    (run / "tree.jsonl").write_text("".join(json.dumps(n) + "\n" for n in tree))
+    invoke("label", run / "tree.jsonl", "--out", run / "labeled.jsonl")
+    out = invoke("build", run / "labeled.jsonl", "--out", run / "data")
+    assert "verifier:" in out and "DPO pairs" in out
+    for role in ("generator", "verifier", "refiner"):
+        invoke("sft", run, "--role", role, *FAST)
+    for role in ("verifier", "refiner"):
+        invoke("dpo", run, "--role", role, *FAST)
+    return run
+
+
+def test_adapters_exist_and_change_log_probs(trained_run, tiny_model_dir):
+    counts = json.loads((trained_run / "data" / "counts.json").read_text())
+    assert all(c["sft"] > 0 for c in counts.values()) and counts["refiner"]["dpo"] > 0
+    base = logprob(tiny_model_dir, None)
+    for sub, role in (("adapters-sft", "generator"), ("adapters", "verifier"), ("adapters", "refiner")):
+        adapter = trained_run / sub / role
+        assert (adapter / "adapter_config.json").is_file()
+        assert logprob(tiny_model_dir, adapter) != pytest.approx(base, abs=1e-6)
+    sft_v = logprob(tiny_model_dir, trained_run / "adapters-sft" / "verifier")
+    assert logprob(tiny_model_dir, trained_run / "adapters" / "verifier") != pytest.approx(sft_v, abs=1e-6)
+
+
+def test_malt_eval_uses_the_run(trained_run, small_data, tmp_path):
+    for stage in ("final", "sft"):
+        out = tmp_path / stage
+        r = malt_eval(
+            "--malt-run",
+            trained_run,
+            "--stage",
+            stage,
+            "--agents",
+            "g,v,r",
+            "--limit",
+            1,
+            "--max-new-tokens",
+            4,
+            "--output-path",
+            out,
+            env_data=small_data,
+        )
+        assert r.returncode == 0, r.stderr[-3000:]
+        roles = json.loads(next(out.glob("results_*.json")).read_text())["malt"]["roles"]
+        sub = "adapters" if stage == "final" else "adapters-sft"
+        assert roles["verifier"]["adapter"] == str(trained_run / sub / "verifier")
+        if stage == "final":
+            assert "no final adapter for generator" in r.stderr  # generator DPO is opt-in (--generator-dpo)
+
+
+def test_run_chains_steps_and_reports_empty_sets(tiny_model_dir, small_data, tmp_path):
+    run = tmp_path / "run"
+    args = [
+        "run",
+        "--model",
+        tiny_model_dir,
+        "--questions",
+        1,
+        "--branching",
+        2,
+        "--max-new-tokens",
+        4,
+        "--out",
+        run,
+        *FAST,
+    ]
+    r = malt_train(*args, data=small_data)
+    assert r.returncode == 0, r.stderr[-3000:]
+    summary = json.loads((run / "run.json").read_text())
+    assert summary["steps"]["sft-generator"] == "skipped (empty set)"  # a random model gets nothing right
+    assert "malt-eval --malt-run" in r.stdout
+    r = malt_train(*args, data=small_data)  # finished steps are not redone
+    assert r.returncode == 0 and "skipped (empty set)" in r.stdout
