@@ -25,6 +25,7 @@ REPO = Path(__file__).resolve().parent.parent
 
 def run_lm_eval(model_dir: str, n: int, max_new: int, batch: int) -> tuple[int, float]:
     import lm_eval
+    import torch
     from lm_eval.tasks import TaskManager
     from transformers import AutoTokenizer
 
@@ -40,6 +41,7 @@ def run_lm_eval(model_dir: str, n: int, max_new: int, batch: int) -> tuple[int, 
         gen_kwargs=f"max_gen_toks={max_new}",
         apply_chat_template=True,
         log_samples=True,
+        device="cuda" if torch.cuda.is_available() else "cpu",
     )
     wall = time.time() - t0
     tok = AutoTokenizer.from_pretrained(model_dir)

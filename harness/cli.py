@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import time
 
 import click
 
@@ -161,8 +162,6 @@ def _evaluate(o: dict, cfg, tasks, prompts, docs, max_tokens) -> dict:
         n_q = len(_ids_preview(len(docs[task]), cfg)) * cfg.seeds
         bar = tqdm(total=n_q, desc=f"{task} [{','.join(r[0] for r in cfg.roles)}]", unit="q", disable=False)
         seen = {"tokens": 0}
-        import time
-
         t0 = time.time()
 
         def on_stage(role: str, n: int, toks: int, bar=bar, seen=seen, t0=t0) -> None:

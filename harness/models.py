@@ -108,6 +108,8 @@ def _convert(gguf: Path, out: Path) -> None:
     plain = AutoModelForCausalLM.from_config(loaded.config, dtype=torch.bfloat16)
     plain.load_state_dict(loaded.state_dict())
     plain.generation_config = loaded.generation_config
+    if hasattr(plain.config, "quantization_config"):  # the weights are plain now, not GGUF
+        del plain.config.quantization_config
     tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}-"))
     try:
         plain.save_pretrained(tmp)
@@ -117,11 +119,22 @@ def _convert(gguf: Path, out: Path) -> None:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def _strip_gguf_config(path: Path) -> None:
+    """Repair caches written by 0.1.0, whose config still named the GGUF quantisation."""
+    import json
+
+    cfg = json.loads(path.read_text())
+    if "quantization_config" in cfg:
+        del cfg["quantization_config"]
+        path.write_text(json.dumps(cfg, indent=2))
+
+
 def ensure_embedded(alias: str) -> Path:
     """The cached plain-transformers dir of an embedded model, building it on first use."""
     model = EMBEDDED[alias]
     out = cache_dir() / "models" / alias
     if (out / "config.json").is_file():
+        _strip_gguf_config(out / "config.json")
         return out
     gguf = assemble_gguf(model, cache_dir() / "gguf" / f"{alias}.gguf")
     out.parent.mkdir(parents=True, exist_ok=True)

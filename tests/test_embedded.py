@@ -46,7 +46,10 @@ def test_smollm2_converts_and_runs_gvr(tmp_path, shared_data, monkeypatch):
         env_data=shared_data,
     )
     assert r.returncode == 0, r.stderr[-3000:]
-    assert (cache / "models" / "smollm2-135m" / "model.safetensors").is_file()
+    converted = cache / "models" / "smollm2-135m"
+    assert (converted / "model.safetensors").is_file()
+    # a plain checkpoint: loadable by any transformers user (lm-eval's hf backend included)
+    assert "quantization_config" not in json.loads((converted / "config.json").read_text())
     assert not (cache / "gguf" / "smollm2-135m.gguf").exists()  # only the converted copy is kept
     sample = json.loads(next(out.glob("samples_*")).open().readline())
     turns = sample["samples"][0]["turns"]
