@@ -27,6 +27,43 @@ def default_dtype(device: str) -> torch.dtype:
     return torch.bfloat16 if ("avx512_bf16" in flags or "amx_bf16" in flags) else torch.float32
 
 
+def _sdpa_gqa(module, query, key, value, attention_mask, dropout=0.0, scaling=None, is_causal=None, **kwargs):
+    """SDPA with native grouped-query attention, also with a padding mask.
+
+    transformers' own ``sdpa`` expands the KV cache to every query head (``repeat_kv``) whenever a
+    mask is given, i.e. in every left-padded batch; on CPU that copy dominated decoding (48% of the
+    time for SmolLM2). ``enable_gqa=True`` gives the same result without the copy.
+    """
+    mask = attention_mask
+    if mask is not None and mask.ndim == 4:
+        mask = mask[:, :, :, : key.shape[-2]]
+    causal = mask is None and query.shape[2] > 1
+    out = torch.nn.functional.scaled_dot_product_attention(
+        query,
+        key,
+        value,
+        attn_mask=mask,
+        dropout_p=0.0,
+        scale=scaling,
+        is_causal=causal,
+        enable_gqa=key.shape[1] != query.shape[1],
+    )
+    return out.transpose(1, 2).contiguous(), None
+
+
+def _register_attention() -> str:
+    """Register :func:`_sdpa_gqa` as ``malt_sdpa_gqa``; fall back to ``sdpa`` where not possible."""
+    try:
+        from transformers import AttentionInterface, AttentionMaskInterface
+        from transformers.masking_utils import sdpa_mask
+
+        AttentionInterface.register("malt_sdpa_gqa", _sdpa_gqa)
+        AttentionMaskInterface.register("malt_sdpa_gqa", sdpa_mask)
+        return "malt_sdpa_gqa"
+    except (ImportError, AttributeError):  # older transformers
+        return "sdpa"
+
+
 def _render_fallback(messages: Messages) -> str:
     """Plain-text prompt for tokenizers without a chat template."""
     parts = [f"{m['role'].capitalize()}: {m['content']}" for m in messages]
@@ -52,7 +89,9 @@ class HFBackend(Backend):
         self.batch_size = max(1, batch_size)
         try:
             self.tokenizer = AutoTokenizer.from_pretrained(model)
-            self.model = AutoModelForCausalLM.from_pretrained(model, dtype=self.dtype).to(self.device)
+            self.model = AutoModelForCausalLM.from_pretrained(
+                model, dtype=self.dtype, attn_implementation=_register_attention()
+            ).to(self.device)
         except (OSError, ValueError) as exc:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise ModelError(f"cannot load model {model!r}: {first}") from None
