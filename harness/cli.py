@@ -109,10 +109,7 @@ def run(**o) -> dict:
     names = [t.strip() for t in (o["tasks"] or "").split(",") if t.strip()]
     if not names:
         raise MaltError("no task given: use --tasks malt_gsm8k,malt_math,malt_csqa")
-    try:
-        tasks = list(dict.fromkeys(canonical_task(t) for t in names))
-    except ValueError as exc:
-        raise MaltError(str(exc)) from None
+    tasks = list(dict.fromkeys(canonical_task(t) for t in names))
     max_tokens = _parse_max_tokens(o["max_new_tokens"], roles)
     cfg = EvalConfig(
         roles=roles,

@@ -13,3 +13,7 @@ class DataError(MaltError):
 
 class ModelError(MaltError):
     """A model or adapter that cannot be found or loaded."""
+
+
+class UnknownTaskError(MaltError, ValueError):
+    """A task name that is not one of the malt_* tasks."""

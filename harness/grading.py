@@ -16,6 +16,8 @@ import threading
 from decimal import Decimal, InvalidOperation
 from fractions import Fraction
 
+from harness.errors import UnknownTaskError
+
 __all__ = [
     "METRICS",
     "canonical_task",
@@ -56,13 +58,13 @@ def canonical_task(task: str) -> str:
     """Return the canonical task name (``malt_gsm8k`` ...) for a name or alias.
 
     Raises:
-        ValueError: for an unknown task name.
+        UnknownTaskError: (a ``ValueError``) for an unknown task name.
     """
     try:
         return _TASK_ALIASES[task]
     except (KeyError, TypeError):
         known = ", ".join(sorted(k for k in _TASK_ALIASES if k.startswith("malt_")))
-        raise ValueError(f"unknown task {task!r} (known: {known})") from None
+        raise UnknownTaskError(f"unknown task {task!r} (known: {known})") from None
 
 
 # --------------------------------------------------------------------------- extraction

@@ -111,10 +111,7 @@ def do_generate(o: dict, run: Path) -> dict:
     from harness.solver import SolveContext
     from malt_train.generate import GenerateConfig, generate, select_training_questions
 
-    try:
-        task = canonical_task(o["task"])
-    except ValueError as exc:
-        raise MaltError(str(exc)) from None
+    task = canonical_task(o["task"])
     cfg = GenerateConfig(
         task, o["questions"], o["branching"], o["temperature"], o["seed"], o["batch_size"], o["max_new_tokens"]
     )

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -73,3 +75,20 @@ def write_jsonl(path: Path, rows: list) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("".join((r if isinstance(r, str) else json.dumps(r)) + "\n" for r in rows))
     return path
+
+
+def run_cli(module: str, *args, data: Path | None = None, env_extra: dict | None = None, timeout: int = 900):
+    """Run ``python -m module args...`` from the repository (optionally with ``MALT_DATA_DIR=data``)."""
+    env = dict(os.environ, **(env_extra or {}))
+    if data is not None:
+        env["MALT_DATA_DIR"] = str(data)
+    cmd = [sys.executable, "-m", module, *map(str, args)]
+    return subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, env=env, timeout=timeout)
+
+
+def malt_eval(*args, env_data: Path | None = None, timeout: int = 900):
+    return run_cli("harness.cli", *args, data=env_data, timeout=timeout)
+
+
+def malt_train(*args, env_extra: dict | None = None, data: Path | None = None):
+    return run_cli("malt_train.cli", *args, data=data, env_extra=env_extra)

@@ -1,29 +1,11 @@
 """malt-eval end to end on a tiny random Llama, and every bad input through the real CLI."""
 
 import json
-import subprocess
-import sys
 
 import pytest
 import yaml
 
-from tests.conftest import REPO, write_jsonl
-
-
-def malt_eval(*args, env_data=None, timeout=600):
-    import os
-
-    env = dict(os.environ)
-    if env_data is not None:
-        env["MALT_DATA_DIR"] = str(env_data)
-    return subprocess.run(
-        [sys.executable, "-m", "harness.cli", *map(str, args)],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        env=env,
-        timeout=timeout,
-    )
+from tests.conftest import malt_eval, write_jsonl
 
 
 @pytest.mark.parametrize("agents", ["g", "g,v", "g,r", "g,v,r"])

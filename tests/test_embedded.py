@@ -7,7 +7,7 @@ import pytest
 
 from harness import models
 from harness.errors import ModelError
-from tests.test_cli import malt_eval
+from tests.conftest import malt_eval
 
 
 def test_qwen_parts_assemble_to_the_published_hash(tmp_path):

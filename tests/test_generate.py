@@ -1,11 +1,8 @@
 """Tree generation on a tiny model: shape, ids, resume after an interruption, torn writes."""
 
 import json
-import os
-import subprocess
-import sys
 
-from tests.conftest import REPO
+from tests.conftest import malt_train
 
 ARGS = [
     "--task",
@@ -23,20 +20,6 @@ ARGS = [
     "--seed",
     3,
 ]
-
-
-def malt_train(*args, env_extra=None, data=None):
-    env = dict(os.environ, **(env_extra or {}))
-    if data is not None:
-        env["MALT_DATA_DIR"] = str(data)
-    return subprocess.run(
-        [sys.executable, "-m", "malt_train.cli", *map(str, args)],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        env=env,
-        timeout=600,
-    )
 
 
 def nodes(run):
