@@ -123,8 +123,6 @@ def run(**o) -> dict:
         log_samples=o["log_samples"],
     )
     cfg.check()
-    if o["batch_size"] < 1:
-        raise MaltError("--batch-size must be at least 1")
     folder = data_dir(o["data_dir"])
     prompts = {t: load_prompts(t, o["prompts_file"]) for t in tasks}
     docs = {t: load_split(t, "test", folder) for t in tasks}
@@ -139,7 +137,7 @@ def _evaluate(o: dict, cfg, tasks, prompts, docs, max_tokens) -> dict:
 
     from harness.backends.base import SamplingParams
     from harness.engines import build_engines
-    from harness.evaluate import DEFAULT_MAX_NEW_TOKENS, run_task
+    from harness.evaluate import DEFAULT_MAX_NEW_TOKENS, run_task, select_questions
     from harness.results import build_results, summary_table, write_results
     from harness.solver import SolveContext
 
@@ -156,7 +154,7 @@ def _evaluate(o: dict, cfg, tasks, prompts, docs, max_tokens) -> dict:
         tokens = {r: max_tokens.get(r) or DEFAULT_MAX_NEW_TOKENS[task] for r in cfg.roles}
         used_tokens[task] = tokens
         params = {r: SamplingParams(tokens[r], cfg.temperature, cfg.top_p) for r in cfg.roles}
-        n_q = len(_ids_preview(len(docs[task]), cfg)) * cfg.seeds
+        n_q = len(select_questions(len(docs[task]), cfg, 0)) * cfg.seeds
         bar = tqdm(total=n_q, desc=f"{task} [{','.join(r[0] for r in cfg.roles)}]", unit="q", disable=False)
         seen = {"tokens": 0}
         t0 = time.time()
@@ -194,12 +192,6 @@ def _malt_run(run: str, stage: str, model: str | None) -> tuple[str, dict[str, s
     if missing:
         click.echo(f"malt-eval: note: no {stage} adapter for {', '.join(missing)}: the base model plays it", err=True)
     return model or json.loads(cfg.read_text())["model"], adapters
-
-
-def _ids_preview(n_docs: int, cfg) -> list[int]:
-    from harness.evaluate import select_questions
-
-    return select_questions(n_docs, cfg, 0)
 
 
 if __name__ == "__main__":  # pragma: no cover

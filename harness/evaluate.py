@@ -47,6 +47,8 @@ class EvalConfig:
             raise MaltError(f"--limit must be at least 1, got {self.limit}")
         if self.subset is not None and self.limit is not None:
             raise MaltError("use either --subset or --limit, not both")
+        if self.batch_size < 1:
+            raise MaltError(f"--batch-size must be at least 1, got {self.batch_size}")
         if self.temperature < 0:
             raise MaltError(f"--temperature must be >= 0, got {self.temperature}")
 

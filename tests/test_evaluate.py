@@ -60,6 +60,6 @@ def test_votes_majority_decides_correctness():
 
 
 def test_bad_config_values():
-    for cfg in (EvalConfig(votes=0), EvalConfig(seeds=0), EvalConfig(subset=3, limit=2)):
+    for cfg in (EvalConfig(votes=0), EvalConfig(seeds=0), EvalConfig(subset=3, limit=2), EvalConfig(batch_size=0)):
         with pytest.raises(MaltError):
             cfg.check()
