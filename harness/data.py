@@ -7,12 +7,12 @@ are converted to that original layout so every consumer sees one shape.
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
 from harness.errors import DataError
 from harness.grading import canonical_task
+from harness.runfiles import iter_jsonl
 
 #: File names as laid out in ``shared/data`` (and the original releases).
 DATA_FILES: dict[str, dict[str, str]] = {
@@ -62,16 +62,7 @@ def read_jsonl(task: str, path: Path) -> list[dict]:
     task = canonical_task(task)
     if not path.is_file():
         raise DataError(f"data file not found: {path}")
-    rows = []
-    with path.open(encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise DataError(f"{path}:{lineno}: malformed JSON ({exc.msg})") from None
-            rows.append(_check_row(task, row, f"{path}:{lineno}"))
+    rows = [_check_row(task, row, f"{path}:{lineno}") for lineno, row in iter_jsonl(path, DataError)]
     if not rows:
         raise DataError(f"{path}: no rows")
     return rows

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from harness.backends import Backend, get_backend
-from harness.models import resolve_adapter, resolve_model
+from harness.models import DEFAULT_MODEL, check_adapter_base, resolve_adapter, resolve_model
 from harness.solver import RoleEngine
 
 
@@ -28,9 +28,13 @@ def build_engines(
     loaded: dict[str, Backend] = {}
     engines: dict[str, RoleEngine] = {}
     described: dict[str, dict[str, str | None]] = {}
-    # Validate every path before loading anything heavy.
-    refs = {r: resolve_model(role_models.get(r) or model) for r in roles}
-    adapters = {r: resolve_adapter(a) for r in roles if (a := role_adapters.get(r))}
+    # Validate every path before loading anything heavy (a remote backend takes the server's names).
+    model_ref, adapter_ref = (_as_named, _as_named) if cls.remote else (resolve_model, resolve_adapter)
+    refs = {r: model_ref(role_models.get(r) or model) for r in roles}
+    adapters = {r: adapter_ref(a) for r in roles if (a := role_adapters.get(r))}
+    if not cls.remote:
+        for r, a in adapters.items():
+            check_adapter_base(a, refs[r], role_models.get(r) or model or DEFAULT_MODEL)
     for role in roles:
         ref = refs[role]
         if ref not in loaded:
@@ -41,5 +45,25 @@ def build_engines(
             be.load_adapter(role, adapters[role])
             adapter = role
         engines[role] = RoleEngine(be, adapter)
-        described[role] = {"model": role_models.get(role) or model, "path": ref, "adapter": adapters.get(role)}
+        described[role] = {
+            "model": role_models.get(role) or model or (be.model_id if cls.remote else DEFAULT_MODEL),
+            "path": ref,
+            "adapter": adapters.get(role),
+        }
     return engines, described
+
+
+def _as_named(name: str | None) -> str | None:
+    """A served model or adapter name, used as given (``None``: the server's default model)."""
+    return name
+
+
+def backend_options(backend: str, base_url: str | None, api_key: str | None) -> dict[str, str | None]:
+    """Extra backend arguments of the CLIs: ``--base-url`` and ``--api-key`` go to remote backends only."""
+    from harness.errors import MaltError
+
+    if get_backend(backend).remote:
+        return {"base_url": base_url, "api_key": api_key}
+    if base_url:
+        raise MaltError(f"--base-url is for --backend openai, not {backend!r}")
+    return {}

@@ -17,3 +17,44 @@ class ModelError(MaltError):
 
 class UnknownTaskError(MaltError, ValueError):
     """A task name that is not one of the malt_* tasks."""
+
+
+def _raise_interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
+
+
+def interrupt_on_sigterm() -> None:
+    """Treat SIGTERM like Ctrl-C, so CLIs release locks and say how to resume."""
+    import signal
+
+    signal.signal(signal.SIGTERM, _raise_interrupt)
+
+
+class OneLineUsageErrors:
+    """Mixin for click commands and groups: usage errors (bad option value, missing argument) are one
+    ``<prog>: error: ...`` line and exit code 2, like every other bad input. Set ``prog`` on the class."""
+
+    prog: str = ""
+
+    def main(self, args=None, prog_name=None, **extra):  # noqa: D102 - click's entry point
+        import sys
+
+        import click
+
+        extra.pop("standalone_mode", None)
+        try:
+            rv = super().main(args, prog_name, standalone_mode=False, **extra)
+        except click.exceptions.NoArgsIsHelpError as exc:  # a bare group: its help
+            click.echo(exc.format_message(), err=True)
+            sys.exit(2)
+        except click.UsageError as exc:
+            name = getattr(self, "prog", None) or prog_name or "malt"
+            click.echo(f"{name}: error: {exc.format_message()}", err=True)
+            sys.exit(2)
+        except click.ClickException as exc:
+            exc.show()
+            sys.exit(exc.exit_code)
+        except click.exceptions.Abort:
+            click.echo("interrupted", err=True)
+            sys.exit(130)
+        sys.exit(rv if isinstance(rv, int) else 0)

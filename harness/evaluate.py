@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from harness.backends.base import SamplingParams
+from harness.checkpoint import Checkpoint
 from harness.errors import MaltError
 from harness.grading import answers_match, gold_answer
 from harness.solver import SolveContext, plan
@@ -114,44 +115,89 @@ def _grade(task: str, doc: dict, doc_id: int, states: list[SolveState], log: boo
     return row
 
 
+def batches(n_docs: int, cfg: EvalConfig) -> list[tuple[int, int, list[int]]]:
+    """``(seed, start, doc ids)`` of every stage batch of a task, in run order."""
+    out = []
+    for seed in range(cfg.seeds):
+        ids = select_questions(n_docs, cfg, seed)
+        out += [(seed, i, ids[i : i + cfg.batch_size]) for i in range(0, len(ids), cfg.batch_size)]
+    return out
+
+
+def _run_batch(task: str, docs: list[dict], ctx: SolveContext, cfg: EvalConfig, seed: int, start: int, chunk):
+    """Solve and grade one batch; return its record (rows, stage counters, wall time)."""
+    t0 = time.time()
+    base = ctx.params
+    ctx.params = {
+        r: SamplingParams(p.max_new_tokens, p.temperature, p.top_p, 1, seed * 1_000_003 + start)
+        for r, p in base.items()
+    }
+    ctx.stats = {}
+    prompts = ctx.prompts[task]
+    try:
+        states = [
+            SolveState(task, docs[i], i, prompts.question(docs[i]), sample=k) for i in chunk for k in range(cfg.votes)
+        ]
+        plan(cfg.roles)(states, ctx)
+    finally:
+        ctx.params = base
+    rows = []
+    for j, i in enumerate(chunk):
+        row = _grade(task, docs[i], i, states[j * cfg.votes : (j + 1) * cfg.votes], log=True)
+        row["seed"] = seed
+        rows.append(row)
+    return {
+        "task": task,
+        "seed": seed,
+        "start": start,
+        "prompt_hash": prompts.hash,
+        "doc_ids": list(chunk),
+        "rows": rows,
+        "stats": ctx.stats,
+        "wall_time": time.time() - t0,
+    }
+
+
 def run_task(
     task: str,
     docs: list[dict],
     ctx: SolveContext,
     cfg: EvalConfig,
     progress: Callable[[int], None] | None = None,
+    checkpoint: Checkpoint | None = None,
 ) -> TaskResult:
-    """Evaluate the system described by ``ctx``/``cfg`` on ``docs`` for every seed."""
+    """Evaluate the system described by ``ctx``/``cfg`` on ``docs`` for every seed.
+
+    With a ``checkpoint``, batches on record are reused and every new batch is recorded as soon as
+    it is graded, so an interrupted evaluation resumes where it stopped.
+    """
     cfg.check()
-    start = time.time()
-    steps = plan(cfg.roles)
+    prompt_hash = ctx.prompts[task].hash
+    records = []
+    for seed, start, chunk in batches(len(docs), cfg):
+        rec = checkpoint.get(task, seed, start, prompt_hash, chunk) if checkpoint is not None else None
+        if rec is None:
+            rec = _run_batch(task, docs, ctx, cfg, seed, start, chunk)
+            if checkpoint is not None:
+                checkpoint.add(rec)
+        records.append(rec)
+        if progress:
+            progress(len(chunk))
+    stats: dict[str, dict[str, int]] = {}
+    for rec in records:
+        for role, counters in rec["stats"].items():
+            total = stats.setdefault(role, {})
+            for key, value in counters.items():
+                total[key] = total.get(key, 0) + value
     per_seed, samples = [], []
-    ctx.stats = {}
-    prompts = ctx.prompts[task]
-    base_params = dict(ctx.params)
     for seed in range(cfg.seeds):
-        ids = select_questions(len(docs), cfg, seed)
-        rows = []
-        for start_i in range(0, len(ids), cfg.batch_size):
-            chunk = ids[start_i : start_i + cfg.batch_size]
-            ctx.params = {
-                r: SamplingParams(p.max_new_tokens, p.temperature, p.top_p, 1, seed * 1_000_003 + start_i)
-                for r, p in base_params.items()
-            }
-            states = [
-                SolveState(task, docs[i], i, prompts.question(docs[i]), sample=k)
-                for i in chunk
-                for k in range(cfg.votes)
-            ]
-            steps(states, ctx)
-            for j, i in enumerate(chunk):
-                row = _grade(task, docs[i], i, states[j * cfg.votes : (j + 1) * cfg.votes], cfg.log_samples)
-                row["seed"] = seed
-                rows.append(row)
-            if progress:
-                progress(len(chunk))
-        acc = statistics.fmean(r["acc"] for r in rows)
-        per_seed.append({"seed": seed, "acc": acc, "n": len(rows), "doc_ids": ids})
-        samples.extend(rows)
-    ctx.params = base_params
-    return TaskResult(task, per_seed, samples, ctx.stats, time.time() - start)
+        rows = [row for rec in records if rec["seed"] == seed for row in rec["rows"]]
+        ids = [row["doc_id"] for row in rows]
+        per_seed.append({"seed": seed, "acc": statistics.fmean(r["acc"] for r in rows), "n": len(rows), "doc_ids": ids})
+        samples += rows if cfg.log_samples else [_brief(r) for r in rows]
+    return TaskResult(task, per_seed, samples, stats, sum(rec["wall_time"] for rec in records))
+
+
+def _brief(row: dict) -> dict:
+    """A graded row without the logged prompts and texts."""
+    return {k: v for k, v in row.items() if k not in ("doc", "votes", "chosen_sample", "samples")}

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import json
 import os
 import shutil
 import tempfile
@@ -165,3 +166,30 @@ def resolve_adapter(path: str) -> str:
     if not (p / "adapter_config.json").is_file():
         raise ModelError(f"adapter not found (no adapter_config.json): {p}")
     return str(p)
+
+
+def _signature(ref: str) -> tuple | None:
+    """Architecture of a local model dir (type, sizes, vocabulary), or ``None`` when not local."""
+    try:
+        cfg = json.loads((Path(ref).expanduser() / "config.json").read_text())
+    except (OSError, ValueError):
+        return None
+    keys = ("model_type", "hidden_size", "num_hidden_layers", "num_attention_heads", "vocab_size")
+    return tuple(cfg.get(k) for k in keys)
+
+
+def check_adapter_base(adapter: str, model_ref: str, model_name: str) -> None:
+    """Refuse an adapter trained on another base model than ``model_ref`` (named ``model_name``)."""
+    try:
+        base = json.loads((Path(adapter) / "adapter_config.json").read_text()).get("base_model_name_or_path")
+    except (OSError, ValueError):
+        raise ModelError(f"adapter config unreadable: {Path(adapter) / 'adapter_config.json'}") from None
+    if not base or base in (model_ref, model_name):
+        return
+    have, want = _signature(base), _signature(model_ref)
+    names = (Path(model_ref).name.lower(), model_name.lower())
+    same = have == want if have and want else Path(base).name.lower() in names
+    if not same:
+        raise ModelError(
+            f"adapter {adapter} was trained on base model {base}, not {model_name}: pass its base with --model"
+        )

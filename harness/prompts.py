@@ -32,6 +32,18 @@ def tasks_dir() -> Path:
     return Path(env) if env else Path(__file__).resolve().parent.parent / "tasks"
 
 
+def task_version(task: str) -> float:
+    """``metadata.version`` of a task's lm-eval YAML (recorded with every result)."""
+    import re
+
+    path = tasks_dir() / task / f"{task}.yaml"
+    try:
+        m = re.search(r"^\s+version:\s*([0-9.]+)\s*$", path.read_text(encoding="utf-8"), re.MULTILINE)
+    except OSError:
+        m = None
+    return float(m.group(1)) if m else 1.0
+
+
 @dataclass(frozen=True)
 class PromptSet:
     """The question template and the three role templates of one task."""

@@ -5,24 +5,16 @@ from __future__ import annotations
 import json
 import os
 import platform
-import tempfile
 import time
 from pathlib import Path
 
 from tabulate import tabulate
 
 from harness.evaluate import EvalConfig, TaskResult
-from harness.prompts import PromptSet
+from harness.prompts import PromptSet, task_version
+from harness.runfiles import atomic_write
 
 RESULTS_FORMAT = 1
-
-
-def atomic_write(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` via a temp file and a rename: never a half-written file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile("w", dir=path.parent, delete=False, suffix=".tmp", encoding="utf-8") as fh:
-        fh.write(text)
-    os.replace(fh.name, path)
 
 
 def build_results(
@@ -55,6 +47,7 @@ def build_results(
         "calls_per_question": {},
         "tokens_per_question": {},
         "stage_stats": {},
+        "prompts_truncated": {},
         "wall_time": {},
     }
     for r in results:
@@ -64,8 +57,9 @@ def build_results(
             "acc,none": r.acc,
             f"acc_{kind},none": spread,
         }
-        out["configs"][r.task] = {"task": r.task, "output_type": "generate_until", "metadata": {"version": 1.0}}
-        out["versions"][r.task] = 1.0
+        version = task_version(r.task)
+        out["configs"][r.task] = {"task": r.task, "output_type": "generate_until", "metadata": {"version": version}}
+        out["versions"][r.task] = version
         out["n-samples"][r.task] = {"original": n_docs[r.task], "effective": r.n}
         out["higher_is_better"][r.task] = {"acc": True}
         malt["prompt_hash"][r.task] = prompts[r.task].hash
@@ -74,6 +68,7 @@ def build_results(
         malt["calls_per_question"][r.task] = r.per_question("calls")
         malt["tokens_per_question"][r.task] = r.per_question("tokens")
         malt["stage_stats"][r.task] = r.stats
+        malt["prompts_truncated"][r.task] = sum(s.get("prompts_truncated", 0) for s in r.stats.values())
         malt["wall_time"][r.task] = r.wall_time
     out["config"] = {
         "model": "malt",
@@ -89,8 +84,13 @@ def build_results(
 
 
 def write_results(doc: dict, results: list[TaskResult], output_path: str | os.PathLike, log_samples: bool) -> Path:
-    """Write ``results_<ts>.json`` (and ``samples_<task>_<ts>.jsonl``) under ``output_path``."""
+    """Write ``results_<ts>.json`` (and ``samples_<task>_<ts>.jsonl``) under ``output_path``.
+
+    Earlier results files in the folder that covered only tasks of this one are superseded (removed
+    after the new files are in place), so a resumed or repeated run leaves one results file.
+    """
     out = Path(output_path)
+    old = [p for p in out.glob("results_*.json") if _tasks_of(p) <= set(doc["results"])]
     stamp = time.strftime("%Y-%m-%dT%H-%M-%S")
     path = out / f"results_{stamp}.json"
     atomic_write(path, json.dumps(doc, indent=2, ensure_ascii=False, default=str))
@@ -98,7 +98,21 @@ def write_results(doc: dict, results: list[TaskResult], output_path: str | os.Pa
         for r in results:
             lines = "".join(json.dumps(s, ensure_ascii=False, default=str) + "\n" for s in r.samples)
             atomic_write(out / f"samples_{r.task}_{stamp}.jsonl", lines)
+    for p in old:
+        if p == path:
+            continue
+        old_stamp = p.name[len("results_") : -len(".json")]
+        p.unlink(missing_ok=True)
+        for s in out.glob(f"samples_*_{old_stamp}.jsonl"):
+            s.unlink(missing_ok=True)
     return path
+
+
+def _tasks_of(path: Path) -> set[str]:
+    try:
+        return set(json.loads(path.read_text(encoding="utf-8")).get("results", {}))
+    except (OSError, ValueError):
+        return set()
 
 
 def summary_table(doc: dict) -> str:
@@ -122,4 +136,8 @@ def summary_table(doc: dict) -> str:
             ]
         )
     headers = ["task", "agents", "votes", "acc %", "±", "n", "seeds", "calls/q", "tokens/q"]
-    return tabulate(rows, headers=headers, tablefmt="github")
+    table = tabulate(rows, headers=headers, tablefmt="github")
+    for task, n in malt.get("prompts_truncated", {}).items():
+        if n:
+            table += f"\nwarning: {task}: {n} prompts did not fit the model's context and lost their oldest tokens"
+    return table

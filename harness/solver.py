@@ -46,10 +46,11 @@ class SolveContext:
         params = SamplingParams(base.max_new_tokens, base.temperature, base.top_p, n, base.seed)
         out = engine.backend.generate(list(prompts), params, adapter=engine.adapter)
         tokens = sum(c.n_tokens for comps in out for c in comps)
-        s = self.stats.setdefault(role, {"calls": 0, "tokens": 0, "backend_calls": 0})
+        s = self.stats.setdefault(role, {"calls": 0, "tokens": 0, "backend_calls": 0, "prompts_truncated": 0})
         s["calls"] += len(prompts) * n
         s["tokens"] += tokens
         s["backend_calls"] += 1
+        s["prompts_truncated"] += sum(bool(getattr(c, "prompt_truncated", False)) for comps in out for c in comps)
         if self.on_stage:
             self.on_stage(role, len(prompts) * n, tokens)
         return out
@@ -58,9 +59,25 @@ class SolveContext:
 Step = Callable[[list[SolveState], SolveContext], list[SolveState]]
 
 
+def turn_issues(text: str, answer: str | None, truncated: bool, prompt_truncated: bool) -> list[str]:
+    """Why a turn may have gone wrong, for the sample logs (empty when nothing stands out)."""
+    issues = []
+    if prompt_truncated:
+        issues.append("prompt cut to fit the context (oldest tokens dropped)")
+    if not text.strip():
+        issues.append("empty output" if not text else "whitespace-only output")
+    if truncated:
+        issues.append("hit the token limit before stopping")
+    if answer is None:
+        issues.append("no answer found in the output")
+    return issues
+
+
 def _record(state: SolveState, role: str, messages: Messages, comp) -> None:
     answer = extract_answer(state.task, comp.text)
-    state.turns[role] = Turn(role, messages, comp.text, answer, comp.n_tokens, comp.truncated)
+    cut = getattr(comp, "prompt_truncated", False)
+    issues = turn_issues(comp.text, answer, comp.truncated, cut)
+    state.turns[role] = Turn(role, messages, comp.text, answer, comp.n_tokens, comp.truncated, cut, issues)
 
 
 def _run_grouped(

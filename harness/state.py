@@ -17,6 +17,8 @@ class Turn:
     answer: str | None
     n_tokens: int
     truncated: bool = False
+    prompt_truncated: bool = False
+    issues: list[str] = field(default_factory=list)  # why this turn may have gone wrong (sample logs)
 
 
 @dataclass

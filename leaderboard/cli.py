@@ -1,12 +1,124 @@
-"""``malt-leaderboard`` (not implemented yet: see the leaderboard issue)."""
+"""``malt-leaderboard``: build the board, compare two systems, turn-wise accuracy."""
 
+from __future__ import annotations
+
+import functools
+import json
 import sys
+from pathlib import Path
 
 import click
 
+from harness.errors import MaltError, OneLineUsageErrors
 
-@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+_CTX = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+
+def _one_line_errors(fn):
+    """Bad input becomes ``malt-leaderboard: error: ...`` and exit code 2, never a traceback."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except MaltError as exc:
+            click.echo(f"malt-leaderboard: error: {exc}", err=True)
+            sys.exit(2)
+        except OSError as exc:
+            where = f"{exc.filename}: " if exc.filename else ""
+            click.echo(f"malt-leaderboard: error: {where}{exc.strerror or exc}", err=True)
+            sys.exit(2)
+
+    return wrapper
+
+
+def _write(path: Path, text: str) -> Path:
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+class _Group(OneLineUsageErrors, click.Group):
+    prog = "malt-leaderboard"
+
+
+@click.group(cls=_Group, context_settings=_CTX)
 def main() -> None:
-    """Build leaderboard tables, a web page and plots from malt-eval result folders. Not implemented yet."""
-    click.echo("malt-leaderboard: not implemented yet", err=True)
-    sys.exit(2)
+    """Leaderboard tables, a web page, plots and paired comparisons from malt-eval result folders."""
+
+
+@main.command(context_settings=_CTX)
+@click.argument("dirs", nargs=-1, required=True)
+@click.option("-o", "--out", required=True, type=click.Path(file_okay=False), help="Output folder.")
+@click.option("--title", default="malt-eval leaderboard", show_default=True, help="Title of the page.")
+@_one_line_errors
+def build(dirs: tuple[str, ...], out: str, title: str) -> None:
+    """Build leaderboard.{md,csv,json,html} and accuracy plots from every results_*.json under DIRS."""
+    from leaderboard.board import build_board
+    from leaderboard.collect import load_runs
+    from leaderboard.html import html_page
+    from leaderboard.plots import accuracy_plot, task_plots
+    from leaderboard.render import LEGEND, board_dict, csv_text, main_table, markdown
+    from leaderboard.turns import board_turns
+
+    runs = load_runs(list(dirs))
+    board = build_board(runs)
+    turns = board_turns(board, runs)
+    folder = Path(out)
+    folder.mkdir(parents=True, exist_ok=True)
+    written = [
+        _write(folder / "leaderboard.md", markdown(board, turns)),
+        _write(folder / "leaderboard.csv", csv_text(board)),
+        _write(folder / "leaderboard.json", json.dumps(board_dict(board, turns), indent=2, ensure_ascii=False)),
+    ]
+    plots = [accuracy_plot(board, folder), *task_plots(board, folder)]
+    written += [_write(folder / "leaderboard.html", html_page(board, turns, plots, title)), *plots]
+    click.echo(main_table(board) + "\n\n" + LEGEND)
+    for mark, text in board.footnotes.items():
+        click.echo(f"{mark} {text}")
+    click.echo(f"\n{len(board.rows)} systems from {len(runs)} results files; written: {', '.join(map(str, written))}")
+
+
+@main.command(context_settings=_CTX)
+@click.argument("a")
+@click.argument("b")
+@click.option(
+    "--resamples", default=10_000, show_default=True, type=click.IntRange(min=100), help="Bootstrap resamples."
+)
+@click.option("--seed", default=0, show_default=True, type=int, help="Seed of the bootstrap.")
+@click.option("--json", "json_path", default=None, type=click.Path(dir_okay=False), help="Also write the numbers here.")
+@_one_line_errors
+def compare(a: str, b: str, resamples: int, seed: int, json_path: str | None) -> None:
+    """Answer flips A→B, paired bootstrap CI of B − A and McNemar's exact p on the questions both answered.
+
+    A and B are result folders (or results files) of one system each, run with --log-samples.
+    """
+    from leaderboard.compare import compare_sides, format_comparison, load_side
+
+    side_a, side_b = load_side("A", a), load_side("B", b)
+    results = compare_sides(side_a, side_b, resamples, seed)
+    click.echo(format_comparison(side_a, side_b, results), nl=False)
+    if json_path:
+        doc = {"a": side_a.row.label, "b": side_b.row.label, "tasks": [p.to_dict() for p in results]}
+        _write(Path(json_path), json.dumps(doc, indent=2, ensure_ascii=False))
+
+
+@main.command(context_settings=_CTX)
+@click.argument("dirs", nargs=-1, required=True)
+@click.option("--json", "json_path", default=None, type=click.Path(dir_okay=False), help="Also write the numbers here.")
+@_one_line_errors
+def turns(dirs: tuple[str, ...], json_path: str | None) -> None:
+    """Turn-wise accuracy (after G, after V when it states an answer, after R) from the sample logs under DIRS."""
+    from leaderboard.board import build_board
+    from leaderboard.collect import load_runs
+    from leaderboard.render import TURNS_LEGEND, turns_table
+    from leaderboard.turns import board_turns
+
+    runs = load_runs(list(dirs))
+    found = board_turns(build_board(runs), runs, strict=True)
+    click.echo(turns_table(found) + "\n\n" + TURNS_LEGEND)
+    if json_path:
+        _write(Path(json_path), json.dumps([{"system": s, **t.to_dict()} for s, t in found], indent=2))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -11,18 +11,24 @@ from pathlib import Path
 
 import click
 
-from harness.errors import MaltError
+from harness.errors import MaltError, OneLineUsageErrors, interrupt_on_sigterm
 
 ROLES = ("generator", "verifier", "refiner")
 
 
-class _Group(click.Group):
+class _Group(OneLineUsageErrors, click.Group):
+    prog = "malt-train"
+
     def invoke(self, ctx: click.Context):
+        interrupt_on_sigterm()
         try:
             return super().invoke(ctx)
         except MaltError as exc:
             click.echo(f"malt-train: error: {exc}", err=True)
             sys.exit(2)
+        except KeyboardInterrupt:
+            click.echo("malt-train: interrupted; rerun the same command to resume", err=True)
+            sys.exit(130)
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -48,6 +54,9 @@ def _generate_options(fn):
         click.option("--data-dir", default=None, help="Benchmark folder (default $MALT_DATA_DIR, else the hub)."),
         click.option("--prompts", "prompts_file", default=None, help="Prompts override file."),
         click.option("--dtype", default="auto", show_default=True),
+        click.option("--backend", default="hf", show_default=True, help="Inference backend: hf, vllm or openai."),
+        click.option("--base-url", default=None, help="--backend openai: the server's API root."),
+        click.option("--api-key", default=None, help="--backend openai: key (default $OPENAI_API_KEY, else EMPTY)."),
     ]
     for o in reversed(opts):
         fn = o(fn)
@@ -102,27 +111,35 @@ def _step_configs(o: dict):
 def do_generate(o: dict, run: Path) -> dict:
     from tqdm.auto import tqdm
 
+    from harness.backends import get_backend
     from harness.backends.base import SamplingParams
     from harness.data import load_split
-    from harness.engines import build_engines
+    from harness.engines import backend_options, build_engines
     from harness.grading import canonical_task
     from harness.models import DEFAULT_MODEL
     from harness.prompts import load_prompts
     from harness.solver import SolveContext
-    from malt_train.generate import GenerateConfig, generate, select_training_questions
+    from malt_train.generate import GenerateConfig, generate, planned_batches
 
     task = canonical_task(o["task"])
     cfg = GenerateConfig(
         task, o["questions"], o["branching"], o["temperature"], o["seed"], o["batch_size"], o["max_new_tokens"]
     )
+    cfg.shard = o.get("shard")
     cfg.check()
     docs = load_split(task, "train", o["data_dir"])
-    total = len(select_training_questions(len(docs), cfg))
+    total = sum(len(batch) for _, batch in planned_batches(len(docs), cfg))
     prompts = {task: load_prompts(task, o["prompts_file"])}
-    model = o["model"] or DEFAULT_MODEL
+    model = o["model"] or (None if get_backend(o["backend"]).remote else DEFAULT_MODEL)
     engines, _ = build_engines(
-        model, ROLES, backend="hf", batch_size=max(8, cfg.batch_size * cfg.branching**2), dtype=o["dtype"]
+        model,
+        ROLES,
+        backend=o["backend"],
+        batch_size=max(8, cfg.batch_size * cfg.branching**2),
+        dtype=o["dtype"],
+        **backend_options(o["backend"], o["base_url"], o["api_key"]),
     )
+    model = model or engines["generator"].backend.model_id  # remote: the server's default model
     ctx = SolveContext(prompts, engines, dict.fromkeys(ROLES, SamplingParams(cfg.max_new_tokens)))
     bar = tqdm(total=total, desc="questions", unit="q")
     nodes = {"n": 0}
@@ -206,10 +223,24 @@ def _run_model(run: Path, model: str | None) -> str:
 
 @main.command("generate")
 @_generate_options
+@click.option("--shard", default=None, help="i/k: generate only the i-th of k ranges of questions (1-based).")
 @click.option("--out", "run", required=True, type=click.Path(path_type=Path), help="Run folder (RUN).")
 def generate_cmd(run: Path, **o) -> None:
     """Sample a tree per training question (resumable: rerun the same command to continue)."""
     do_generate(o, run)
+
+
+@main.command("merge")
+@click.argument("runs", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--out", required=True, type=click.Path(path_type=Path), help="Run folder of the merged tree.")
+def merge_cmd(runs: tuple[Path, ...], out: Path) -> None:
+    """Join the trees of generate runs (shards of one run: same config, disjoint questions) into OUT."""
+    from malt_train.shard import merge_runs
+
+    stats = merge_runs(list(runs), out)
+    click.echo(f"tree: {stats['questions']} questions, {stats['nodes']} nodes in {out / 'tree.jsonl'}")
+    if stats["missing"]:
+        click.echo(f"malt-train: note: shards {', '.join(stats['missing'])} are not in the merge", err=True)
 
 
 @main.command("label")

@@ -21,6 +21,7 @@ from harness.errors import MaltError
 from harness.grading import answers_match
 from harness.solver import SolveContext, generator, refiner, verifier
 from harness.state import SolveState
+from malt_train.shard import parse_shard, shard_batches
 
 TREE_FILE = "tree.jsonl"
 CONFIG_FILE = "generate.json"
@@ -37,8 +38,10 @@ class GenerateConfig:
     seed: int = 0
     batch_size: int = 4  # questions per stage batch
     max_new_tokens: int = 512
+    shard: str | None = None  # "i/k": only the i-th of k contiguous ranges of batches (see malt_train.shard)
 
     def check(self) -> None:
+        parse_shard(self.shard)
         if self.branching < 1:
             raise MaltError(f"--branching must be at least 1, got {self.branching}")
         if self.questions is not None and self.questions < 1:
@@ -54,6 +57,15 @@ def select_training_questions(n_docs: int, cfg: GenerateConfig) -> list[int]:
     if cfg.questions > n_docs:
         raise MaltError(f"--questions {cfg.questions} is larger than the training split ({n_docs})")
     return random.Random(cfg.seed).sample(range(n_docs), cfg.questions)
+
+
+def planned_batches(n_docs: int, cfg: GenerateConfig) -> list[tuple[int, list[int]]]:
+    """``(batch number, question indices)`` this run generates: all batches, or its shard's.
+
+    Batch numbers are global (a shard keeps the unsharded run's numbers, hence its seeds).
+    """
+    order = select_training_questions(n_docs, cfg)
+    return shard_batches([order[i : i + cfg.batch_size] for i in range(0, len(order), cfg.batch_size)], cfg.shard)
 
 
 def _expand(states: list[tuple[str, SolveState]], n: int, tag: str) -> list[tuple[str, SolveState]]:
@@ -114,14 +126,14 @@ def _recover(path: Path, per_question: int) -> set[str]:
     done = {q for q, c in counts.items() if c == per_question}
     kept = "".join(line for q, line in good if q in done)
     if kept != path.read_text(encoding="utf-8"):
-        from harness.results import atomic_write
+        from harness.runfiles import atomic_write
 
         atomic_write(path, kept)
     return done
 
 
 def _drop(path: Path, qids: set[str]) -> None:
-    from harness.results import atomic_write
+    from harness.runfiles import atomic_write
 
     lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
     atomic_write(path, "".join(x for x in lines if json.loads(x)["question_id"] not in qids))
@@ -155,8 +167,8 @@ def generate(
     per_question = n + n**2 + n**3
     path = run / TREE_FILE
     done = _recover(path, per_question)
-    order = select_training_questions(len(docs), cfg)
-    batches = [order[i : i + cfg.batch_size] for i in range(0, len(order), cfg.batch_size)]
+    numbered = planned_batches(len(docs), cfg)
+    batches = [batch for _, batch in numbered]
     partial = {f"{cfg.task}:{i}" for b in batches if 0 < sum(f"{cfg.task}:{i}" in done for i in b) < len(b) for i in b}
     if partial & done:  # a batch cut off between questions is redone whole, with its own seed
         _drop(path, partial & done)
@@ -165,7 +177,7 @@ def generate(
     fail_after = int(os.environ.get("MALT_TEST_FAIL_AFTER_BATCHES", "0") or 0)  # test hook for resume tests
     batches_run, new_nodes = 0, 0
     t0 = time.time()
-    for b, batch in enumerate(batches):
+    for b, batch in numbered:
         if all(f"{cfg.task}:{i}" in done for i in batch):
             continue
         if fail_after and batches_run >= fail_after:
@@ -184,4 +196,5 @@ def generate(
         if progress:
             tokens = sum(x["n_tokens"] for x in nodes)
             progress(len(todo), len(nodes), tokens / max(1e-9, time.time() - t0))
+    path.touch()  # a finished run has a tree file, even an empty shard
     return {"questions": len(done), "nodes": len(done) * per_question, "new_nodes": new_nodes}

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness.errors import MaltError
+from harness.runfiles import iter_jsonl
 
 ROLE_PARENT = {"generator": None, "verifier": "generator", "refiner": "verifier"}
 
@@ -36,20 +37,8 @@ class Tree:
 def _parse(path: Path) -> tuple[list[dict], list[int]]:
     if not path.is_file():
         raise TreeError(f"tree file not found: {path}")
-    nodes, linenos = [], []
-    with path.open(encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                node = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise TreeError(f"{path}:{lineno}: malformed JSON ({exc.msg})") from None
-            if not isinstance(node, dict):
-                raise TreeError(f"{path}:{lineno}: expected a JSON object")
-            nodes.append(node)
-            linenos.append(lineno)
-    return nodes, linenos
+    pairs = list(iter_jsonl(path, TreeError))
+    return [node for _, node in pairs], [lineno for lineno, _ in pairs]
 
 
 def _check_node(node: dict, where: str) -> None:
@@ -97,7 +86,7 @@ def read_tree(path: str | Path) -> Tree:
 
 def write_jsonl(path: Path, rows: Iterable[dict]) -> int:
     """Write rows atomically (temp file + rename); return how many."""
-    from harness.results import atomic_write
+    from harness.runfiles import atomic_write
 
     rows = list(rows)
     atomic_write(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))

@@ -3,9 +3,8 @@
 import json
 
 import pytest
-import yaml
 
-from tests.conftest import malt_eval, write_jsonl
+from tests.conftest import malt_eval
 
 
 @pytest.mark.parametrize("agents", ["g", "g,v", "g,r", "g,v,r"])
@@ -76,40 +75,3 @@ def test_shared_base_model_is_loaded_once(tiny_model_dir):
     engines, desc = build_engines(str(tiny_model_dir), ("generator", "verifier", "refiner"))
     assert len({id(e.backend) for e in engines.values()}) == 1
     assert desc["verifier"]["path"] == str(tiny_model_dir)
-
-
-BAD_INPUTS = [
-    (["--tasks", "malt_nope"], "unknown task 'malt_nope'"),
-    (["--agents", "g,x"], "unknown agent letter 'x'"),
-    (["--agents", ""], "empty agent list"),
-    (["--agents", "v,r"], "bad agent list"),
-    (["--votes", "0"], "--votes must be at least 1"),
-    (["--subset", "5000"], "larger than malt_gsm8k's split"),
-    (["--data-dir", "/nonexistent/data"], "data folder not found"),
-    (["--model", "/nonexistent/model"], "model not found"),
-    (["--generator-adapter", "/nonexistent/adapter"], "adapter not found"),
-    (["--max-new-tokens", "critic=3"], "unknown role 'critic'"),
-]
-
-
-@pytest.mark.parametrize(("args", "message"), BAD_INPUTS)
-def test_bad_input_is_one_line_exit_2(args, message, small_data, tiny_model_dir):
-    model_args = [] if "--model" in args else ["--model", tiny_model_dir]
-    r = malt_eval(*model_args, *args, env_data=small_data)
-    assert r.returncode == 2, (r.stdout, r.stderr)
-    assert message in r.stderr and "Traceback" not in r.stderr
-    assert len(r.stderr.strip().splitlines()) == 1
-
-
-def test_malformed_data_row_names_file_and_line(tmp_path, tiny_model_dir):
-    write_jsonl(tmp_path / "gsm8k/test.jsonl", [{"question": "q", "answer": "#### 1"}, '{"question": '])
-    r = malt_eval("--model", tiny_model_dir, "--limit", 1, env_data=tmp_path)
-    assert r.returncode == 2 and "gsm8k/test.jsonl:2: malformed JSON" in r.stderr
-    assert "Traceback" not in r.stderr
-
-
-def test_prompts_file_missing_role(tmp_path, tiny_model_dir, small_data):
-    bad = tmp_path / "p.yaml"
-    bad.write_text(yaml.safe_dump({"generator": {"user": "{{ question }}"}}))
-    r = malt_eval("--model", tiny_model_dir, "--prompts", bad, env_data=small_data)
-    assert r.returncode == 2 and "'verifier' is missing" in r.stderr

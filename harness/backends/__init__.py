@@ -37,4 +37,4 @@ def get_backend(name: str) -> type[Backend]:
 
 
 def _load_builtin() -> None:
-    from harness.backends import hf, scripted, vllm  # noqa: F401 - registration side effect
+    from harness.backends import hf, openai, scripted, vllm  # noqa: F401 - registration side effect

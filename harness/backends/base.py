@@ -22,17 +22,23 @@ class SamplingParams:
 
 @dataclass(frozen=True)
 class Completion:
-    """One generated text with its token count; ``truncated`` when it hit ``max_new_tokens``."""
+    """One generated text with its token count.
+
+    ``truncated``: generation hit ``max_new_tokens``. ``prompt_truncated``: the prompt did not fit the
+    model's context with room for ``max_new_tokens`` and lost its oldest (leftmost) tokens, as lm-eval does.
+    """
 
     text: str
     n_tokens: int
     truncated: bool = False
+    prompt_truncated: bool = False
 
 
 class Backend(ABC):
     """An inference engine holding one base model and, optionally, named LoRA adapters."""
 
     name: str = "base"
+    remote: bool = False  # True: model and adapter names are a server's, not local paths to resolve
 
     @abstractmethod
     def generate(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 
 import torch
 
@@ -64,6 +65,13 @@ def _register_attention() -> str:
         return "sdpa"
 
 
+def _context_length(config, tokenizer) -> int | None:
+    """The model's context window in tokens (``None`` when it states none)."""
+    sizes = [getattr(config, "max_position_embeddings", None), getattr(tokenizer, "model_max_length", None)]
+    sizes = [s for s in sizes if isinstance(s, int) and 0 < s < 10_000_000]
+    return min(sizes) if sizes else None
+
+
 def _render_fallback(messages: Messages) -> str:
     """Plain-text prompt for tokenizers without a chat template."""
     parts = [f"{m['role'].capitalize()}: {m['content']}" for m in messages]
@@ -106,6 +114,7 @@ class HFBackend(Backend):
         eos |= set(gen_eos if isinstance(gen_eos, list) else [gen_eos])
         self.eos_ids = sorted(i for i in eos if i is not None)
         self.adapters: set[str] = set()
+        self.context = _context_length(self.model.config, self.tokenizer)
 
     # ------------------------------------------------------------------ prompts
     def render(self, messages: Messages) -> str:
@@ -148,6 +157,14 @@ class HFBackend(Backend):
     ) -> list[list[Completion]]:
         texts = [self.render(m) for m in prompts]
         ids = [self.tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts]
+        if self.context:  # leave room for the answer: keep the prompt's last tokens (lm-eval's side)
+            max_new = min(params.max_new_tokens, self.context // 2)
+            params = SamplingParams(max_new, params.temperature, params.top_p, params.n, params.seed)
+            keep = self.context - max_new
+            cut = {i for i, x in enumerate(ids) if len(x) > keep}
+            ids = [x[-keep:] if i in cut else x for i, x in enumerate(ids)]
+        else:
+            cut = set()
         order = sorted(range(len(ids)), key=lambda i: -len(ids[i]))  # longest first: OOM shows early
         per_batch = max(1, self.batch_size // max(1, params.n))
         out: list[list[Completion]] = [[] for _ in prompts]
@@ -157,7 +174,7 @@ class HFBackend(Backend):
                 if params.seed is not None:
                     torch.manual_seed(params.seed + start)
                 for i, comps in zip(batch, self._generate_batch([ids[i] for i in batch], params), strict=True):
-                    out[i] = comps
+                    out[i] = [replace(c, prompt_truncated=True) for c in comps] if i in cut else comps
         return out
 
     def _generate_batch(self, ids: list[list[int]], params: SamplingParams) -> list[list[Completion]]:

