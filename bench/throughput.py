@@ -1,123 +1,292 @@
 """Throughput of malt-eval against lm-eval's own ``hf`` backend on the same GSM8K questions.
 
-Same machine, one process, same model, same questions, same max new tokens and batch size:
-lm-eval ``hf`` on ``malt_gsm8k`` (single model, chat template on), ours with ``--agents g`` and
-``--agents g,v,r`` (hf backend, greedy). Prints a table and appends it to BENCHMARKS.md.
+Same machine, one run, same model, same questions, same max new tokens and batch size; every row in
+its own process (peak RSS per row, no shared caches), generation time only (model load excluded):
 
-    python bench/throughput.py --model smollm2-135m --questions 64 --max-new-tokens 256 --batch-size 64
+- lm-eval ``hf`` on ``malt_gsm8k`` (single model, chat template on) — the anchor;
+- ours, ``--agents g`` and ``--agents g,v,r`` (greedy), hf backend and, when vllm imports, vllm;
+- MALT tree generation (8 questions, branching 3): n-sampling vs the same trees by repeated prompts;
+- our ``g`` at N and 4N questions (peak memory must stay flat);
+- the machine's fp32 matmul GFLOP/s and the fraction of it each row reaches.
+
+Prints a table with the targets, appends it to BENCHMARKS.md and ends with the line
+``ratio_vs_lmeval_hf=<our g,v,r hf tokens/s / lm-eval hf tokens/s>``.
+
+    python bench/throughput.py --quick    # smollm2-135m, 16 questions, 64 tokens: a few minutes
+    python bench/throughput.py            # qwen2.5-coder-0.5b, 64 questions, 256 tokens
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime
+import importlib.util
+import json
 import os
 import platform
-import resource
+import shlex
 import subprocess
-import time
+import sys
+import tempfile
 from pathlib import Path
 
 from tabulate import tabulate
+from throughput_rows import matmul_gflops, param_count
 
 REPO = Path(__file__).resolve().parent.parent
+ROW_SCRIPT = Path(__file__).resolve().parent / "throughput_rows.py"
+QUICK = {"model": "smollm2-135m", "questions": 16, "max_new_tokens": 64}
+FULL = {"model": "qwen2.5-coder-0.5b", "questions": 64, "max_new_tokens": 256}
+TARGETS = {"gvr_vs_lmeval": 1.0, "vllm_vs_hf": 1.5, "tree": 1.3, "memory_growth": 0.10}
 
 
-def run_lm_eval(model_dir: str, n: int, max_new: int, batch: int) -> tuple[int, float]:
-    import lm_eval
-    import torch
-    from lm_eval.tasks import TaskManager
-    from transformers import AutoTokenizer
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="smollm2-135m, 16 questions, 64 new tokens")
+    ap.add_argument("--model", help="model (default: qwen2.5-coder-0.5b; smollm2-135m with --quick)")
+    ap.add_argument("--questions", type=int, help="GSM8K test questions per row (default 64; 16 with --quick)")
+    ap.add_argument("--memory-questions", type=int, help="questions of the memory row (default 4x --questions)")
+    ap.add_argument("--tree-questions", type=int, default=8, help="questions of the tree rows")
+    ap.add_argument("--branching", type=int, default=3, help="tree branching n (n + n^2 + n^3 nodes per question)")
+    ap.add_argument("--max-new-tokens", type=int, help="per generation (default 256; 64 with --quick)")
+    ap.add_argument("--batch-size", type=int, default=64, help="sequences per batch, every row")
+    ap.add_argument("--dtype", default="float32", help="model dtype, every row")
+    ap.add_argument("--note", action="append", default=[], help="a line added to the notes (repeatable)")
+    ap.add_argument("--out", default=str(REPO / "BENCHMARKS.md"), help="file the section is appended to")
+    a = ap.parse_args(argv)
+    for key, value in (QUICK if a.quick else FULL).items():
+        if getattr(a, key) is None:
+            setattr(a, key, value)
+    a.memory_questions = a.memory_questions or 4 * a.questions
+    return a
 
-    tm = TaskManager(include_path=str(REPO / "tasks"), include_defaults=False)
-    t0 = time.time()
-    out = lm_eval.simple_evaluate(
-        model="hf",
-        model_args=f"pretrained={model_dir},dtype=float32",
-        tasks=["malt_gsm8k"],
-        task_manager=tm,
-        limit=n,
-        batch_size=batch,
-        gen_kwargs=f"max_gen_toks={max_new}",
-        apply_chat_template=True,
-        log_samples=True,
-        device="cuda" if torch.cuda.is_available() else "cpu",
+
+def vllm_installed() -> bool:
+    return importlib.util.find_spec("vllm") is not None
+
+
+def plan(a: argparse.Namespace, model_dir: str) -> list[tuple[str, str, dict | str]]:
+    """``(key, label, spec)`` of every row; a string instead of a spec is why the row is skipped."""
+    base = {"model_dir": model_dir, "max_new": a.max_new_tokens, "batch": a.batch_size, "dtype": a.dtype}
+    ev = {**base, "questions": a.questions}
+    tree = {**base, "kind": "tree", "questions": a.tree_questions, "branching": a.branching}
+    no_vllm = "skipped: vllm not installed"
+    vllm = vllm_installed()
+    rows: list[tuple[str, str, dict | str]] = [("lmeval", "lm-eval hf (single model)", {**ev, "kind": "lmeval"})]
+    for backend in ("hf", "vllm"):
+        for agents, key in (("g", "g"), ("g,v,r", "gvr")):
+            spec = {**ev, "kind": "ours", "agents": agents, "backend": backend}
+            rows.append(
+                (
+                    f"{key}_{backend}",
+                    f"malt-eval --agents {agents} ({backend})",
+                    spec if backend == "hf" or vllm else no_vllm,
+                )
+            )
+    trees = f"tree n={a.branching}, {a.tree_questions} q"
+    for backend in ("hf", "vllm") if vllm else ("hf",):
+        rows.append((f"tree_n_{backend}", f"{trees}: n-sampling ({backend})", {**tree, "backend": backend}))
+        rows.append(
+            (
+                f"tree_rep_{backend}",
+                f"{trees}: repeated prompts ({backend})",
+                {**tree, "backend": backend, "repeat": True},
+            )
+        )
+    mem = {**base, "kind": "ours", "agents": "g", "backend": "hf", "questions": a.memory_questions}
+    rows.append(("g_hf_mem", "malt-eval --agents g (hf), memory row", mem))
+    return rows
+
+
+def run_row(spec: dict, workdir: Path) -> dict:
+    """Run one row in a fresh process; its result, or ``{"error": ...}``."""
+    out = workdir / "row.json"
+    out.unlink(missing_ok=True)
+    env = dict(os.environ, TOKENIZERS_PARALLELISM="false")
+    cmd = [sys.executable, str(ROW_SCRIPT), json.dumps(spec), str(out)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, env=env)
+    if proc.returncode != 0 or not out.is_file():
+        lines = [ln for ln in proc.stderr.strip().splitlines() if ln.strip()]
+        print("\n".join(lines[-15:]), file=sys.stderr)
+        return {"error": f"failed: {lines[-1][:120] if lines else f'exit code {proc.returncode}'}"}
+    return json.loads(out.read_text())
+
+
+def tok_s(r: dict | None) -> float | None:
+    return r["tokens"] / r["wall"] if r and "tokens" in r and r["wall"] > 0 else None
+
+
+def ratio(a: dict | None, b: dict | None) -> float | None:
+    x, y = tok_s(a), tok_s(b)
+    return x / y if x is not None and y else None
+
+
+def table(rows: list[tuple[str, str, dict | str]], res: dict[str, dict], params: int | None, gflops: float) -> str:
+    body = []
+    for key, label, spec in rows:
+        r = res.get(key, {})
+        if isinstance(spec, str) or "error" in r:
+            body.append([label, "-", spec if isinstance(spec, str) else r["error"], "-", "-", "-", "-", "-"])
+            continue
+        rate = tok_s(r)
+        roof = f"{200 * params * rate / (gflops * 1e9):.1f}%" if params and gflops else "-"
+        vs = "-" if key.startswith("tree") else f"{ratio(r, res.get('lmeval')) or float('nan'):.2f}x"
+        body.append(
+            [
+                label,
+                r["questions"],
+                r["tokens"],
+                f"{r['wall']:.1f}",
+                f"{rate:.1f}",
+                vs,
+                f"{r['peak_rss_mib']:.0f}",
+                roof,
+            ]
+        )
+    headers = [
+        "system",
+        "questions",
+        "generated tokens",
+        "wall s",
+        "tokens/s",
+        "vs lm-eval hf",
+        "peak RSS MiB",
+        "% of matmul roofline",
+    ]
+    return tabulate(body, headers=headers, tablefmt="github")
+
+
+def verdict(value: float | None, target: float) -> str:
+    if value is None:
+        return "not measured"
+    return "met" if value >= target else "not met"
+
+
+def fmt(x: float | None) -> str:
+    return "n/a" if x is None else f"{x:.2f}x"
+
+
+def target_notes(res: dict[str, dict], a: argparse.Namespace) -> list[str]:
+    """One line per target of issue 5, each marked met / not met / not measured."""
+    gvr = ratio(res.get("gvr_hf"), res.get("lmeval"))
+    t = TARGETS
+    notes = [
+        f"Target our hf `g,v,r` >= {t['gvr_vs_lmeval']}x lm-eval hf: {fmt(gvr)} — {verdict(gvr, t['gvr_vs_lmeval'])}."
+    ]
+    v_gvr, v_g = ratio(res.get("gvr_vllm"), res.get("gvr_hf")), ratio(res.get("g_vllm"), res.get("g_hf"))
+    notes.append(
+        f"Target vLLM >= {t['vllm_vs_hf']}x our hf (`g,v,r`): {fmt(v_gvr)} — {verdict(v_gvr, t['vllm_vs_hf'])}"
+        f" (`g`: {fmt(v_g)})" + ("" if vllm_installed() else "; vllm is not installed here") + "."
     )
-    wall = time.time() - t0
-    tok = AutoTokenizer.from_pretrained(model_dir)
-    texts = [s["resps"][0][0] for s in out["samples"]["malt_gsm8k"]]
-    return sum(len(tok(t, add_special_tokens=False)["input_ids"]) for t in texts), wall
+    for backend in ("hf", "vllm"):
+        tr = ratio(res.get(f"tree_n_{backend}"), res.get(f"tree_rep_{backend}"))
+        if backend == "hf" or tr is not None:
+            notes.append(
+                f"Target n-sampling trees >= {t['tree']}x repeated prompts ({backend}): {fmt(tr)}"
+                f" — {verdict(tr, t['tree'])}."
+            )
+    small, big = res.get("g_hf"), res.get("g_hf_mem")
+    if small and big and "peak_rss_mib" in small and "peak_rss_mib" in big:
+        growth = big["peak_rss_mib"] / small["peak_rss_mib"] - 1
+        mark = "met" if growth <= t["memory_growth"] else "not met"
+        notes.append(
+            f"Target peak memory flat as questions grow (`g`, hf): {small['peak_rss_mib']:.0f} MiB at"
+            f" {small['questions']} vs {big['peak_rss_mib']:.0f} MiB at {big['questions']} questions"
+            f" ({growth:+.1%}; flat = within {t['memory_growth']:.0%}) — {mark}."
+        )
+    else:
+        notes.append("Target peak memory flat as questions grow: not measured.")
+    return notes
 
 
-def run_ours(model_dir: str, agents: str, n: int, max_new: int, batch: int) -> tuple[int, float]:
-    from harness.backends.base import SamplingParams
-    from harness.data import load_split
-    from harness.engines import build_engines
-    from harness.evaluate import EvalConfig, run_task
-    from harness.prompts import load_prompts
-    from harness.solver import SolveContext, parse_agents
-
-    roles = parse_agents(agents)
-    engines, _ = build_engines(model_dir, roles, batch_size=batch, dtype="float32")
-    docs = load_split("malt_gsm8k", "test")
-    params = dict.fromkeys(roles, SamplingParams(max_new))
-    ctx = SolveContext({"malt_gsm8k": load_prompts("malt_gsm8k")}, engines, params)
-    t0 = time.time()
-    res = run_task("malt_gsm8k", docs, ctx, EvalConfig(roles=roles, temperature=0.0, limit=n, batch_size=batch))
-    return sum(s["tokens"] for s in res.stats.values()), time.time() - t0
+def method_notes(res: dict[str, dict], params: int | None, gflops: float) -> list[str]:
+    p = f"{params / 1e6:.0f}M" if params else "unknown"
+    notes = [
+        f"Roofline: measured fp32 matmul {gflops:.1f} GFLOP/s (best of 8 torch 2048x2048 matmuls). A row's fraction"
+        f" = 2 x P x generated tokens / wall / that rate, P = {p} parameters: decode FLOPs ~ 2 FLOPs per parameter"
+        " per generated token, ignoring prefill and attention (so rows with long prompts — v, r, trees — do more"
+        " work than credited).",
+        "Wall: generation only, model load excluded for every row (lm-eval: time inside its `generate_until`;"
+        " ours: `run_task`; trees: `grow_trees`). Each row runs in its own process; peak RSS is that process's"
+        " `ru_maxrss` (plus its largest finished child, i.e. vLLM's engine process; GPU memory not included).",
+        "Tokens: ours count the stop token of each finished sequence; lm-eval's are its texts retokenized, and"
+        " lm-eval also stops at the task's `until` strings. Evaluation rows are greedy; tree rows sample at"
+        " temperature 0.3 (seed 0), so the two tree rows generate similar, not identical, token counts.",
+    ]
+    tn = res.get("tree_n_hf", {})
+    if tn.get("prompt_tokens") and tn.get("distinct_prompt_tokens"):
+        pre, shared, gen = tn["prompt_tokens"], tn["distinct_prompt_tokens"], tn["tokens"]
+        notes.append(
+            f"Trees on hf: {tn['nodes']} nodes in {tn['backend_calls']} backend calls. The hf backend sends n"
+            " samples as one prompt with `num_return_sequences`, but transformers' `generate` copies the prompt"
+            f" n times *before* prefill (`_expand_inputs_for_generation`), so it prefills {pre} prompt tokens,"
+            " as many as repeated prompts; sharing the prefill (prefill each distinct prompt once, repeat its"
+            f" KV cache n times) would prefill {shared}. If time followed FLOPs, that would give at most"
+            f" {(pre + gen) / (shared + gen):.2f}x for these trees (an upper bound: decoding on CPU is"
+            " memory-bound, not FLOP-bound). vLLM shares the prefill natively."
+        )
+    return notes
 
 
 def machine() -> str:
     lines = Path("/proc/cpuinfo").read_text().splitlines()
     cpu = next((ln.split(":", 1)[1].strip() for ln in lines if ln.startswith("model name")), "?")
-    return f"{cpu}, {os.cpu_count()} cores, {platform.platform()}"
+    desc = f"{cpu}, {os.cpu_count()} cores, {platform.platform()}"
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            desc += f", GPU {torch.cuda.get_device_name(0)}"
+    except ImportError:
+        pass
+    return desc
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--model", default="smollm2-135m")
-    ap.add_argument("--questions", type=int, default=64)
-    ap.add_argument("--max-new-tokens", type=int, default=256)
-    ap.add_argument("--batch-size", type=int, default=64)
-    ap.add_argument("--out", default=str(REPO / "BENCHMARKS.md"))
-    a = ap.parse_args()
-    from harness.models import resolve_model
-
-    model_dir = resolve_model(a.model)
-    rows = []
-    for name, fn in [
-        ("lm-eval hf (single model)", lambda: run_lm_eval(model_dir, a.questions, a.max_new_tokens, a.batch_size)),
-        ("malt-eval --agents g", lambda: run_ours(model_dir, "g", a.questions, a.max_new_tokens, a.batch_size)),
-        ("malt-eval --agents g,v,r", lambda: run_ours(model_dir, "g,v,r", a.questions, a.max_new_tokens, a.batch_size)),
-    ]:
-        tokens, wall = fn()
-        rows.append([name, a.questions, tokens, f"{wall:.1f}", f"{tokens / wall:.1f}"])
-        print(rows[-1], flush=True)
-    base = float(rows[0][4])
-    for r in rows:
-        r.append(f"{float(r[4]) / base:.2f}x")
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    table = tabulate(
-        rows,
-        headers=["system", "questions", "generated tokens", "wall s", "tokens/s", "vs lm-eval hf"],
-        tablefmt="github",
-    )
-    cmd = (
-        f"python bench/throughput.py --model {a.model} --questions {a.questions} "
-        f"--max-new-tokens {a.max_new_tokens} --batch-size {a.batch_size}"
-    )
+def report(
+    a: argparse.Namespace, rows: list, res: dict[str, dict], params: int | None, gflops: float, load: tuple
+) -> str:
     git = ["git", "rev-parse", "--short", "HEAD"]
     commit = subprocess.run(git, capture_output=True, text=True, cwd=REPO).stdout.strip()
-    report = (
-        f"\n## Throughput: {a.model}, {a.questions} GSM8K test questions ({datetime.date.today()})\n\n"
-        f"- Command: `{cmd}` (commit {commit})\n- Machine: {machine()}\n"
-        f"- fp32, greedy, max new tokens {a.max_new_tokens}, batch size {a.batch_size}; peak RSS of the process "
-        f"{peak:.0f} MiB\n\n{table}\n"
+    cmd = "python bench/throughput.py " + " ".join(shlex.quote(x) for x in sys.argv[1:])
+    mode = " (--quick)" if a.quick else ""
+    notes = target_notes(res, a) + method_notes(res, params, gflops) + a.note
+    bullets = "\n".join(f"- {n}" for n in notes)
+    return (
+        f"\n## Throughput{mode}: {a.model}, {a.questions} GSM8K test questions ({datetime.date.today()})\n\n"
+        f"- Command: `{cmd.strip()}` (commit {commit}, uncommitted changes may apply)\n- Machine: {machine()}\n"
+        f"- Load average (1 min) at start / end: {load[0]:.2f} / {load[1]:.2f}\n"
+        f"- {a.dtype}, max new tokens {a.max_new_tokens}, batch size {a.batch_size}; evaluation rows greedy;"
+        f" trees: {a.tree_questions} questions, branching {a.branching}\n\n"
+        f"{table(rows, res, params, gflops)}\n\nNotes on this run:\n{bullets}\n"
     )
-    print(report)
+
+
+def main(argv: list[str] | None = None) -> None:
+    a = parse_args(argv)
+    from harness.models import resolve_model
+
+    load0 = os.getloadavg()[0]
+    model_dir = str(resolve_model(a.model))
+    params, gflops = param_count(model_dir), matmul_gflops()
+    print(f"{a.model}: {params or 0:,} parameters; fp32 matmul {gflops:.1f} GFLOP/s", flush=True)
+    rows = plan(a, model_dir)
+    res: dict[str, dict] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for key, label, spec in rows:
+            if isinstance(spec, dict):
+                res[key] = run_row(spec, Path(tmp))
+                r = res[key]
+                rate = tok_s(r)
+                shown = r.get("error") or (
+                    f"{r['tokens']} tokens, {r['wall']:.1f} s, {rate:.1f} tok/s, peak RSS {r['peak_rss_mib']:.0f} MiB"
+                )
+                print(f"{label}: {shown}", flush=True)
+    text = report(a, rows, res, params, gflops, (load0, os.getloadavg()[0]))
+    print(text)
     with open(a.out, "a", encoding="utf-8") as fh:
-        fh.write(report)
-    print(f"ratio_vs_lmeval_hf={float(rows[2][4]) / base:.2f}")
+        fh.write(text)
+    gvr = ratio(res.get("gvr_hf"), res.get("lmeval"))
+    print(f"ratio_vs_lmeval_hf={gvr:.2f}" if gvr is not None else "ratio_vs_lmeval_hf=nan")
 
 
 if __name__ == "__main__":

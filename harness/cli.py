@@ -45,6 +45,14 @@ def _role_options(fn):
 class _Command(OneLineUsageErrors, click.Command):
     prog = "malt-eval"
 
+    def main(self, args=None, prog_name=None, **extra):  # noqa: D102 - `malt-eval suite ...` dispatch
+        argv = list(sys.argv[1:] if args is None else args)
+        if argv[:1] == ["suite"]:
+            from harness.suite import suite
+
+            return suite.main(argv[1:], "malt-eval suite", **extra)
+        return super().main(argv, prog_name, **extra)
+
 
 @click.command(cls=_Command, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.option(
@@ -91,9 +99,20 @@ class _Command(OneLineUsageErrors, click.Command):
     type=click.Choice(["final", "sft"]),
     help="With --malt-run: final (MALT) adapters or sft (STaR baseline) adapters.",
 )
+@click.option(
+    "--debate",
+    default=None,
+    metavar="AxR",
+    help="Multi-agent debate instead of the roles: A agents x R rounds (e.g. 3x3) on the generator's model.",
+)
+@click.option("--label", default=None, help="Name of this system on malt-leaderboard (malt.label in the results).")
 @_role_options
 def main(**opts) -> None:
-    """Evaluate a multi-agent (generator -> verifier -> refiner) system with lm-eval tasks."""
+    """Evaluate a multi-agent (generator -> verifier -> refiner) system with lm-eval tasks.
+
+    All of the MALT paper's table rows (baselines, STaR, MALT, ablations, debate) in one command:
+    see `malt-eval suite --help`.
+    """
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     interrupt_on_sigterm()
     try:
@@ -110,12 +129,15 @@ def main(**opts) -> None:
 def run(**o) -> dict:
     """Validate options, build engines, evaluate every task, print and write results."""
     from harness.data import data_dir, load_split
+    from harness.debate import debate as debate_plan
     from harness.evaluate import EvalConfig
     from harness.grading import canonical_task
     from harness.prompts import load_prompts
     from harness.solver import parse_agents
 
-    roles = parse_agents(o["agents"])
+    roles, debate = parse_agents(o["agents"]), _debate(o)
+    if debate:
+        roles = ("generator",)  # the debaters run on the generator's model and adapter
     names = [t.strip() for t in (o["tasks"] or "").split(",") if t.strip()]
     if not names:
         raise MaltError("no task given: use --tasks malt_gsm8k,malt_math,malt_csqa")
@@ -123,7 +145,7 @@ def run(**o) -> dict:
     max_tokens = _parse_max_tokens(o["max_new_tokens"], roles)
     cfg = EvalConfig(
         roles=roles,
-        votes=o["votes"],
+        votes=debate["agents"] if debate else o["votes"],
         temperature=o["temperature"],
         seeds=o["seeds"],
         subset=o["subset"],
@@ -131,10 +153,13 @@ def run(**o) -> dict:
         batch_size=o["batch_size"],
         max_new_tokens=max_tokens,
         log_samples=o["log_samples"],
+        solver=debate_plan(debate["rounds"]) if debate else None,
     )
     cfg.check()
     folder = data_dir(o["data_dir"])
     prompts = {t: load_prompts(t, o["prompts_file"]) for t in tasks}
+    if debate:  # recorded with the results and in the run's identity: the debate prompt has its own hash
+        o["debate_info"] = {**debate, "prompt_hash": {t: prompts[t].step_hash("debate") for t in tasks}}
     docs = {t: load_split(t, "test", folder) for t in tasks}
     for t in tasks:  # fail on impossible subsets before loading any model
         if cfg.subset and cfg.subset > len(docs[t]):
@@ -168,6 +193,8 @@ def _evaluate(o: dict, cfg, tasks, prompts, docs, max_tokens) -> dict:
         "batch_size": cfg.batch_size,
         "max_new_tokens": max_tokens,
     }
+    if o.get("debate_info"):
+        identity["debate"] = o["debate_info"]
     with RunLock(o["output_path"], "malt-eval") as lock:
         if lock.took_over:
             click.echo(f"malt-eval: note: took over the stale lock of dead process {lock.took_over}", err=True)
@@ -225,12 +252,27 @@ def _run_tasks(o, cfg, tasks, prompts, docs, max_tokens, role_models, role_adapt
         results.append(run_task(task, docs[task], ctx, cfg, progress=bar.update, checkpoint=ckpt))
         bar.close()
     model_name = o["model"] or described.get(cfg.roles[0], {}).get("model") or "qwen2.5-coder-0.5b"
-    doc = build_results(results, cfg, prompts, described, model_name, {t: len(docs[t]) for t in tasks}, used_tokens)
+    n_docs = {t: len(docs[t]) for t in tasks}
+    doc = build_results(
+        results, cfg, prompts, described, model_name, n_docs, used_tokens, o.get("label"), o.get("debate_info")
+    )
     click.echo(summary_table(doc))
     if o["output_path"]:
         path = write_results(doc, results, o["output_path"], cfg.log_samples)
         click.echo(f"results written to {path}")
     return doc
+
+
+def _debate(o: dict) -> dict | None:
+    """``--debate AxR`` as ``{"agents": A, "rounds": R}`` (None without it); it replaces --votes."""
+    if not o.get("debate"):
+        return None
+    from harness.debate import parse_debate
+
+    if o["votes"] != 1:
+        raise MaltError("--debate AxR sets the votes (A agents, majority-voted): leave --votes at 1")
+    agents, rounds = parse_debate(o["debate"])
+    return {"agents": agents, "rounds": rounds}
 
 
 def _malt_run(run: str, stage: str, model: str | None) -> tuple[str, dict[str, str]]:

@@ -13,7 +13,7 @@ from harness.backends.base import SamplingParams
 from harness.checkpoint import Checkpoint
 from harness.errors import MaltError
 from harness.grading import answers_match, gold_answer
-from harness.solver import SolveContext, plan
+from harness.solver import SolveContext, Step, plan
 from harness.state import SolveState
 from harness.voting import majority_vote
 
@@ -35,6 +35,7 @@ class EvalConfig:
     batch_size: int = 16
     max_new_tokens: dict[str, int | None] = field(default_factory=dict)  # role -> tokens (None: task default)
     log_samples: bool = False
+    solver: Step | None = None  # another plan than the roles' chain (e.g. harness.debate.debate())
 
     def check(self) -> None:
         """Raise ``MaltError`` for values that cannot run."""
@@ -138,7 +139,7 @@ def _run_batch(task: str, docs: list[dict], ctx: SolveContext, cfg: EvalConfig, 
         states = [
             SolveState(task, docs[i], i, prompts.question(docs[i]), sample=k) for i in chunk for k in range(cfg.votes)
         ]
-        plan(cfg.roles)(states, ctx)
+        (cfg.solver or plan(cfg.roles))(states, ctx)
     finally:
         ctx.params = base
     rows = []

@@ -12,6 +12,7 @@ Extraction rule (all tasks): the *last* stated final answer wins, whichever of
 from __future__ import annotations
 
 import re
+import signal
 import threading
 from decimal import Decimal, InvalidOperation
 from fractions import Fraction
@@ -40,6 +41,7 @@ _TASK_ALIASES = {
 }
 _MAX_TEXT = 200_000  # longer texts are graded on their tail only
 _MAX_ANSWER = 2_000  # an "answer" longer than this is not an answer
+MATH_VERIFY_BUDGET_S = 3.0  # seconds for math-verify per comparison: a grading call stays well under 5 s
 
 # "Final Answer: x", "The final answer is x", "The answer is x", "#### x" up to the end of line.
 _STATED = re.compile(
@@ -177,9 +179,9 @@ def extract_answer(task: str, text: str) -> str | None:
             return _format_number(num) if num is not None else None
         if task == "malt_math":
             return stated
-        if stated is None:
-            stated = text.strip().splitlines()[-1] if len(text.strip()) < 40 else None
-            if stated is None:
+        if stated is None:  # a short reply such as "B" or "(B) rope" counts as stated
+            stated = _clean_stated(text.strip().splitlines()[-1]) if len(text.strip()) < 40 else None
+            if not stated:
                 return None
         return _csqa_letter(stated) or stated
     except Exception:  # noqa: BLE001 - the grader must never raise
@@ -247,15 +249,38 @@ def _csqa_choices(doc: dict) -> dict[str, str]:
     return dict(zip(ch.get("label", []), ch.get("text", []), strict=False))
 
 
+class _OutOfTime(BaseException):  # a BaseException, so math-verify's own ``except Exception`` can't swallow it
+    pass
+
+
+def _raise_out_of_time(signum, frame) -> None:
+    raise _OutOfTime
+
+
 def _math_verify(gold: str, pred: str) -> bool:
-    """math-verify equivalence behind a timeout (signal-based, so only in the main thread)."""
+    """math-verify equivalence, all of it (both parses and the check) within one time budget.
+
+    The budget is a SIGALRM timer, so it applies in the main thread only; elsewhere math-verify runs
+    without a limit.
+    """
     from math_verify import parse, verify
 
-    main = threading.current_thread() is threading.main_thread()
-    t = 5 if main else None
-    g = parse(f"${gold}$", parsing_timeout=t)
-    p = parse(f"${pred}$", parsing_timeout=t)
-    return bool(g and p and verify(g, p, timeout_seconds=t))
+    def check() -> bool:
+        g = parse(f"${gold}$", parsing_timeout=None)
+        p = parse(f"${pred}$", parsing_timeout=None)
+        return bool(g and p and verify(g, p, timeout_seconds=None))
+
+    if threading.current_thread() is not threading.main_thread():
+        return check()
+    old = signal.signal(signal.SIGALRM, _raise_out_of_time)
+    signal.setitimer(signal.ITIMER_REAL, MATH_VERIFY_BUDGET_S)
+    try:
+        return check()
+    except _OutOfTime:
+        return False
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
 
 
 def answers_match(task: str, answer: str | None, doc: dict) -> bool:

@@ -2,8 +2,9 @@
 
 A prompts file maps each role (``generator``, ``verifier``, ``refiner``) to ``system`` and ``user``
 Jinja2 templates, plus a ``question`` template that turns a raw row (``doc``) into the question
-text. An override file (``--prompts FILE``) has the same shape, either for all tasks at once or
-with one such mapping per task name.
+text, and optionally templates of other steps (``debate``: the update round of a multi-agent
+debate, :mod:`harness.debate`). An override file (``--prompts FILE``) has the same shape, either
+for all tasks at once or with one such mapping per task name; steps it leaves out keep the task's.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from harness.errors import MaltError
 from harness.grading import canonical_task
 
 ROLES = ("generator", "verifier", "refiner")
+STEPS = ("debate",)  # optional templates of other solver steps; hashed apart (see PromptSet.step_hash)
 _ENV = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=False)
 
 Messages = list[dict[str, str]]
@@ -54,9 +56,14 @@ class PromptSet:
 
     @property
     def hash(self) -> str:
-        """sha256 (first 16 hex digits) of the templates, written into every result."""
-        blob = json.dumps(self.templates, sort_keys=True, ensure_ascii=False)
-        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+        """sha256 (first 16 hex digits) of the question and role templates, written into every result."""
+        return _hash({k: v for k, v in self.templates.items() if k not in STEPS})
+
+    def step_hash(self, step: str) -> str:
+        """sha256 (first 16 hex digits) of the templates of an optional step (e.g. ``debate``)."""
+        if step not in self.templates:
+            raise MaltError(f"{self.source}: no {step!r} template (add a {step} section to the prompts file)")
+        return _hash(self.templates[step])
 
     def question(self, doc: dict) -> str:
         """The question text of a raw row."""
@@ -72,6 +79,11 @@ class PromptSet:
         return msgs
 
 
+def _hash(obj: dict) -> str:
+    blob = json.dumps(obj, sort_keys=True, ensure_ascii=False)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
 def _read_yaml(path: Path) -> dict:
     if not path.is_file():
         raise MaltError(f"prompts file not found: {path}")
@@ -84,13 +96,20 @@ def _read_yaml(path: Path) -> dict:
     return data
 
 
-def _validate(raw: dict, where: str, fallback_question: dict | None = None) -> dict[str, dict[str, str]]:
+def _validate(raw: dict, where: str, fallback: dict | None = None) -> dict[str, dict[str, str]]:
     out: dict[str, dict[str, str]] = {}
-    for role in ROLES:
+    fallback = fallback or {}
+    for role in ROLES + STEPS:
         spec = raw.get(role)
+        if spec is None and role in STEPS:  # optional: the task's own, else none
+            if role in fallback:
+                out[role] = fallback[role]
+            continue
         if not isinstance(spec, dict) or not isinstance(spec.get("user"), str):
-            raise MaltError(f"{where}: role {role!r} is missing or has no 'user' template")
+            kind = "role" if role in ROLES else "step"
+            raise MaltError(f"{where}: {kind} {role!r} is missing or has no 'user' template")
         out[role] = {"system": str(spec.get("system") or ""), "user": spec["user"]}
+    fallback_question = fallback.get("question")
     q = raw.get("question")
     if q is None and fallback_question is not None:
         out["question"] = fallback_question
@@ -120,4 +139,4 @@ def load_prompts(task: str, override: str | os.PathLike | None = None) -> Prompt
         if task not in data:
             return PromptSet(task, own, str(own_path))
         data = data[task]
-    return PromptSet(task, _validate(data, str(path), own["question"]), str(path))
+    return PromptSet(task, _validate(data, str(path), own), str(path))

@@ -25,9 +25,15 @@ def build_results(
     model: str,
     n_docs: dict[str, int],
     max_new_tokens: dict[str, dict[str, int]],
+    label: str | None = None,
+    debate: dict | None = None,
 ) -> dict:
-    """The results document of one ``malt-eval`` run."""
-    agents = ",".join(r[0] for r in cfg.roles)
+    """The results document of one ``malt-eval`` run.
+
+    ``label``: the row's name on the leaderboard (``malt.label``, e.g. ``"MALT"`` from ``malt-eval suite``).
+    ``debate``: ``{"agents", "rounds", "prompt_hash"}`` of a debate run (:mod:`harness.debate`).
+    """
+    agents = f"debate {debate['agents']}x{debate['rounds']}" if debate else ",".join(r[0] for r in cfg.roles)
     out: dict = {"results": {}, "configs": {}, "versions": {}, "n-samples": {}, "higher_is_better": {}}
     malt: dict = {
         "format": RESULTS_FORMAT,
@@ -50,6 +56,10 @@ def build_results(
         "prompts_truncated": {},
         "wall_time": {},
     }
+    if label:
+        malt["label"] = label
+    if debate:
+        malt["debate"] = debate
     for r in results:
         kind, spread = r.spread
         out["results"][r.task] = {

@@ -31,14 +31,17 @@ class SolveState:
     question: str
     sample: int = 0
     turns: dict[str, Turn] = field(default_factory=dict)
+    final_turn: str | None = None  # set by steps other than the roles (debate): the turn that answers
 
     @property
     def answer(self) -> str | None:
         """The system's answer: the last answering role's.
 
-        Refiner present: its answer. Else the verifier's stated (corrected) answer when it states
-        one, else the generator's.
+        ``final_turn`` set: that turn's answer. Refiner present: its answer. Else the verifier's
+        stated (corrected) answer when it states one, else the generator's.
         """
+        if self.final_turn is not None:
+            return self.turns[self.final_turn].answer
         if "refiner" in self.turns:
             return self.turns["refiner"].answer
         if "verifier" in self.turns and self.turns["verifier"].answer is not None:

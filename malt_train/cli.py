@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import shutil
 import sys
+from collections.abc import Iterator
 from dataclasses import asdict
 from pathlib import Path
 
@@ -82,6 +84,9 @@ def _train_options(fn):
         click.option("--max-length", default=1024, show_default=True, type=int),
         click.option("--max-steps", default=-1, show_default=True, type=int, help="> 0: stop after N steps."),
         click.option("--beta", default=0.2, show_default=True, type=float, help="DPO beta."),
+        click.option(
+            "--save-steps", default=50, show_default=True, type=int, help="Checkpoint every N steps (resume point)."
+        ),
     ]
     for o in reversed(opts):
         fn = o(fn)
@@ -99,6 +104,7 @@ def _step_configs(o: dict):
         micro_batch_size=o["micro_batch_size"],
         max_length=o["max_length"],
         max_steps=o["max_steps"],
+        save_steps=o["save_steps"],
     )
     return SFTStepConfig(learning_rate=o["sft_lr"], **common), DPOStepConfig(
         learning_rate=o["dpo_lr"], beta=o["beta"], **common
@@ -209,6 +215,17 @@ def do_dpo(run: Path, role: str, model: str, cfg) -> str:
     return where
 
 
+@contextlib.contextmanager
+def _locked(run: Path) -> Iterator[None]:
+    """An exclusive lock on the run folder: a second malt-train on it refuses; a dead one's lock is taken."""
+    from harness.runfiles import RunLock
+
+    with RunLock(run, "malt-train") as lock:
+        if lock.took_over:
+            click.echo(f"malt-train: note: took over the stale lock of dead process {lock.took_over}", err=True)
+        yield
+
+
 def _run_model(run: Path, model: str | None) -> str:
     if model:
         return model
@@ -227,7 +244,8 @@ def _run_model(run: Path, model: str | None) -> str:
 @click.option("--out", "run", required=True, type=click.Path(path_type=Path), help="Run folder (RUN).")
 def generate_cmd(run: Path, **o) -> None:
     """Sample a tree per training question (resumable: rerun the same command to continue)."""
-    do_generate(o, run)
+    with _locked(run):
+        do_generate(o, run)
 
 
 @main.command("merge")
@@ -269,7 +287,8 @@ def build_cmd(labeled: Path, out: Path, pairs_per_parent: int | None) -> None:
 @_train_options
 def sft_cmd(run: Path, role: str, model: str | None, **o) -> None:
     """LoRA SFT of one role on RUN/data/ROLE/sft.jsonl -> RUN/adapters-sft/ROLE."""
-    do_sft(run, role, _run_model(run, model), _step_configs(o)[0])
+    with _locked(run):
+        do_sft(run, role, _run_model(run, model), _step_configs(o)[0])
 
 
 @main.command("dpo")
@@ -279,7 +298,8 @@ def sft_cmd(run: Path, role: str, model: str | None, **o) -> None:
 @_train_options
 def dpo_cmd(run: Path, role: str, model: str | None, **o) -> None:
     """LoRA DPO of one role from its SFT adapter (reference = SFT model) -> RUN/adapters/ROLE."""
-    do_dpo(run, role, _run_model(run, model), _step_configs(o)[1])
+    with _locked(run):
+        do_dpo(run, role, _run_model(run, model), _step_configs(o)[1])
 
 
 @main.command("run")
@@ -292,6 +312,11 @@ def dpo_cmd(run: Path, role: str, model: str | None, **o) -> None:
 @click.option("--generator-dpo", is_flag=True, help="Also DPO-train the generator (helps base models).")
 def run_cmd(run: Path, threshold: float, pooling: str, pairs_per_parent: int | None, generator_dpo: bool, **o) -> None:
     """generate -> label -> build -> sft (all roles) -> dpo (verifier, refiner); finished steps are kept."""
+    with _locked(run):
+        _run_all(run, threshold, pooling, pairs_per_parent, generator_dpo, o)
+
+
+def _run_all(run: Path, threshold: float, pooling: str, pairs_per_parent: int | None, generator_dpo: bool, o) -> None:
     from malt_train.generate import TREE_FILE
 
     summary: dict = {"steps": {}}

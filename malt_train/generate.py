@@ -9,7 +9,6 @@ seed, so the final tree equals an uninterrupted run.
 from __future__ import annotations
 
 import json
-import os
 import random
 import time
 from collections.abc import Callable
@@ -19,6 +18,7 @@ from pathlib import Path
 from harness.backends.base import SamplingParams
 from harness.errors import MaltError
 from harness.grading import answers_match
+from harness.runfiles import append_records
 from harness.solver import SolveContext, generator, refiner, verifier
 from harness.state import SolveState
 from malt_train.shard import parse_shard, shard_batches
@@ -174,24 +174,17 @@ def generate(
         _drop(path, partial & done)
         done -= partial
     base = SamplingParams(cfg.max_new_tokens, cfg.temperature, 1.0)
-    fail_after = int(os.environ.get("MALT_TEST_FAIL_AFTER_BATCHES", "0") or 0)  # test hook for resume tests
-    batches_run, new_nodes = 0, 0
+    new_nodes = 0
     t0 = time.time()
     for b, batch in numbered:
         if all(f"{cfg.task}:{i}" in done for i in batch):
             continue
-        if fail_after and batches_run >= fail_after:
-            raise RuntimeError(f"test hook: stopping after {batches_run} batches")
         seed = cfg.seed * 1_000_003 + b
         ctx.params = {r: replace(base, seed=seed) for r in ("generator", "verifier", "refiner")}
         todo = {i: docs[i] for i in batch}
         nodes = grow_trees(cfg.task, todo, ctx, n)
-        with path.open("a", encoding="utf-8") as fh:
-            fh.write("".join(json.dumps(x, ensure_ascii=False) + "\n" for x in nodes))
-            fh.flush()
-            os.fsync(fh.fileno())
+        append_records(path, nodes)  # whole questions, one write, fsynced
         done |= {f"{cfg.task}:{i}" for i in todo}
-        batches_run += 1
         new_nodes += len(nodes)
         if progress:
             tokens = sum(x["n_tokens"] for x in nodes)

@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from harness.errors import MaltError
+from harness.runfiles import iter_jsonl
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +32,7 @@ class SFTStepConfig:
     max_length: int = 1024  # tokens of prompt + completion
     max_steps: int = -1  # > 0 overrides epochs (smoke runs)
     gradient_checkpointing: bool = True
+    save_steps: int = 50  # a TRL checkpoint every N optimizer steps: a killed run resumes from the last
     seed: int = 0
 
 
@@ -46,11 +48,10 @@ def _read_rows(path: Path, keys: tuple[str, ...]) -> list[dict]:
     if not path.is_file():
         return []
     rows = []
-    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError:
-            raise MaltError(f"{path}:{lineno}: malformed JSON") from None
+    for lineno, row in iter_jsonl(path):
+        missing = [k for k in keys if k not in row]
+        if missing:
+            raise MaltError(f"{path}:{lineno}: missing field(s) {', '.join(missing)}")
         rows.append({k: row[k] for k in keys})
     return rows
 
@@ -92,8 +93,8 @@ def _common_args(cfg: SFTStepConfig, out: Path) -> dict:
         report_to="none",
         logging_steps=1,
         save_strategy="steps",
-        save_steps=50,
-        save_total_limit=1,
+        save_steps=cfg.save_steps,
+        save_total_limit=2,  # the newest may be half-written when the process is killed
         seed=cfg.seed,
     )
 
@@ -111,8 +112,13 @@ def _lora(cfg: SFTStepConfig):
 
 
 def _last_checkpoint(out: Path) -> str | None:
-    ckpts = sorted((out / "checkpoints").glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[-1]))
-    return str(ckpts[-1]) if ckpts else None
+    """The newest complete TRL checkpoint (``trainer_state.json`` is written last)."""
+    ckpts = [p for p in (out / "checkpoints").glob("checkpoint-*") if p.name.split("-")[-1].isdigit()]
+    complete = [p for p in ckpts if (p / "trainer_state.json").is_file()]
+    best = max(complete, key=lambda p: int(p.name.split("-")[-1]), default=None)
+    if best is not None:
+        log.warning("resuming training from %s", best)
+    return str(best) if best else None
 
 
 def _finish(trainer, out: Path, cfg: SFTStepConfig, kind: str, n_rows: int) -> Path:

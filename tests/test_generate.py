@@ -1,8 +1,13 @@
 """Tree generation on a tiny model: shape, ids, resume after an interruption, torn writes."""
 
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 
-from tests.conftest import malt_train
+from tests.conftest import REPO, malt_train
 
 ARGS = [
     "--task",
@@ -44,26 +49,31 @@ def test_tree_shape_and_ids(tiny_model_dir, small_data, tmp_path):
     assert r.returncode == 0 and nodes(run) == tree
 
 
-def test_resume_gives_the_same_tree(tiny_model_dir, small_data, tmp_path):
+def test_killed_generate_resumes_to_the_same_tree(tiny_model_dir, small_data, tmp_path):
+    """kill -9 after the first batch, plus a torn write: the rerun ends with the uninterrupted tree."""
+    args = [*ARGS[:3], 6, *ARGS[4:]]  # 6 questions, one per batch
     full, cut = tmp_path / "full", tmp_path / "cut"
-    assert malt_train("generate", "--model", tiny_model_dir, *ARGS, "--out", full, data=small_data).returncode == 0
-    r = malt_train(
-        "generate",
-        "--model",
-        tiny_model_dir,
-        *ARGS,
-        "--out",
-        cut,
-        data=small_data,
-        env_extra={"MALT_TEST_FAIL_AFTER_BATCHES": "1"},
+    assert malt_train("generate", "--model", tiny_model_dir, *args, "--out", full, data=small_data).returncode == 0
+    env = dict(os.environ, MALT_DATA_DIR=str(small_data))
+    cmd = [sys.executable, "-m", "malt_train.cli", "generate", "--model", str(tiny_model_dir), *map(str, args)]
+    proc = subprocess.Popen(
+        [*cmd, "--out", str(cut)], cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
     )
-    assert r.returncode != 0 and len(nodes(cut)) == 14  # one batch (one question) survived
-    with (cut / "tree.jsonl").open("a") as fh:
+    tree = cut / "tree.jsonl"
+    deadline = time.time() + 300
+    while time.time() < deadline and proc.poll() is None and not (tree.exists() and tree.stat().st_size):
+        time.sleep(0.005)
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate(timeout=60)
+    assert proc.returncode != 0, "generation finished before it could be killed"
+    assert 0 < len(tree.read_text().splitlines()) < 6 * 14
+    with tree.open("a") as fh:
         fh.write('{"id": "torn')  # a kill in the middle of a write
-    r = malt_train("generate", "--model", tiny_model_dir, *ARGS, "--out", cut, data=small_data)
+    r = malt_train("generate", "--model", tiny_model_dir, *args, "--out", cut, data=small_data)
     assert r.returncode == 0, r.stderr[-3000:]
+    assert "took over the stale lock" in r.stderr
     got = nodes(cut)
-    assert len({n["id"] for n in got}) == len(got) == 42
+    assert len({n["id"] for n in got}) == len(got) == 6 * 14
     key = lambda n: n["id"]  # noqa: E731
     assert sorted(got, key=key) == sorted(nodes(full), key=key)
 

@@ -7,12 +7,13 @@ from collections.abc import Callable, Sequence
 from harness.backends import register_backend
 from harness.backends.base import Backend, Completion, Messages, SamplingParams
 
-Responder = Callable[[Messages, int], str]
+Responder = Callable[[Messages, int], "str | Completion"]
 
 
 @register_backend("scripted")
 class ScriptedBackend(Backend):
-    """Answers with ``responder(messages, sample_index)``; keeps a log of every ``generate`` call."""
+    """Answers with ``responder(messages, sample_index)`` (a text, or a full :class:`Completion`);
+    keeps a log of every ``generate`` call."""
 
     def __init__(self, responder: Responder | None = None) -> None:
         self.responder = responder or (lambda messages, i: "Final Answer: 0")
@@ -25,8 +26,8 @@ class ScriptedBackend(Backend):
         self.calls.append((len(prompts), params, adapter))
         out = []
         for msgs in prompts:
-            texts = [self.responder(msgs, i) for i in range(params.n)]
-            out.append([Completion(t, len(t.split())) for t in texts])
+            replies = [self.responder(msgs, i) for i in range(params.n)]
+            out.append([r if isinstance(r, Completion) else Completion(r, len(r.split())) for r in replies])
         return out
 
     def load_adapter(self, name: str, path: str) -> None:

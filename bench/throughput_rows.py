@@ -1,0 +1,222 @@
+"""One row of ``bench/throughput.py``, run in its own process so rows don't share memory or caches.
+
+    python bench/throughput_rows.py '<json spec>' RESULT.json
+
+The spec's ``kind`` is ``lmeval`` (lm-eval's own ``hf`` backend on ``malt_gsm8k``), ``ours``
+(``malt-eval --agents ...`` on a backend) or ``tree`` (MALT tree generation, by n-sampling or by
+repeated prompts). The result holds generated tokens, wall seconds of the generation (model load
+excluded for every row) and the process's peak RSS. Also here: the repeated-prompts wrapper backend,
+the matmul roofline and the parameter count.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import resource
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from harness.backends.base import Backend, Completion, Messages, SamplingParams
+
+REPO = Path(__file__).resolve().parent.parent
+TASK = "malt_gsm8k"
+
+
+class RepeatedPrompts(Backend):
+    """A backend that answers "n samples of one prompt" with n separate prompts of one sample each.
+
+    Same engine, same sequences per batch; only the sharing of the prompt is gone. The baseline of
+    the tree benchmark (n-sampling is the normal path).
+    """
+
+    name = "repeated-prompts"
+
+    def __init__(self, inner: Backend) -> None:
+        self.inner = inner
+        self.model_id = getattr(inner, "model_id", None)
+
+    def generate(
+        self, prompts: Sequence[Messages], params: SamplingParams, adapter: str | None = None
+    ) -> list[list[Completion]]:
+        n = params.n
+        if n == 1:
+            return self.inner.generate(prompts, params, adapter=adapter)
+        one = SamplingParams(params.max_new_tokens, params.temperature, params.top_p, 1, params.seed)
+        flat = self.inner.generate([p for p in prompts for _ in range(n)], one, adapter=adapter)
+        return [[c for comps in flat[i * n : (i + 1) * n] for c in comps] for i in range(len(prompts))]
+
+
+class PromptCounter(Backend):
+    """Pass-through backend that counts prompt tokens: as sent (x n samples) and distinct (x 1).
+
+    Needs a backend with ``render`` and ``tokenizer`` (hf); counts nothing otherwise.
+    """
+
+    name = "prompt-counter"
+
+    def __init__(self, inner: Backend) -> None:
+        self.inner = inner
+        self.model_id = getattr(inner, "model_id", None)
+        self.per_sample = 0  # prompt tokens x samples: what a backend without prefill sharing computes
+        self.distinct = 0  # prompt tokens once per distinct prompt: what ideal prefill sharing computes
+
+    def generate(
+        self, prompts: Sequence[Messages], params: SamplingParams, adapter: str | None = None
+    ) -> list[list[Completion]]:
+        render, tok = getattr(self.inner, "render", None), getattr(self.inner, "tokenizer", None)
+        if render is not None and tok is not None:
+            lengths = [len(tok(render(m), add_special_tokens=False)["input_ids"]) for m in prompts]
+            self.per_sample += sum(lengths) * params.n
+            self.distinct += sum(lengths)
+        return self.inner.generate(prompts, params, adapter=adapter)
+
+
+def matmul_gflops(size: int = 2048, reps: int = 8) -> float:
+    """Best fp32 ``size x size`` matmul rate of this machine in GFLOP/s (torch, default threads)."""
+    import torch
+
+    a, b = torch.randn(size, size), torch.randn(size, size)
+    for _ in range(2):
+        a @ b
+    best = float("inf")
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - t0)
+    return 2 * size**3 / best / 1e9
+
+
+def param_count(model_dir: str) -> int | None:
+    """Parameters stored in the model's safetensors files (read from their headers, not loaded)."""
+    from safetensors import safe_open
+
+    files = sorted(Path(model_dir).glob("*.safetensors"))
+    total = 0
+    for f in files:
+        with safe_open(str(f), "pt") as fh:
+            for key in fh.keys():  # noqa: SIM118 - safe_open is not a dict
+                shape = fh.get_slice(key).get_shape()
+                total += math.prod(shape)
+    return total or None
+
+
+def _device() -> str:
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def row_lmeval(spec: dict) -> dict:
+    """lm-eval's ``hf`` model on ``malt_gsm8k``; wall = time inside its ``generate_until``."""
+    import lm_eval
+    from lm_eval.models.huggingface import HFLM
+    from lm_eval.tasks import TaskManager
+
+    lm = HFLM(pretrained=spec["model_dir"], dtype=spec["dtype"], batch_size=spec["batch"], device=_device())
+    timed = {"wall": 0.0}
+    inner = lm.generate_until
+
+    def generate_until(requests, *args, **kwargs):
+        t0 = time.perf_counter()
+        try:
+            return inner(requests, *args, **kwargs)
+        finally:
+            timed["wall"] += time.perf_counter() - t0
+
+    lm.generate_until = generate_until
+    out = lm_eval.simple_evaluate(
+        model=lm,
+        tasks=[TASK],
+        task_manager=TaskManager(include_path=str(REPO / "tasks"), include_defaults=False),
+        limit=spec["questions"],
+        gen_kwargs=f"max_gen_toks={spec['max_new']}",
+        apply_chat_template=True,
+        log_samples=True,
+    )
+    texts = [s["resps"][0][0] for s in out["samples"][TASK]]
+    tokens = sum(len(lm.tokenizer(t, add_special_tokens=False)["input_ids"]) for t in texts)
+    return {"tokens": tokens, "wall": timed["wall"], "questions": len(texts)}
+
+
+def _engines(spec: dict, roles: tuple[str, ...]):
+    from harness.engines import build_engines
+
+    engines, _ = build_engines(
+        spec["model_dir"], roles, backend=spec["backend"], batch_size=spec["batch"], dtype=spec["dtype"]
+    )
+    for be in {id(e.backend): e.backend for e in engines.values()}.values():
+        if hasattr(type(be), "llm"):
+            be.llm  # noqa: B018 - vllm starts its engine lazily: start it before the clock
+    return engines
+
+
+def row_ours(spec: dict) -> dict:
+    """``malt-eval --agents ...`` (greedy) on the first ``questions`` GSM8K test questions."""
+    from harness.data import load_split
+    from harness.evaluate import EvalConfig, run_task
+    from harness.prompts import load_prompts
+    from harness.solver import SolveContext, parse_agents
+
+    roles = parse_agents(spec["agents"])
+    engines = _engines(spec, roles)
+    docs = load_split(TASK, "test")
+    params = dict.fromkeys(roles, SamplingParams(spec["max_new"]))
+    ctx = SolveContext({TASK: load_prompts(TASK)}, engines, params)
+    cfg = EvalConfig(roles=roles, temperature=0.0, limit=spec["questions"], batch_size=spec["batch"])
+    t0 = time.perf_counter()
+    res = run_task(TASK, docs, ctx, cfg)
+    wall = time.perf_counter() - t0
+    return {"tokens": sum(s["tokens"] for s in res.stats.values()), "wall": wall, "questions": res.n}
+
+
+def row_tree(spec: dict) -> dict:
+    """MALT trees (n + n^2 + n^3 nodes per question) at temperature 0.3, n-sampling or repeated prompts."""
+    from harness.data import load_split
+    from harness.prompts import ROLES, load_prompts
+    from harness.solver import RoleEngine, SolveContext
+    from malt_train.generate import grow_trees
+
+    engines = _engines(spec, ROLES)
+    shared = next(iter(engines.values())).backend
+    counter = PromptCounter(shared)
+    be: Backend = RepeatedPrompts(counter) if spec.get("repeat") else counter
+    engines = {r: RoleEngine(be, e.adapter) for r, e in engines.items()}
+    docs = load_split(TASK, "test")
+    params = dict.fromkeys(ROLES, SamplingParams(spec["max_new"], 0.3, 1.0, seed=0))
+    ctx = SolveContext({TASK: load_prompts(TASK)}, engines, params)
+    t0 = time.perf_counter()
+    nodes = grow_trees(TASK, {i: docs[i] for i in range(spec["questions"])}, ctx, spec["branching"])
+    wall = time.perf_counter() - t0
+    return {
+        "tokens": sum(x["n_tokens"] for x in nodes),
+        "wall": wall,
+        "questions": spec["questions"],
+        "nodes": len(nodes),
+        "backend_calls": sum(s["backend_calls"] for s in ctx.stats.values()),
+        "prompt_tokens": counter.per_sample,  # as prefilled by a backend that expands n before prefill
+        "distinct_prompt_tokens": counter.distinct,  # with the n samples of a prompt sharing one prefill
+    }
+
+
+ROWS = {"lmeval": row_lmeval, "ours": row_ours, "tree": row_tree}
+
+
+def peak_rss_mib() -> float:
+    """Peak RSS of this process plus its largest finished child (vLLM's engine process), MiB (Linux: KiB)."""
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    child = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return (own + child) / 1024
+
+
+def main(argv: list[str]) -> None:
+    spec, out = json.loads(argv[0]), Path(argv[1])
+    result = ROWS[spec["kind"]](spec)
+    result["peak_rss_mib"] = peak_rss_mib()
+    out.write_text(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
