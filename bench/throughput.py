@@ -12,8 +12,8 @@ its own process (peak RSS per row, no shared caches), generation time only (mode
 Prints a table with the targets, appends it to BENCHMARKS.md and ends with the line
 ``ratio_vs_lmeval_hf=<our g,v,r hf tokens/s / lm-eval hf tokens/s>``.
 
-    python bench/throughput.py --quick    # smollm2-135m, 16 questions, 64 tokens: a few minutes
-    python bench/throughput.py            # qwen2.5-coder-0.5b, 64 questions, 256 tokens
+    python bench/throughput.py --quick    # smollm2-135m, 16 questions, 64 tokens, batch 16: a few minutes
+    python bench/throughput.py            # qwen2.5-coder-0.5b, 64 questions, 256 tokens, batch 64
 """
 
 from __future__ import annotations
@@ -35,8 +35,8 @@ from throughput_rows import matmul_gflops, param_count
 
 REPO = Path(__file__).resolve().parent.parent
 ROW_SCRIPT = Path(__file__).resolve().parent / "throughput_rows.py"
-QUICK = {"model": "smollm2-135m", "questions": 16, "max_new_tokens": 64}
-FULL = {"model": "qwen2.5-coder-0.5b", "questions": 64, "max_new_tokens": 256}
+QUICK = {"model": "smollm2-135m", "questions": 16, "max_new_tokens": 64, "tree_questions": 4, "batch_size": 16}
+FULL = {"model": "qwen2.5-coder-0.5b", "questions": 64, "max_new_tokens": 256, "tree_questions": 8, "batch_size": 64}
 TARGETS = {"gvr_vs_lmeval": 1.0, "vllm_vs_hf": 1.5, "tree": 1.3, "memory_growth": 0.10}
 
 
@@ -46,11 +46,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--model", help="model (default: qwen2.5-coder-0.5b; smollm2-135m with --quick)")
     ap.add_argument("--questions", type=int, help="GSM8K test questions per row (default 64; 16 with --quick)")
     ap.add_argument("--memory-questions", type=int, help="questions of the memory row (default 4x --questions)")
-    ap.add_argument("--tree-questions", type=int, default=8, help="questions of the tree rows")
+    ap.add_argument("--tree-questions", type=int, help="questions of the tree rows (default 8; 4 with --quick)")
     ap.add_argument("--branching", type=int, default=3, help="tree branching n (n + n^2 + n^3 nodes per question)")
     ap.add_argument("--max-new-tokens", type=int, help="per generation (default 256; 64 with --quick)")
-    ap.add_argument("--batch-size", type=int, default=64, help="sequences per batch, every row")
+    ap.add_argument("--batch-size", type=int, help="sequences per batch, every row (default 64; 16 with --quick)")
     ap.add_argument("--dtype", default="float32", help="model dtype, every row")
+    ap.add_argument("--threads", type=int, help="torch CPU threads of every row and the matmul (default: torch's)")
     ap.add_argument("--note", action="append", default=[], help="a line added to the notes (repeatable)")
     ap.add_argument("--out", default=str(REPO / "BENCHMARKS.md"), help="file the section is appended to")
     a = ap.parse_args(argv)
@@ -68,6 +69,7 @@ def vllm_installed() -> bool:
 def plan(a: argparse.Namespace, model_dir: str) -> list[tuple[str, str, dict | str]]:
     """``(key, label, spec)`` of every row; a string instead of a spec is why the row is skipped."""
     base = {"model_dir": model_dir, "max_new": a.max_new_tokens, "batch": a.batch_size, "dtype": a.dtype}
+    base["threads"] = a.threads
     ev = {**base, "questions": a.questions}
     tree = {**base, "kind": "tree", "questions": a.tree_questions, "branching": a.branching}
     no_vllm = "skipped: vllm not installed"
@@ -103,6 +105,8 @@ def run_row(spec: dict, workdir: Path) -> dict:
     out = workdir / "row.json"
     out.unlink(missing_ok=True)
     env = dict(os.environ, TOKENIZERS_PARALLELISM="false")
+    if spec.get("threads"):
+        env["OMP_NUM_THREADS"] = env["MKL_NUM_THREADS"] = str(spec["threads"])
     cmd = [sys.executable, str(ROW_SCRIPT), json.dumps(spec), str(out)]
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, env=env)
     if proc.returncode != 0 or not out.is_file():
@@ -193,6 +197,12 @@ def target_notes(res: dict[str, dict], a: argparse.Namespace) -> list[str]:
             f"Target peak memory flat as questions grow (`g`, hf): {small['peak_rss_mib']:.0f} MiB at"
             f" {small['questions']} vs {big['peak_rss_mib']:.0f} MiB at {big['questions']} questions"
             f" ({growth:+.1%}; flat = within {t['memory_growth']:.0%}) — {mark}."
+            + (
+                f" The smaller run fills less than one batch ({small['questions']} < batch size {a.batch_size}),"
+                " so its KV cache is smaller: compare sizes that fill whole batches."
+                if small["questions"] < a.batch_size
+                else ""
+            )
         )
     else:
         notes.append("Target peak memory flat as questions grow: not measured.")
@@ -255,7 +265,8 @@ def report(
         f"\n## Throughput{mode}: {a.model}, {a.questions} GSM8K test questions ({datetime.date.today()})\n\n"
         f"- Command: `{cmd.strip()}` (commit {commit}, uncommitted changes may apply)\n- Machine: {machine()}\n"
         f"- Load average (1 min) at start / end: {load[0]:.2f} / {load[1]:.2f}\n"
-        f"- {a.dtype}, max new tokens {a.max_new_tokens}, batch size {a.batch_size}; evaluation rows greedy;"
+        f"- {a.dtype}, torch threads {a.threads or 'default'}, max new tokens {a.max_new_tokens},"
+        f" batch size {a.batch_size}; evaluation rows greedy;"
         f" trees: {a.tree_questions} questions, branching {a.branching}\n\n"
         f"{table(rows, res, params, gflops)}\n\nNotes on this run:\n{bullets}\n"
     )
@@ -267,7 +278,7 @@ def main(argv: list[str] | None = None) -> None:
 
     load0 = os.getloadavg()[0]
     model_dir = str(resolve_model(a.model))
-    params, gflops = param_count(model_dir), matmul_gflops()
+    params, gflops = param_count(model_dir), matmul_gflops(threads=a.threads)
     print(f"{a.model}: {params or 0:,} parameters; fp32 matmul {gflops:.1f} GFLOP/s", flush=True)
     rows = plan(a, model_dir)
     res: dict[str, dict] = {}

@@ -74,9 +74,12 @@ class PromptCounter(Backend):
         return self.inner.generate(prompts, params, adapter=adapter)
 
 
-def matmul_gflops(size: int = 2048, reps: int = 8) -> float:
-    """Best fp32 ``size x size`` matmul rate of this machine in GFLOP/s (torch, default threads)."""
+def matmul_gflops(size: int = 2048, reps: int = 8, threads: int | None = None) -> float:
+    """Best fp32 ``size x size`` matmul rate of this machine in GFLOP/s (torch; its default threads or ``threads``)."""
     import torch
+
+    if threads:
+        torch.set_num_threads(threads)
 
     a, b = torch.randn(size, size), torch.randn(size, size)
     for _ in range(2):
@@ -213,6 +216,10 @@ def peak_rss_mib() -> float:
 
 def main(argv: list[str]) -> None:
     spec, out = json.loads(argv[0]), Path(argv[1])
+    if spec.get("threads"):
+        import torch
+
+        torch.set_num_threads(spec["threads"])
     result = ROWS[spec["kind"]](spec)
     result["peak_rss_mib"] = peak_rss_mib()
     out.write_text(json.dumps(result))

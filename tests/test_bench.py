@@ -1,0 +1,81 @@
+"""The cheap parts of ``bench/throughput.py``: the repeated-prompts baseline, the row plan, the targets."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+from harness.backends.base import SamplingParams
+from harness.backends.scripted import ScriptedBackend
+from harness.prompts import ROLES, load_prompts
+from harness.solver import RoleEngine, SolveContext
+from malt_train.generate import grow_trees
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
+import throughput  # noqa: E402
+from throughput_rows import PromptCounter, RepeatedPrompts  # noqa: E402
+
+DOCS = {0: {"question": "Tom has 2 apples and buys 1 more. How many?", "answer": "2 + 1 = 3\n#### 3"}}
+
+
+def _trees(backend, n: int) -> tuple[list[dict], SolveContext]:
+    engines = {r: RoleEngine(backend) for r in ROLES}
+    params = dict.fromkeys(ROLES, SamplingParams(4, 0.3, 1.0, seed=0))
+    ctx = SolveContext({"malt_gsm8k": load_prompts("malt_gsm8k")}, engines, params)
+    return grow_trees("malt_gsm8k", DOCS, ctx, n), ctx
+
+
+def test_repeated_prompts_sends_n_prompts_of_one_sample():
+    inner = ScriptedBackend(lambda msgs, i: f"sample {i}")
+    out = RepeatedPrompts(inner).generate([[{"role": "user", "content": "a"}]] * 2, SamplingParams(8, n=3))
+    assert [len(c) for c in out] == [3, 3]
+    assert [(k, p.n) for k, p, _ in inner.calls] == [(6, 1)]
+
+
+def test_tree_by_repeated_prompts_has_the_same_shape_on_a_real_model(tiny_model_dir):
+    from harness.backends.hf import HFBackend
+
+    be = HFBackend(str(tiny_model_dir), batch_size=16, dtype="float32")
+    counted = PromptCounter(be)
+    sampled, ctx_n = _trees(counted, 2)
+    repeated, ctx_r = _trees(RepeatedPrompts(be), 2)
+    assert len(sampled) == len(repeated) == 2 + 4 + 8
+    assert [x["id"] for x in sampled] == [x["id"] for x in repeated]
+    assert all(x["n_tokens"] > 0 for x in sampled + repeated)
+    assert counted.per_sample >= 2 * counted.distinct > 0  # every distinct prompt asked for >= 2 samples
+    assert ctx_n.stats["refiner"]["calls"] == ctx_r.stats["refiner"]["calls"] == 8
+
+
+def test_plan_skips_vllm_rows_without_vllm(monkeypatch):
+    monkeypatch.setattr(throughput, "vllm_installed", lambda: False)
+    a = throughput.parse_args(["--quick"])
+    assert (a.model, a.questions, a.max_new_tokens, a.batch_size, a.memory_questions) == (
+        "smollm2-135m",
+        16,
+        64,
+        16,
+        64,
+    )
+    rows = {key: spec for key, _, spec in throughput.plan(a, "/m")}
+    assert rows["g_vllm"] == rows["gvr_vllm"] == "skipped: vllm not installed"
+    assert rows["tree_rep_hf"]["repeat"] and not rows["tree_n_hf"].get("repeat")
+    assert rows["g_hf_mem"]["questions"] == 64
+    assert throughput.parse_args([]).model == "qwen2.5-coder-0.5b"
+
+
+@pytest.mark.parametrize(("gvr_tok_s", "mark"), [(30.0, "— met"), (10.0, "— not met")])
+def test_target_notes(monkeypatch, gvr_tok_s, mark):
+    monkeypatch.setattr(throughput, "vllm_installed", lambda: False)
+    row = {"tokens": 100, "wall": 5.0, "questions": 16, "peak_rss_mib": 1000.0}
+    res = {
+        "lmeval": {**row, "tokens": 100},
+        "gvr_hf": {**row, "tokens": int(gvr_tok_s * 5)},
+        "g_hf": row,
+        "g_hf_mem": {**row, "questions": 64, "peak_rss_mib": 1300.0},
+    }
+    notes = throughput.target_notes(res, throughput.parse_args(["--quick"]))
+    assert notes[0].endswith(f"{mark}.")
+    assert "not measured" in notes[1] and "not measured" in notes[2]
+    assert notes[3].endswith("— not met.")  # +30% peak RSS is not flat
