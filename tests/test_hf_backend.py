@@ -34,3 +34,27 @@ def test_n_samples_and_seeds(tiny_model_dir):
     a = be.generate(PROMPTS[:2], params)
     assert [len(x) for x in a] == [3, 3] and len({c.text for c in a[0]}) > 1
     assert [c.text for c in be.generate(PROMPTS[:2], params)[0]] == [c.text for c in a[0]]  # seeded
+
+
+def test_shared_prefill_gives_the_same_samples_as_separate_prompts(tiny_model_dir):
+    """n samples decoded from one prefilled cache equal n copies of the prompt decoded on their own (greedy)."""
+    be = HFBackend(str(tiny_model_dir), batch_size=8, dtype="float32")
+    shared = be.generate(PROMPTS, SamplingParams(max_new_tokens=8, n=2))
+    alone = be.generate(PROMPTS, SamplingParams(max_new_tokens=8, n=1))
+    assert [[c.text for c in x] for x in shared] == [[c[0].text] * 2 for c in alone]
+    assert [[c.n_tokens for c in x] for x in shared] == [[c[0].n_tokens] * 2 for c in alone]
+
+
+def test_shared_prefill_runs_each_prompt_once(tiny_model_dir):
+    be = HFBackend(str(tiny_model_dir), batch_size=8, dtype="float32")
+    seen: list[tuple[int, int]] = []
+    hook = be.model.model.register_forward_hook(
+        lambda m, args, kwargs, out: seen.append(tuple(kwargs["input_ids"].shape)), with_kwargs=True
+    )
+    try:
+        be.generate(PROMPTS[:2], SamplingParams(max_new_tokens=3, temperature=1.0, n=3, seed=1))
+    finally:
+        hook.remove()
+    width = seen[0][1]
+    assert seen[0] == (2, width) and width > 1  # one prefill of the two prompts
+    assert all(shape == (6, 1) for shape in seen[1:])  # then one token per step for the 6 samples

@@ -177,6 +177,20 @@ class HFBackend(Backend):
                     out[i] = [replace(c, prompt_truncated=True) for c in comps] if i in cut else comps
         return out
 
+    def _prefill(self, input_ids: torch.Tensor, mask: torch.Tensor, n: int):
+        """The KV cache of the prompts (all but their last token), each repeated ``n`` times.
+
+        ``generate``'s ``num_return_sequences`` copies every prompt n times *before* prefill; sharing the
+        prefill makes n samples of one prompt (votes, MALT tree branches) cost one prompt's prefill.
+        """
+        from transformers import DynamicCache
+
+        cache = DynamicCache(config=self.model.config)
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)
+        self.model(input_ids=input_ids, attention_mask=mask, position_ids=positions, past_key_values=cache)
+        cache.batch_repeat_interleave(n)
+        return cache
+
     def _generate_batch(self, ids: list[list[int]], params: SamplingParams) -> list[list[Completion]]:
         width = max(len(x) for x in ids)
         pad = self.tokenizer.pad_token_id
@@ -188,11 +202,15 @@ class HFBackend(Backend):
             if sample
             else dict(do_sample=False, temperature=None, top_p=None, top_k=None)
         )
+        n = params.n
+        if n > 1 and width > 1:  # prefill each prompt once, then decode n samples from copies of its cache
+            kwargs["past_key_values"] = self._prefill(input_ids[:, :-1], mask[:, :-1], n)
+            input_ids, mask, n = input_ids.repeat_interleave(n, 0), mask.repeat_interleave(n, 0), 1
         gen = self.model.generate(
             input_ids=input_ids,
             attention_mask=mask,
             max_new_tokens=params.max_new_tokens,
-            num_return_sequences=params.n,
+            num_return_sequences=n,
             eos_token_id=self.eos_ids,
             pad_token_id=pad,
             **kwargs,
