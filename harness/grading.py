@@ -94,17 +94,24 @@ def _boxed_contents(text: str) -> list[tuple[int, str]]:
 
 
 def _clean_stated(ans: str) -> str:
-    ans = ans.strip()
-    inner = _boxed_contents(ans)
-    if inner:
-        ans = inner[-1][1]
-    ans = ans.strip().strip("*").strip()
-    if ans.startswith("$") and ans.endswith("$") and len(ans) > 1:
-        ans = ans.strip("$")
-    for wrap in (("\\(", "\\)"), ("\\[", "\\]")):
-        if ans.startswith(wrap[0]) and ans.endswith(wrap[1]):
-            ans = ans[2:-2]
-    return ans.strip().rstrip(".").strip()
+    """Unwrap a stated answer (``\\boxed{}``, ``$..$``, ``\\(..\\)``, ``**``, a final period) until nothing changes."""
+    if len(ans) > 2 * _MAX_ANSWER:  # not an answer (rejected by length); don't unwrap it level by level
+        return ans.strip()
+    while True:
+        before = ans
+        ans = ans.strip()
+        inner = _boxed_contents(ans)
+        if inner:
+            ans = inner[-1][1]
+        ans = ans.strip().strip("*").strip()
+        if ans.startswith("$") and ans.endswith("$") and len(ans) > 1:
+            ans = ans.strip("$")
+        for wrap in (("\\(", "\\)"), ("\\[", "\\]")):
+            if ans.startswith(wrap[0]) and ans.endswith(wrap[1]):
+                ans = ans[2:-2]
+        ans = re.sub(r"\s*\n\s*", " ", ans.strip().rstrip(".").strip())  # an answer is one line
+        if ans == before:
+            return ans
 
 
 def _last_stated(text: str) -> str | None:
@@ -117,7 +124,7 @@ def _last_stated(text: str) -> str | None:
             best = (m.start(), cand)
     boxed = _boxed_contents(text)
     if boxed and (best is None or boxed[-1][0] > best[0]):
-        best = (boxed[-1][0], boxed[-1][1].strip())
+        best = (boxed[-1][0], _clean_stated(boxed[-1][1]))
     if best is None or not best[1] or len(best[1]) > _MAX_ANSWER:
         return None
     return best[1]
@@ -180,7 +187,7 @@ def extract_answer(task: str, text: str) -> str | None:
             return _format_number(num) if num is not None else None
         if task == "malt_math":
             return stated
-        if stated is None:  # a short reply such as "B" or "(B) rope" counts as stated
+        if stated is None and not _STATED.search(text):  # a short reply such as "B" or "(B) rope" counts
             stated = _clean_stated(text.strip().splitlines()[-1]) if len(text.strip()) < 40 else None
             if not stated:
                 return None
