@@ -10,6 +10,7 @@ import time
 import click
 
 from harness.errors import MaltError, OneLineUsageErrors, interrupt_on_sigterm
+from harness.models import DEFAULT_MODEL
 
 ROLE_NAMES = ("generator", "verifier", "refiner")
 
@@ -179,7 +180,7 @@ def _evaluate(o: dict, cfg, tasks, prompts, docs, max_tokens) -> dict:
     from harness.runfiles import RunLock
 
     identity = {
-        "model": o["model"] or "qwen2.5-coder-0.5b",
+        "model": o["model"] or DEFAULT_MODEL,
         "role_models": role_models,
         "role_adapters": {r: a and os.path.abspath(a) for r, a in role_adapters.items()},
         "backend": o["backend"],
@@ -251,7 +252,7 @@ def _run_tasks(o, cfg, tasks, prompts, docs, max_tokens, role_models, role_adapt
         ctx = SolveContext({task: prompts[task]}, engines, params, on_stage=on_stage)
         results.append(run_task(task, docs[task], ctx, cfg, progress=bar.update, checkpoint=ckpt))
         bar.close()
-    model_name = o["model"] or described.get(cfg.roles[0], {}).get("model") or "qwen2.5-coder-0.5b"
+    model_name = o["model"] or described.get(cfg.roles[0], {}).get("model") or DEFAULT_MODEL
     n_docs = {t: len(docs[t]) for t in tasks}
     doc = build_results(
         results, cfg, prompts, described, model_name, n_docs, used_tokens, o.get("label"), o.get("debate_info")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import random
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -18,7 +19,7 @@ from pathlib import Path
 from harness.backends.base import SamplingParams
 from harness.errors import MaltError
 from harness.grading import answers_match
-from harness.runfiles import append_records
+from harness.runfiles import append_records, atomic_write, read_records
 from harness.solver import SolveContext, generator, refiner, verifier
 from harness.state import SolveState
 from malt_train.shard import parse_shard, shard_batches
@@ -111,32 +112,17 @@ def grow_trees(task: str, docs: dict[int, dict], ctx: SolveContext, n: int) -> l
 
 def _recover(path: Path, per_question: int) -> set[str]:
     """Drop a torn last line and the nodes of incomplete questions; return the complete question ids."""
-    if not path.exists():
-        return set()
-    good, counts = [], {}
-    for line in path.read_text(encoding="utf-8").splitlines(keepends=True):
-        if not line.endswith("\n"):
-            break  # torn write from a kill: the batch it belonged to is redone
-        try:
-            node = json.loads(line)
-        except json.JSONDecodeError:
-            break
-        good.append((node["question_id"], line))
-        counts[node["question_id"]] = counts.get(node["question_id"], 0) + 1
+    nodes = read_records(path)  # cuts a torn write from a kill: the batch it belonged to is redone
+    counts = Counter(n["question_id"] for n in nodes)
     done = {q for q, c in counts.items() if c == per_question}
-    kept = "".join(line for q, line in good if q in done)
-    if kept != path.read_text(encoding="utf-8"):
-        from harness.runfiles import atomic_write
-
-        atomic_write(path, kept)
+    if len(nodes) != per_question * len(done):
+        _keep(path, nodes, done)
     return done
 
 
-def _drop(path: Path, qids: set[str]) -> None:
-    from harness.runfiles import atomic_write
-
-    lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
-    atomic_write(path, "".join(x for x in lines if json.loads(x)["question_id"] not in qids))
+def _keep(path: Path, nodes: list[dict], qids: set[str]) -> None:
+    """Rewrite the tree file with the nodes of ``qids`` only (atomically)."""
+    atomic_write(path, "".join(json.dumps(n, ensure_ascii=False) + "\n" for n in nodes if n["question_id"] in qids))
 
 
 def _check_same_run(run: Path, cfg: GenerateConfig, model: str) -> None:
@@ -171,8 +157,8 @@ def generate(
     batches = [batch for _, batch in numbered]
     partial = {f"{cfg.task}:{i}" for b in batches if 0 < sum(f"{cfg.task}:{i}" in done for i in b) < len(b) for i in b}
     if partial & done:  # a batch cut off between questions is redone whole, with its own seed
-        _drop(path, partial & done)
         done -= partial
+        _keep(path, read_records(path), done)
     base = SamplingParams(cfg.max_new_tokens, cfg.temperature, 1.0)
     new_nodes = 0
     t0 = time.time()
