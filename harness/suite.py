@@ -45,6 +45,7 @@ class SuiteConfig:
     ablation_swap: bool = False  # Table 4: each trained role in turn played by the base model
     ablation_agents: bool = False  # Table 5: g, g+v, g+r (and g+v+r) with the trained agents
     debate: bool = False  # the multi-agent debate baseline, 3 agents x 3 rounds
+    rows: tuple[str, ...] = ()  # only these row slugs (all planned rows when empty)
     eval_options: dict = field(default_factory=dict)  # malt-eval options shared by every row
 
     def check(self) -> None:
@@ -82,6 +83,17 @@ def plan_rows(cfg: SuiteConfig, sft: dict[str, str], final: dict[str, str]) -> l
     if cfg.debate:
         rows.append(Row("debate-3x3", "Debate 3x3", "g", 1, {}, "3x3"))
     return rows
+
+
+def select_rows(rows: list[Row], slugs: tuple[str, ...]) -> list[Row]:
+    """The planned ``rows`` named in ``slugs`` (all of them when empty), in table order."""
+    if not slugs:
+        return rows
+    known = [r.slug for r in rows]
+    unknown = [s for s in slugs if s not in known]
+    if unknown:
+        raise MaltError(f"unknown --rows {','.join(unknown)}: this suite's rows are {','.join(known)}")
+    return [r for r in rows if r.slug in slugs]
 
 
 def row_options(cfg: SuiteConfig, row: Row, model: str | None) -> dict:
@@ -178,7 +190,7 @@ def run_suite(cfg: SuiteConfig) -> list[Row]:
     if not tasks:
         raise MaltError("no task given: use --tasks malt_gsm8k,malt_math,malt_csqa")
     model, sft, final = _run_adapters(cfg)
-    rows = plan_rows(cfg, sft, final)
+    rows = select_rows(plan_rows(cfg, sft, final), cfg.rows)
     reused = 0
     with RunLock(cfg.out, "malt-eval suite"), shared_backends():
         for i, row in enumerate(rows, 1):
@@ -211,6 +223,9 @@ class _Command(OneLineUsageErrors, click.Command):
 @click.option("--ablation-swap", is_flag=True, help="Table 4: each trained role in turn swapped back to the base.")
 @click.option("--ablation-agents", is_flag=True, help="Table 5: g, g+v, g+r with trained agents (g+v+r = MALT).")
 @click.option("--debate", is_flag=True, help="Multi-agent debate baseline: 3 agents x 3 rounds (9 calls/question).")
+@click.option(
+    "--rows", default="", help="Only these rows, by folder name (e.g. ma-mv3,malt-mv3); default all planned rows."
+)
 @click.option("--batch-size", default=16, show_default=True, type=int, help="Questions per stage batch.")
 @click.option("--max-new-tokens", default=None, help="N for all roles or role=N,... (default per task).")
 @click.option("--prompts", "prompts_file", default=None, help="YAML file overriding the prompts.")
@@ -241,6 +256,7 @@ def suite(**o) -> None:
         ablation_swap=o["ablation_swap"],
         ablation_agents=o["ablation_agents"],
         debate=o["debate"],
+        rows=tuple(s.strip() for s in o["rows"].split(",") if s.strip()),
         eval_options={k: o[k] for k in shared},
     )
     try:

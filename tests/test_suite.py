@@ -106,6 +106,12 @@ def test_suite_rows_labels_debate_and_reuse(tiny_model_dir, small_data, tmp_path
     assert snapshot(out) == before  # nothing recomputed or rewritten
     assert "| Debate 3x3 " in (out / "leaderboard.md").read_text()
 
+    r = malt_eval(*args, "--rows", "debate-3x3,sa", env_data=small_data)  # a subset of the rows, table order
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "2 rows: 0 computed, 2 reused" in r.stdout and "row 1/2: SA " in r.stdout
+    board = (out / "leaderboard.md").read_text()
+    assert "| SA " in board and "| Debate 3x3 " in board and "| MA " not in board and "| SA+MV@3 " not in board
+
 
 @pytest.fixture(scope="module")
 def lora_run(tiny_model_dir, tmp_path_factory):
@@ -174,6 +180,7 @@ def test_help_mentions_the_suite():
         (["--tasks", "malt_nope"], "unknown task"),
         (["--ablation-swap"], "--ablation-swap needs trained agents"),
         (["--mv", "1"], "--mv must be at least 2"),
+        (["--rows", "sa,malt-mv3"], "unknown --rows malt-mv3: this suite's rows are sa,sa-mv3,ma,ma-mv3"),
         (["--malt-run", "{empty_run}"], "holds no adapters"),
         (["--seeds", "x"], "'x' is not a valid integer"),
     ],
