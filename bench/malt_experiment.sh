@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# The malt-train issue's experiment: does MALT help the default embedded model on GSM8K?
+# 1. malt-train run on Qwen2.5-Coder-0.5B-Instruct: trees on Q GSM8K train questions at branching B,
+#    value iteration, role-wise SFT then DPO (verifier, refiner) LoRA adapters.
+# 2. malt-eval suite on the same seeded test subsets (S seeds x N questions): the untrained MA+MV@3 row
+#    and the MALT row (trained g,v,r adapters, MV@3), temperature 0.3 as in the suite.
+# 3. malt-leaderboard: the board of both rows and the paired comparison (flips, bootstrap CI, McNemar).
+# Usage: bash bench/malt_experiment.sh [OUT]   (resumable: rerun after an interruption; every step keeps
+# what it finished). Model: MALT_EXP_MODEL (default the embedded default). Sizes: MALT_EXP_QUESTIONS, MALT_EXP_BRANCHING, MALT_EXP_SEEDS, MALT_EXP_SUBSET,
+# MALT_EXP_TOKENS. Step timings are appended to OUT/timings.txt.
+set -euo pipefail
+out=${1:-results/malt-experiment}
+model=${MALT_EXP_MODEL:-qwen2.5-coder-0.5b}
+questions=${MALT_EXP_QUESTIONS:-16} branching=${MALT_EXP_BRANCHING:-2}
+seeds=${MALT_EXP_SEEDS:-2} subset=${MALT_EXP_SUBSET:-10} tokens=${MALT_EXP_TOKENS:-384}
+export MALT_DATA_DIR=${MALT_DATA_DIR:-../shared/data} HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1
+mkdir -p "$out"
+
+step() {  # step NAME COMMAND...: run it, append its wall time to OUT/timings.txt
+  local name=$1 start
+  shift
+  start=$(date +%s)
+  echo "== $name: $*"
+  "$@"
+  echo "$name $(($(date +%s) - start)) s $(date -u +%FT%TZ) $*" >>"$out/timings.txt"
+}
+
+step train .venv/bin/malt-train run --model "$model" --task malt_gsm8k --questions "$questions" --branching "$branching" \
+  --max-new-tokens "$tokens" --out "$out/run"
+step eval .venv/bin/malt-eval suite --malt-run "$out/run" --tasks malt_gsm8k --seeds "$seeds" \
+  --subset "$subset" --max-new-tokens "$tokens" --batch-size 10 --rows ma-mv3,malt-mv3 --out "$out/eval"
+step board .venv/bin/malt-leaderboard build "$out/eval" -o "$out/board"
+step compare .venv/bin/malt-leaderboard compare "$out/eval/ma-mv3" "$out/eval/malt-mv3" \
+  --json "$out/compare.json" | tee "$out/compare.txt"
