@@ -25,9 +25,8 @@ def shared_data() -> Path:
     return path
 
 
-@pytest.fixture(scope="session")
-def tiny_model_dir(tmp_path_factory) -> Path:
-    """A randomly initialised 2-layer Llama with SmolLM2's tokenizer (read from its GGUF package)."""
+def build_tiny_llama(out: Path, **config) -> Path:
+    """Save a randomly initialised (seed 0) 2-layer Llama with SmolLM2's tokenizer (from its GGUF) in ``out``."""
     import torch
     from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
@@ -36,24 +35,26 @@ def tiny_model_dir(tmp_path_factory) -> Path:
     pkg, rel = EMBEDDED["smollm2-135m"].parts[0]
     gguf = _part_path(pkg, rel)
     tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    shape = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4)
+    shape["num_key_value_heads"] = 2
     cfg = LlamaConfig(
         vocab_size=len(tok),
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
         max_position_embeddings=4096,
         bos_token_id=tok.bos_token_id,
         eos_token_id=tok.eos_token_id,
         tie_word_embeddings=True,
+        **(shape | config),
     )
     torch.manual_seed(0)
-    model = LlamaForCausalLM(cfg)
-    out = tmp_path_factory.mktemp("tiny-llama")
-    model.save_pretrained(out)
+    LlamaForCausalLM(cfg).save_pretrained(out)
     tok.save_pretrained(out)
     return out
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory) -> Path:
+    """A randomly initialised 2-layer Llama (hidden 32, head dim 8) with SmolLM2's tokenizer."""
+    return build_tiny_llama(tmp_path_factory.mktemp("tiny-llama"))
 
 
 @pytest.fixture

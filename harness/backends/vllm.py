@@ -85,19 +85,20 @@ class VLLMBackend(Backend):
         context = int(self.kwargs.get("max_model_len") or 0)
         max_new = min(params.max_new_tokens, context // 2) if context else params.max_new_tokens
         keep = context - max_new if context else None  # prompts longer than this lose their oldest tokens
-        sp = VSamplingParams(
-            n=params.n,
-            temperature=params.temperature,
-            top_p=params.top_p,
-            max_tokens=max_new,
-            seed=params.seed,
-            truncate_prompt_tokens=keep,
-        )
+        sampling = dict(n=params.n, temperature=params.temperature, top_p=params.top_p, max_tokens=max_new)
+        sampling["seed"] = params.seed
+        truncation: dict = {}
+        try:  # vLLM < 0.2x: truncation is a sampling parameter
+            sp = VSamplingParams(**sampling, truncate_prompt_tokens=keep)
+        except TypeError:  # later: a tokenization option (the renderer's TokenizeParams)
+            sp = VSamplingParams(**sampling)
+            if keep is not None:
+                truncation = {"tokenization_kwargs": {"truncate_prompt_tokens": keep, "truncation_side": "left"}}
         lora = None
         if adapter is not None:
             lid, path = self.adapters[adapter]
             lora = LoRARequest(adapter, lid, path)
-        outs = self.llm.chat(list(prompts), sp, lora_request=lora, use_tqdm=False)
+        outs = self.llm.chat(list(prompts), sp, lora_request=lora, use_tqdm=False, **truncation)
         result = []
         for out in outs:
             cut = keep is not None and len(out.prompt_token_ids or ()) >= keep
