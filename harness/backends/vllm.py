@@ -88,9 +88,9 @@ class VLLMBackend(Backend):
         sampling = dict(n=params.n, temperature=params.temperature, top_p=params.top_p, max_tokens=max_new)
         sampling["seed"] = params.seed
         truncation: dict = {}
-        try:  # vLLM < 0.2x: truncation is a sampling parameter
+        try:  # older vLLM: truncation is a sampling parameter
             sp = VSamplingParams(**sampling, truncate_prompt_tokens=keep)
-        except TypeError:  # later: a tokenization option (the renderer's TokenizeParams)
+        except TypeError:  # newer (0.32): a tokenization option (the renderer's TokenizeParams)
             sp = VSamplingParams(**sampling)
             if keep is not None:
                 truncation = {"tokenization_kwargs": {"truncate_prompt_tokens": keep, "truncation_side": "left"}}
