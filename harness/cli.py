@@ -287,12 +287,31 @@ def _malt_run(run: str, stage: str, model: str | None) -> tuple[str, dict[str, s
         raise MaltError(f"not a malt-train run (no generate.json): {folder}")
     sub = "adapters" if stage == "final" else "adapters-sft"
     adapters = {r: str(folder / sub / r) for r in ROLE_NAMES if (folder / sub / r / "adapter_config.json").is_file()}
-    if not adapters:
+    if not adapters and not _trained_nothing(folder, stage):
         raise MaltError(f"{folder / sub} holds no adapters: run malt-train first")
+    if not adapters:
+        click.echo(
+            f"malt-eval: note: {folder} trained no {stage} adapter (every role's training set was empty, see its "
+            "run.json): the base model plays every role",
+            err=True,
+        )
     missing = [r for r in ROLE_NAMES if r not in adapters]
-    if missing:
+    if adapters and missing:
         click.echo(f"malt-eval: note: no {stage} adapter for {', '.join(missing)}: the base model plays it", err=True)
     return model or json.loads(cfg.read_text())["model"], adapters
+
+
+def _trained_nothing(folder, stage: str) -> bool:
+    """True when ``malt-train run`` finished in ``folder`` and skipped every role's ``stage`` step (empty sets)."""
+    import json
+
+    try:
+        steps = json.loads((folder / "run.json").read_text(encoding="utf-8"))["steps"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+    prefix = "final-" if stage == "final" else "sft-"
+    mine = [str(v) for k, v in steps.items() if k.startswith(prefix)]
+    return bool(mine) and all(v.startswith("skipped") for v in mine)
 
 
 if __name__ == "__main__":  # pragma: no cover

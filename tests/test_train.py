@@ -128,3 +128,25 @@ def test_run_chains_steps_and_reports_empty_sets(tiny_model_dir, small_data, tmp
     assert "malt-eval --malt-run" in r.stdout
     r = malt_train(*args, data=small_data)  # finished steps are not redone
     assert r.returncode == 0 and "skipped (empty set)" in r.stdout
+    # nothing was trained: malt-eval --malt-run evaluates the base model in every role, and says so
+    out = tmp_path / "eval"
+    r = malt_eval(
+        "--malt-run",
+        run,
+        "--agents",
+        "g,v,r",
+        "--limit",
+        1,
+        "--max-new-tokens",
+        4,
+        "--output-path",
+        out,
+        env_data=small_data,
+    )
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "trained no final adapter" in r.stderr and "the base model plays every role" in r.stderr
+    roles = json.loads(next(out.glob("results_*.json")).read_text())["malt"]["roles"]
+    assert not any(d["adapter"] for d in roles.values())
+    (run / "run.json").unlink()  # an unfinished run is still an error
+    r = malt_eval("--malt-run", run, "--agents", "g", "--limit", 1, env_data=small_data)
+    assert r.returncode == 2 and "holds no adapters: run malt-train first" in r.stderr
