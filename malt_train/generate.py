@@ -159,6 +159,9 @@ def generate(
     if partial & done:  # a batch cut off between questions is redone whole, with its own seed
         done -= partial
         _keep(path, read_records(path), done)
+    resumed = sum(f"{cfg.task}:{i}" in done for b in batches for i in b)
+    if progress and resumed:  # questions kept from an earlier, interrupted run count as done
+        progress(resumed, resumed * per_question, 0.0)
     base = SamplingParams(cfg.max_new_tokens, cfg.temperature, 1.0)
     new_nodes = 0
     t0 = time.time()

@@ -47,6 +47,7 @@ def test_tree_shape_and_ids(tiny_model_dir, small_data, tmp_path):
     # rerunning a finished run adds nothing
     r = malt_train("generate", "--model", tiny_model_dir, *ARGS, "--out", run, data=small_data)
     assert r.returncode == 0 and nodes(run) == tree
+    assert "3/3" in r.stderr  # the progress bar counts the questions already done
 
 
 def test_killed_generate_resumes_to_the_same_tree(tiny_model_dir, small_data, tmp_path):
