@@ -12,6 +12,12 @@ from tests.conftest import malt_eval, malt_train
 FAST = ["--max-steps", 2, "--batch-size-train", 2, "--max-length", 256, "--sft-lr", 5e-2, "--dpo-lr", 5e-2]
 
 
+def eval_run(run, out, data, *extra):
+    """``malt-eval --malt-run RUN`` g,v,r on one question with 4 new tokens, results in ``out``."""
+    args = ["--malt-run", run, *extra, "--agents", "g,v,r", "--limit", 1, "--max-new-tokens", 4]
+    return malt_eval(*args, "--output-path", out, env_data=data)
+
+
 def invoke(*args):
     r = CliRunner().invoke(malt_train_main, [str(a) for a in args], catch_exceptions=False)
     assert r.exit_code == 0, r.output
@@ -82,21 +88,7 @@ def test_adapters_exist_and_change_log_probs(trained_run, tiny_model_dir):
 def test_malt_eval_uses_the_run(trained_run, small_data, tmp_path):
     for stage in ("final", "sft"):
         out = tmp_path / stage
-        r = malt_eval(
-            "--malt-run",
-            trained_run,
-            "--stage",
-            stage,
-            "--agents",
-            "g,v,r",
-            "--limit",
-            1,
-            "--max-new-tokens",
-            4,
-            "--output-path",
-            out,
-            env_data=small_data,
-        )
+        r = eval_run(trained_run, out, small_data, "--stage", stage)
         assert r.returncode == 0, r.stderr[-3000:]
         roles = json.loads(next(out.glob("results_*.json")).read_text())["malt"]["roles"]
         sub = "adapters" if stage == "final" else "adapters-sft"
@@ -130,19 +122,7 @@ def test_run_chains_steps_and_reports_empty_sets(tiny_model_dir, small_data, tmp
     assert r.returncode == 0 and "skipped (empty set)" in r.stdout
     # nothing was trained: malt-eval --malt-run evaluates the base model in every role, and says so
     out = tmp_path / "eval"
-    r = malt_eval(
-        "--malt-run",
-        run,
-        "--agents",
-        "g,v,r",
-        "--limit",
-        1,
-        "--max-new-tokens",
-        4,
-        "--output-path",
-        out,
-        env_data=small_data,
-    )
+    r = eval_run(run, out, small_data)
     assert r.returncode == 0, r.stderr[-3000:]
     assert "trained no final adapter" in r.stderr and "the base model plays every role" in r.stderr
     roles = json.loads(next(out.glob("results_*.json")).read_text())["malt"]["roles"]
