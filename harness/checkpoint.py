@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from harness.errors import MaltError
+from harness.errors import MaltError, raise_if_interrupted
 from harness.runfiles import append_records, atomic_write, read_records
 
 RUN_FILE = "run.json"
@@ -62,6 +62,7 @@ class Checkpoint:
         append_records(self.path, [record])
         key = (record["task"], record["seed"], record["start"], record["prompt_hash"])
         self._done[key] = record
+        raise_if_interrupted()  # a signal whose exception was swallowed stops the run here, the batch kept
 
     @property
     def roles(self) -> dict:

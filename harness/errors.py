@@ -19,15 +19,32 @@ class UnknownTaskError(MaltError, ValueError):
     """A task name that is not one of the malt_* tasks."""
 
 
+_interrupted: list[int] = []  # signals received since interrupt_on_sigterm(): a swallowed interrupt stays on record
+
+
 def _raise_interrupt(signum, frame) -> None:
+    _interrupted.append(signum)
     raise KeyboardInterrupt
 
 
 def interrupt_on_sigterm() -> None:
-    """Treat SIGTERM like Ctrl-C, so CLIs release locks and say how to resume."""
+    """Treat SIGTERM like Ctrl-C, so CLIs release locks and say how to resume.
+
+    Both signals are also kept on record: Python drops an exception raised while a finaliser (``__del__``,
+    a garbage-collector callback) runs, so a signal landing there would be lost; long loops call
+    :func:`raise_if_interrupted` after each write and stop there instead.
+    """
     import signal
 
+    _interrupted.clear()
     signal.signal(signal.SIGTERM, _raise_interrupt)
+    signal.signal(signal.SIGINT, _raise_interrupt)
+
+
+def raise_if_interrupted() -> None:
+    """Raise ``KeyboardInterrupt`` if a signal arrived whose exception was swallowed (see above)."""
+    if _interrupted:
+        raise KeyboardInterrupt
 
 
 class OneLineUsageErrors:

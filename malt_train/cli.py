@@ -155,8 +155,12 @@ def do_generate(o: dict, run: Path) -> dict:
         bar.update(q)
         bar.set_postfix_str(f"nodes {nodes['n']}, {tps:.1f} tok/s")
 
-    stats = generate(run, docs, ctx, cfg, model, progress)
-    bar.close()
+    try:
+        stats = generate(run, docs, ctx, cfg, model, progress)
+    finally:
+        bar.close()
+        for backend in {id(e.backend): e.backend for e in engines.values()}.values():
+            backend.close()  # an inference engine (vllm: its KV cache and process) is not needed for training
     click.echo(f"tree: {stats['questions']} questions, {stats['nodes']} nodes in {run / 'tree.jsonl'}")
     return stats
 

@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from harness.backends.base import SamplingParams
-from harness.errors import MaltError
+from harness.errors import MaltError, raise_if_interrupted
 from harness.grading import answers_match
 from harness.runfiles import append_records, atomic_write, read_records
 from harness.solver import SolveContext, generator, refiner, verifier
@@ -178,5 +178,6 @@ def generate(
         if progress:
             tokens = sum(x["n_tokens"] for x in nodes)
             progress(len(todo), len(nodes), tokens / max(1e-9, time.time() - t0))
+        raise_if_interrupted()  # a signal whose exception was swallowed stops the run here, the batch kept
     path.touch()  # a finished run has a tree file, even an empty shard
     return {"questions": len(done), "nodes": len(done) * per_question, "new_nodes": new_nodes}

@@ -45,7 +45,9 @@ def engine(tiny_model_dir, role_adapters):
     be = VLLMBackend(str(tiny_model_dir), dtype="float32", max_model_len=512, max_lora_rank=8)
     for role, path in role_adapters.items():
         be.load_adapter(role, path)
-    return be
+    yield be
+    be.close()  # malt-train generate closes its engine before training: shutting it down must not fail
+    assert be._llm is None
 
 
 @pytest.fixture(scope="module")

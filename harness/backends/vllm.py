@@ -71,6 +71,12 @@ class VLLMBackend(Backend):
             self._llm = LLM(**self.kwargs, **extra)
         return self._llm
 
+    def close(self) -> None:
+        """Shut the engine down (its engine-core process and KV cache) so later steps get the memory back."""
+        llm, self._llm = self._llm, None
+        if llm is not None:
+            llm.llm_engine.engine_core.shutdown()
+
     def load_adapter(self, name: str, path: str) -> None:
         if self._llm is not None and not self.adapters:
             raise ModelError("vllm: adapters must be loaded before the first generate")
