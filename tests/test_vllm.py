@@ -94,3 +94,21 @@ def test_vllm_keeps_the_end_of_prompts_longer_than_the_context(engine):
     out, short = engine.generate([long, PROMPTS[2]], SamplingParams(max_new_tokens=16))
     assert out[0].prompt_truncated and out[0].n_tokens > 0
     assert not short[0].prompt_truncated
+
+
+def test_a_dead_engine_is_a_one_line_error(tiny_model_dir):
+    """vLLM's EngineDeadError (e.g. a CPU step past its time limit) becomes the CLIs' one-line ModelError."""
+    from vllm.v1.engine.exceptions import EngineDeadError
+
+    from harness.backends.base import SamplingParams
+    from harness.backends.vllm import VLLMBackend
+    from harness.errors import ModelError
+
+    class DeadEngine:
+        def chat(self, *args, **kwargs):
+            raise EngineDeadError()
+
+    be = VLLMBackend(str(tiny_model_dir))
+    be._llm = DeadEngine()  # no engine start: the failure is all that is tested
+    with pytest.raises(ModelError, match="vLLM engine died"):
+        be.generate(PROMPTS[:1], SamplingParams(max_new_tokens=4))

@@ -68,6 +68,9 @@ class VLLMBackend(Backend):
             from vllm import LLM
 
             extra = dict(enable_lora=True, max_lora_rank=self.max_lora_rank, max_loras=3) if self.adapters else {}
+            if not _has_cuda():  # a CPU step (first compile of a shape, long prefills, a busy machine) can
+                # outlast vLLM's 300 s per-step limit, which kills the engine and the run's batch in flight
+                os.environ.setdefault("VLLM_EXECUTE_MODEL_TIMEOUT_SECONDS", "3600")
             self._llm = LLM(**self.kwargs, **extra)
         return self._llm
 
@@ -105,7 +108,14 @@ class VLLMBackend(Backend):
         if adapter is not None:
             lid, path = self.adapters[adapter]
             lora = LoRARequest(adapter, lid, path)
-        outs = self.llm.chat(list(prompts), sp, lora_request=lora, use_tqdm=False, **truncation)
+        try:
+            outs = self.llm.chat(list(prompts), sp, lora_request=lora, use_tqdm=False, **truncation)
+        except Exception as exc:
+            if type(exc).__name__ != "EngineDeadError":
+                raise
+            raise ModelError(
+                "the vLLM engine died (its log above says why); batches finished before it are kept"
+            ) from None
         result = []
         for out in outs:
             cut = keep is not None and len(out.prompt_token_ids or ()) >= keep
