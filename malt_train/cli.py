@@ -344,7 +344,11 @@ def _run_all(run: Path, threshold: float, pooling: str, pairs_per_parent: int | 
         if (final / "adapter_config.json").is_file():
             summary["steps"][f"final-{role}"] = str(final)
         elif role in dpo_roles:
-            summary["steps"][f"final-{role}"] = do_dpo(run, role, model, dpo_cfg)
+            where, sft = do_dpo(run, role, model, dpo_cfg), run / "adapters-sft" / role
+            if where.startswith("skipped") and (sft / "adapter_config.json").is_file():
+                where = _place(sft, final)  # no preference pair: DPO from the SFT adapter would leave it as is
+                click.echo(f"final {role}: no DPO pair, so the SFT adapter is the final one: {where}")
+            summary["steps"][f"final-{role}"] = where
         else:
             summary["steps"][f"final-{role}"] = _place(
                 run / "adapters-sft" / role if (run / "adapters-sft" / role).exists() else None, final

@@ -130,3 +130,26 @@ def test_run_chains_steps_and_reports_empty_sets(tiny_model_dir, small_data, tmp
     (run / "run.json").unlink()  # an unfinished run is still an error
     r = malt_eval("--malt-run", run, "--agents", "g", "--limit", 1, env_data=small_data)
     assert r.returncode == 2 and "holds no adapters: run malt-train first" in r.stderr
+
+
+def test_role_without_dpo_pairs_keeps_its_sft_adapter_as_final(tiny_model_dir, small_data, tmp_path):
+    """Refiner: positives but no sibling pair (its one positive parent's children all right): final = SFT."""
+    run = tmp_path / "run"
+    gen = ["--model", tiny_model_dir, "--questions", 1, "--branching", 2, "--max-new-tokens", 4, "--out", run]
+    assert malt_train("generate", *gen, data=small_data).returncode == 0
+    tree = [json.loads(x) for x in (run / "tree.jsonl").read_text().splitlines()]
+    for n in tree:  # g0/v0's two refiners right, every other leaf wrong
+        if n["role"] == "refiner":
+            n["reward"] = int("/g0/v0/" in n["id"])
+    (run / "tree.jsonl").write_text("".join(json.dumps(n) + "\n" for n in tree))
+    r = malt_train("run", *gen, *FAST, data=small_data)
+    assert r.returncode == 0, r.stderr[-3000:]
+    counts = json.loads((run / "data" / "counts.json").read_text())
+    assert counts["refiner"]["sft"] == 2 and counts["refiner"]["dpo"] == 0 and counts["verifier"]["dpo"] == 1
+    steps = json.loads((run / "run.json").read_text())["steps"]
+    assert steps["final-refiner"] == str(run / "adapters" / "refiner")  # not "skipped": MALT keeps the SFT refiner
+    sft, final = run / "adapters-sft" / "refiner", run / "adapters" / "refiner"
+    assert (final / "adapter_model.safetensors").read_bytes() == (sft / "adapter_model.safetensors").read_bytes()
+    assert logprob(tiny_model_dir, str(final)) != logprob(tiny_model_dir, None)
+    verifier = run / "adapters" / "verifier" / "adapter_model.safetensors"  # DPO-trained from its SFT adapter
+    assert verifier.read_bytes() != (run / "adapters-sft" / "verifier" / "adapter_model.safetensors").read_bytes()
