@@ -15,7 +15,7 @@
 set -euo pipefail
 out=${1:-results/malt-experiment}
 model=${MALT_EXP_MODEL:-qwen2.5-coder-0.5b}
-questions=${MALT_EXP_QUESTIONS:-8} branching=${MALT_EXP_BRANCHING:-2}
+questions=${MALT_EXP_QUESTIONS:-4} branching=${MALT_EXP_BRANCHING:-2}
 seeds=${MALT_EXP_SEEDS:-2} subset=${MALT_EXP_SUBSET:-10} tokens=${MALT_EXP_TOKENS:-384}
 base_row=${MALT_EXP_BASE_ROW:-ma} malt_row=${MALT_EXP_MALT_ROW:-malt-no-mv}
 backend=${MALT_EXP_BACKEND:-hf} eval_backend=${MALT_EXP_EVAL_BACKEND:-hf}
