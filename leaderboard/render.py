@@ -88,14 +88,23 @@ def benchmark_rows(board: Board) -> list[list]:
     return rows
 
 
+def _where(model: str, path: str | None) -> str | None:
+    """What stands in brackets after a model's name: its source for an embedded model (not this machine's
+    cache folder, which means nothing on a published board), else its path when that differs."""
+    from harness.models import EMBEDDED
+
+    if model in EMBEDDED:
+        return f"embedded: {EMBEDDED[model].repo}"
+    return path if path and path != model else None
+
+
 def roles_text(roles: dict[str, dict]) -> str:
     """``g,v,r: qwen2.5-coder-0.5b (/path); adapters: v=/runs/x/adapters/verifier``: the model identities."""
     groups: dict[tuple, list[str]] = {}
     for role, d in roles.items():
-        groups.setdefault((d["model"], d.get("path")), []).append(ROLE_LETTERS.get(role, role))
+        groups.setdefault((d["model"], _where(d["model"], d.get("path"))), []).append(ROLE_LETTERS.get(role, role))
     parts = [
-        f"{','.join(letters)}: {model}" + (f" ({path})" if path and path != model else "")
-        for (model, path), letters in groups.items()
+        f"{','.join(letters)}: {model}" + (f" ({where})" if where else "") for (model, where), letters in groups.items()
     ]
     adapters = [f"{ROLE_LETTERS.get(r, r)}={d['adapter']}" for r, d in roles.items() if d.get("adapter")]
     return "; ".join(parts) + (f"; adapters: {', '.join(adapters)}" if adapters else "")

@@ -302,3 +302,18 @@ def test_missing_samples(runs, tmp_path):
     assert_one_line_error(leaderboard("turns", bare), "--log-samples")
     r = leaderboard("build", bare, "-o", tmp_path / "o")  # the board itself needs no sample log
     assert r.returncode == 0 and "Turn-wise" not in (tmp_path / "o" / "leaderboard.md").read_text()
+
+
+def test_systems_name_an_embedded_model_by_its_source_not_this_machines_cache():
+    from leaderboard.render import roles_text
+
+    cache = "/root/.cache/malt/models/qwen2.5-coder-0.5b"
+    roles = {
+        "generator": {"model": "qwen2.5-coder-0.5b", "path": cache, "adapter": None},
+        "verifier": {"model": "qwen2.5-coder-0.5b", "path": cache, "adapter": "/runs/r/adapters/verifier"},
+        "refiner": {"model": "./local/model", "path": "/abs/local/model", "adapter": None},
+    }
+    text = roles_text(roles)
+    assert cache not in text
+    assert text.startswith("g,v: qwen2.5-coder-0.5b (embedded: Qwen/Qwen2.5-Coder-0.5B-Instruct (Q4_K_M GGUF))")
+    assert "r: ./local/model (/abs/local/model)" in text and "adapters: v=/runs/r/adapters/verifier" in text
