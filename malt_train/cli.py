@@ -214,6 +214,9 @@ def do_dpo(run: Path, role: str, model: str, cfg) -> str:
     adapter = train_dpo(
         resolve_model(model), run / "data" / role / "dpo.jsonl", run / "work" / f"dpo-{role}", cfg, start_adapter
     )
+    if adapter is None and start_adapter:  # no preference pair: DPO from the SFT adapter would leave it as is
+        adapter = start
+        click.echo(f"dpo {role}: no pair, so the SFT adapter is the final one")
     where = _place(adapter, run / "adapters" / role)
     click.echo(f"dpo {role}: {where}")
     return where
@@ -344,11 +347,7 @@ def _run_all(run: Path, threshold: float, pooling: str, pairs_per_parent: int | 
         if (final / "adapter_config.json").is_file():
             summary["steps"][f"final-{role}"] = str(final)
         elif role in dpo_roles:
-            where, sft = do_dpo(run, role, model, dpo_cfg), run / "adapters-sft" / role
-            if where.startswith("skipped") and (sft / "adapter_config.json").is_file():
-                where = _place(sft, final)  # no preference pair: DPO from the SFT adapter would leave it as is
-                click.echo(f"final {role}: no DPO pair, so the SFT adapter is the final one: {where}")
-            summary["steps"][f"final-{role}"] = where
+            summary["steps"][f"final-{role}"] = do_dpo(run, role, model, dpo_cfg)
         else:
             summary["steps"][f"final-{role}"] = _place(
                 run / "adapters-sft" / role if (run / "adapters-sft" / role).exists() else None, final
