@@ -18,6 +18,15 @@ def eval_run(run, out, data, *extra):
     return malt_eval(*args, "--output-path", out, env_data=data)
 
 
+def set_rewards(run, is_right) -> None:
+    """Rewrite the leaf rewards of ``RUN/tree.jsonl``: 1 where ``is_right(node id)``, else 0."""
+    tree = [json.loads(x) for x in (run / "tree.jsonl").read_text().splitlines()]
+    for n in tree:
+        if n["role"] == "refiner":
+            n["reward"] = int(is_right(n["id"]))
+    (run / "tree.jsonl").write_text("".join(json.dumps(n) + "\n" for n in tree))
+
+
 def invoke(*args):
     r = CliRunner().invoke(malt_train_main, [str(a) for a in args], catch_exceptions=False)
     assert r.exit_code == 0, r.output
@@ -58,11 +67,7 @@ def trained_run(tiny_model_dir, tmp_path_factory, shared_data):
     # A random model never answers right: set rewards so every role has positives and sibling pairs
     # (g0: 3/4 positive, g1: 1/4 negative; g0/v0 positive vs g0/v1 at 0.5 negative; g0/v1's refiners split).
     right = ("g0/v0/r0", "g0/v0/r1", "g0/v1/r0", "g1/v1/r1")
-    tree = [json.loads(x) for x in (run / "tree.jsonl").read_text().splitlines()]
-    for n in tree:
-        if n["role"] == "refiner":
-            n["reward"] = int(n["id"].endswith(right))
-    (run / "tree.jsonl").write_text("".join(json.dumps(n) + "\n" for n in tree))
+    set_rewards(run, lambda nid: nid.endswith(right))
     invoke("label", run / "tree.jsonl", "--out", run / "labeled.jsonl")
     out = invoke("build", run / "labeled.jsonl", "--out", run / "data")
     assert "verifier:" in out and "DPO pairs" in out
@@ -137,11 +142,7 @@ def test_role_without_dpo_pairs_keeps_its_sft_adapter_as_final(tiny_model_dir, s
     run = tmp_path / "run"
     gen = ["--model", tiny_model_dir, "--questions", 1, "--branching", 2, "--max-new-tokens", 4, "--out", run]
     assert malt_train("generate", *gen, data=small_data).returncode == 0
-    tree = [json.loads(x) for x in (run / "tree.jsonl").read_text().splitlines()]
-    for n in tree:  # g0/v0's two refiners right, every other leaf wrong
-        if n["role"] == "refiner":
-            n["reward"] = int("/g0/v0/" in n["id"])
-    (run / "tree.jsonl").write_text("".join(json.dumps(n) + "\n" for n in tree))
+    set_rewards(run, lambda nid: "/g0/v0/" in nid)  # g0/v0's two refiners right, every other leaf wrong
     r = malt_train("run", *gen, *FAST, data=small_data)
     assert r.returncode == 0, r.stderr[-3000:]
     counts = json.loads((run / "data" / "counts.json").read_text())
