@@ -12,6 +12,10 @@ its own process (peak RSS per row, no shared caches), generation time only (mode
 Prints a table with the targets, appends it to BENCHMARKS.md and ends with the line
 ``ratio_vs_lmeval_hf=<our g,v,r hf tokens/s / lm-eval hf tokens/s>``.
 
+Resumable: each finished row is kept in ``--work`` (default ``.cache/bench/<settings>``), so rerunning
+the same command after an interruption measures only the rows still missing (``--fresh`` starts over).
+The full table takes hours on a small CPU; the report says when its rows were measured.
+
     python bench/throughput.py --quick    # smollm2-135m, 16 questions, 64 tokens, batch 16: a few minutes
     python bench/throughput.py            # qwen2.5-coder-0.5b, 64 questions, 256 tokens, batch 64
 """
@@ -20,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import hashlib
 import importlib.util
 import json
 import os
@@ -54,12 +59,49 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--threads", type=int, help="torch CPU threads of every row and the matmul (default: torch's)")
     ap.add_argument("--note", action="append", default=[], help="a line added to the notes (repeatable)")
     ap.add_argument("--out", default=str(REPO / "BENCHMARKS.md"), help="file the section is appended to")
+    ap.add_argument("--work", help="folder keeping finished rows for a rerun (default .cache/bench/<settings>)")
+    ap.add_argument("--fresh", action="store_true", help="measure every row again, ignoring kept rows")
     a = ap.parse_args(argv)
     for key, value in (QUICK if a.quick else FULL).items():
         if getattr(a, key) is None:
             setattr(a, key, value)
     a.memory_questions = a.memory_questions or 4 * a.questions
     return a
+
+
+def work_dir(a: argparse.Namespace) -> Path:
+    """Where finished rows are kept: one folder per combination of the settings every row depends on."""
+    if a.work:
+        return Path(a.work)
+    keys = ("model", "questions", "memory_questions", "tree_questions", "branching", "max_new_tokens")
+    settings = json.dumps([getattr(a, k) for k in (*keys, "batch_size", "dtype", "threads")])
+    digest = hashlib.sha256(settings.encode()).hexdigest()[:10]
+    return REPO / ".cache" / "bench" / f"throughput-{a.model}-{a.questions}q-{digest}"
+
+
+def now() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def measure(key: str, spec: dict, work: Path, fresh: bool) -> tuple[dict, bool]:
+    """One row's result, measured now or kept from an earlier run of the same spec; ``(result, kept)``."""
+    kept = work / f"{key}.json"
+    if not fresh and kept.is_file():
+        try:
+            saved = json.loads(kept.read_text())
+        except json.JSONDecodeError:
+            saved = {}
+        if saved.get("spec") == spec and "error" not in saved.get("result", {"error": 1}):
+            return {**saved["result"], "started": saved["started"], "finished": saved["finished"]}, True
+    started = now()
+    with tempfile.TemporaryDirectory() as tmp:
+        result = run_row(spec, Path(tmp))
+    if "error" not in result:
+        work.mkdir(parents=True, exist_ok=True)
+        tmp_file = kept.with_suffix(".tmp")
+        tmp_file.write_text(json.dumps({"spec": spec, "result": result, "started": started, "finished": now()}))
+        tmp_file.replace(kept)
+    return {**result, "started": started, "finished": now()}, False
 
 
 def vllm_installed() -> bool:
@@ -227,15 +269,23 @@ def method_notes(res: dict[str, dict], params: int | None, gflops: float) -> lis
     if tn.get("prompt_tokens") and tn.get("distinct_prompt_tokens"):
         pre, shared, gen = tn["prompt_tokens"], tn["distinct_prompt_tokens"], tn["tokens"]
         notes.append(
-            f"Trees on hf: {tn['nodes']} nodes in {tn['backend_calls']} backend calls. The hf backend sends n"
-            " samples as one prompt with `num_return_sequences`, but transformers' `generate` copies the prompt"
-            f" n times *before* prefill (`_expand_inputs_for_generation`), so it prefills {pre} prompt tokens,"
-            " as many as repeated prompts; sharing the prefill (prefill each distinct prompt once, repeat its"
-            f" KV cache n times) would prefill {shared}. If time followed FLOPs, that would give at most"
-            f" {(pre + gen) / (shared + gen):.2f}x for these trees (an upper bound: decoding on CPU is"
-            " memory-bound, not FLOP-bound). vLLM shares the prefill natively."
+            f"Trees on hf: {tn['nodes']} nodes in {tn['backend_calls']} backend calls. The n samples of a prompt"
+            f" share one prefill (`HFBackend._prefill` repeats its KV cache n times): {shared} prompt tokens"
+            f" prefilled where repeated prompts prefill {pre}. If time followed FLOPs, n-sampling would be"
+            f" {(pre + gen) / (shared + gen):.2f}x repeated prompts on these trees (an upper bound: decoding on"
+            " CPU is memory-bound, and both rows decode the same number of tokens)."
         )
     return notes
+
+
+def timing_notes(res: dict[str, dict]) -> list[str]:
+    """When the rows ran, and which were kept from an earlier, interrupted run of the same command."""
+    done = [r for r in res.values() if "started" in r and "error" not in r]
+    if not done:
+        return []
+    kept = sum(bool(r.get("kept")) for r in done)
+    span = f"Rows measured between {min(r['started'] for r in done)} and {max(r['finished'] for r in done)}"
+    return [span + (f"; {kept} of them kept from an earlier, interrupted run of this command." if kept else ".")]
 
 
 def machine() -> str:
@@ -259,7 +309,7 @@ def report(
     commit = subprocess.run(git, capture_output=True, text=True, cwd=REPO).stdout.strip()
     cmd = "python bench/throughput.py " + " ".join(shlex.quote(x) for x in sys.argv[1:])
     mode = " (--quick)" if a.quick else ""
-    notes = target_notes(res, a) + method_notes(res, params, gflops) + a.note
+    notes = target_notes(res, a) + method_notes(res, params, gflops) + timing_notes(res) + a.note
     bullets = "\n".join(f"- {n}" for n in notes)
     return (
         f"\n## Throughput{mode}: {a.model}, {a.questions} GSM8K test questions ({datetime.date.today()})\n\n"
@@ -282,16 +332,17 @@ def main(argv: list[str] | None = None) -> None:
     print(f"{a.model}: {params or 0:,} parameters; fp32 matmul {gflops:.1f} GFLOP/s", flush=True)
     rows = plan(a, model_dir)
     res: dict[str, dict] = {}
-    with tempfile.TemporaryDirectory() as tmp:
-        for key, label, spec in rows:
-            if isinstance(spec, dict):
-                res[key] = run_row(spec, Path(tmp))
-                r = res[key]
-                rate = tok_s(r)
-                shown = r.get("error") or (
-                    f"{r['tokens']} tokens, {r['wall']:.1f} s, {rate:.1f} tok/s, peak RSS {r['peak_rss_mib']:.0f} MiB"
-                )
-                print(f"{label}: {shown}", flush=True)
+    work = work_dir(a)
+    print(f"finished rows are kept in {work}", flush=True)
+    for key, label, spec in rows:
+        if isinstance(spec, dict):
+            r, kept = measure(key, spec, work, a.fresh)
+            res[key] = {**r, "kept": kept}
+            rate = tok_s(r)
+            shown = r.get("error") or (
+                f"{r['tokens']} tokens, {r['wall']:.1f} s, {rate:.1f} tok/s, peak RSS {r['peak_rss_mib']:.0f} MiB"
+            )
+            print(f"{label}: {shown}" + (f" (kept from {r['started']})" if kept else ""), flush=True)
     text = report(a, rows, res, params, gflops, (load0, os.getloadavg()[0]))
     print(text)
     with open(a.out, "a", encoding="utf-8") as fh:

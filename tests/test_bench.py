@@ -79,3 +79,26 @@ def test_target_notes(monkeypatch, gvr_tok_s, mark):
     assert notes[0].endswith(f"{mark}.")
     assert "not measured" in notes[1] and "not measured" in notes[2]
     assert notes[3].endswith("— not met.")  # +30% peak RSS is not flat
+
+
+def test_finished_rows_are_kept_and_reused_by_a_rerun(monkeypatch, tmp_path):
+    calls = []
+
+    def fake_row(spec, workdir):
+        calls.append(spec["questions"])
+        return {"error": "failed: boom"} if spec["questions"] == 0 else {"tokens": 10, "wall": 1.0}
+
+    monkeypatch.setattr(throughput, "run_row", fake_row)
+    spec = {"kind": "ours", "questions": 4}
+    first, kept = throughput.measure("g_hf", spec, tmp_path, fresh=False)
+    again, kept_again = throughput.measure("g_hf", spec, tmp_path, fresh=False)
+    assert (kept, kept_again, calls) == (False, True, [4])
+    assert again["tokens"] == 10 and again["started"] == first["started"]
+    throughput.measure("g_hf", {**spec, "questions": 8}, tmp_path, fresh=False)  # other settings: measured
+    throughput.measure("g_hf", spec, tmp_path, fresh=True)
+    throughput.measure("bad", {**spec, "questions": 0}, tmp_path, fresh=False)  # a failed row is not kept
+    throughput.measure("bad", {**spec, "questions": 0}, tmp_path, fresh=False)
+    assert calls == [4, 8, 4, 0, 0]
+    res = {"g_hf": {**again, "kept": True}}
+    assert "1 of them kept" in throughput.timing_notes(res)[0]
+    assert throughput.work_dir(throughput.parse_args(["--quick"])) != throughput.work_dir(throughput.parse_args([]))
