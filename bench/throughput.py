@@ -36,7 +36,7 @@ import tempfile
 from pathlib import Path
 
 from tabulate import tabulate
-from throughput_rows import matmul_gflops, param_count
+from throughput_rows import linear_gflops, linear_shapes, matmul_gflops, param_count
 
 REPO = Path(__file__).resolve().parent.parent
 ROW_SCRIPT = Path(__file__).resolve().parent / "throughput_rows.py"
@@ -255,9 +255,9 @@ def method_notes(res: dict[str, dict], params: int | None, gflops: float) -> lis
     p = f"{params / 1e6:.0f}M" if params else "unknown"
     notes = [
         f"Roofline: measured fp32 matmul {gflops:.1f} GFLOP/s (best of 8 torch 2048x2048 matmuls). A row's fraction"
-        f" = 2 x P x generated tokens / wall / that rate, P = {p} parameters: decode FLOPs ~ 2 FLOPs per parameter"
-        " per generated token, ignoring prefill and attention (so rows with long prompts — v, r, trees — do more"
-        " work than credited).",
+        f" = 2 x P x generated tokens / wall / that rate, P = {p} linear-layer parameters (LM head included,"
+        " embedding lookup not): decode FLOPs ~ 2 FLOPs per parameter per generated token, ignoring prefill"
+        " and attention (so rows with long prompts — v, r, trees — do more work than credited).",
         "Wall: generation only, model load excluded for every row (lm-eval: time inside its `generate_until`;"
         " ours: `run_task`; trees: `grow_trees`). Each row runs in its own process; peak RSS is that process's"
         " `ru_maxrss` (plus its largest finished child, i.e. vLLM's engine process; GPU memory not included).",
@@ -302,14 +302,53 @@ def machine() -> str:
     return desc
 
 
+def linear_params(model_dir: str) -> int | None:
+    """Weights one generated token multiplies (linear layers and LM head; not the embedding lookup)."""
+    try:
+        return sum(k * n for k, n in linear_shapes(model_dir))
+    except (OSError, KeyError, ValueError):
+        return param_count(model_dir)
+
+
+def decode_ceiling(model_dir: str, batch: int, threads: int | None) -> dict | None:
+    """The decode tokens/s this machine's fp32 ``F.linear`` allows at ``batch`` tokens per step (linear layers only)."""
+    try:
+        weights = sum(k * n for k, n in linear_shapes(model_dir))
+        rate = linear_gflops(model_dir, batch, threads=threads)
+    except (OSError, KeyError, ValueError):
+        return None
+    return {"batch": batch, "gflops": rate, "params": weights, "tok_s": rate * 1e9 / (2 * weights)}
+
+
+def ceiling_note(res: dict[str, dict], ceiling: dict | None) -> list[str]:
+    if not ceiling:
+        return []
+    fractions = ", ".join(
+        f"{key} {tok_s(r) / ceiling['tok_s']:.0%}" for key, r in res.items() if tok_s(r) and not key.startswith("tree")
+    )
+    return [
+        f"Decode ceiling: this machine's fp32 `F.linear` over the model's {ceiling['params'] / 1e6:.0f}M linear-layer"
+        f" weights at {ceiling['batch']} tokens per call (one decoding step of a full batch) runs at"
+        f" {ceiling['gflops']:.1f} GFLOP/s, i.e. at most {ceiling['tok_s']:.0f} generated tokens/s if nothing but"
+        f" the linear layers ran and every batch slot held a live sequence. Evaluation rows reach: {fractions}."
+    ]
+
+
 def report(
-    a: argparse.Namespace, rows: list, res: dict[str, dict], params: int | None, gflops: float, load: tuple
+    a: argparse.Namespace,
+    rows: list,
+    res: dict[str, dict],
+    params: int | None,
+    gflops: float,
+    load: tuple,
+    ceiling: dict | None = None,
 ) -> str:
     git = ["git", "rev-parse", "--short", "HEAD"]
     commit = subprocess.run(git, capture_output=True, text=True, cwd=REPO).stdout.strip()
     cmd = "python bench/throughput.py " + " ".join(shlex.quote(x) for x in sys.argv[1:])
     mode = " (--quick)" if a.quick else ""
-    notes = target_notes(res, a) + method_notes(res, params, gflops) + timing_notes(res) + a.note
+    notes = target_notes(res, a) + method_notes(res, params, gflops) + ceiling_note(res, ceiling)
+    notes += timing_notes(res) + a.note
     bullets = "\n".join(f"- {n}" for n in notes)
     return (
         f"\n## Throughput{mode}: {a.model}, {a.questions} GSM8K test questions ({datetime.date.today()})\n\n"
@@ -328,8 +367,9 @@ def main(argv: list[str] | None = None) -> None:
 
     load0 = os.getloadavg()[0]
     model_dir = str(resolve_model(a.model))
-    params, gflops = param_count(model_dir), matmul_gflops(threads=a.threads)
-    print(f"{a.model}: {params or 0:,} parameters; fp32 matmul {gflops:.1f} GFLOP/s", flush=True)
+    params, gflops = linear_params(model_dir), matmul_gflops(threads=a.threads)
+    print(f"{a.model}: {params or 0:,} linear-layer parameters; fp32 matmul {gflops:.1f} GFLOP/s", flush=True)
+    ceiling = decode_ceiling(model_dir, a.batch_size, a.threads)
     rows = plan(a, model_dir)
     res: dict[str, dict] = {}
     work = work_dir(a)
@@ -343,7 +383,7 @@ def main(argv: list[str] | None = None) -> None:
                 f"{r['tokens']} tokens, {r['wall']:.1f} s, {rate:.1f} tok/s, peak RSS {r['peak_rss_mib']:.0f} MiB"
             )
             print(f"{label}: {shown}" + (f" (kept from {r['started']})" if kept else ""), flush=True)
-    text = report(a, rows, res, params, gflops, (load0, os.getloadavg()[0]))
+    text = report(a, rows, res, params, gflops, (load0, os.getloadavg()[0]), ceiling)
     print(text)
     with open(a.out, "a", encoding="utf-8") as fh:
         fh.write(text)

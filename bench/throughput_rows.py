@@ -92,6 +92,38 @@ def matmul_gflops(size: int = 2048, reps: int = 8, threads: int | None = None) -
     return 2 * size**3 / best / 1e9
 
 
+def linear_shapes(model_dir: str) -> list[tuple[int, int]]:
+    """``(in, out)`` of every linear layer one token passes through (decoder layers and the LM head)."""
+    cfg = json.loads((Path(model_dir) / "config.json").read_text())
+    h, inter, layers = cfg["hidden_size"], cfg["intermediate_size"], cfg["num_hidden_layers"]
+    head = cfg.get("head_dim") or h // cfg["num_attention_heads"]
+    kv = head * cfg.get("num_key_value_heads", cfg["num_attention_heads"])
+    per_layer = [(h, h), (h, kv), (h, kv), (h, h), (h, inter), (h, inter), (inter, h)]
+    return per_layer * layers + [(h, cfg["vocab_size"])]
+
+
+def linear_gflops(model_dir: str, rows: int, reps: int = 3, threads: int | None = None) -> float:
+    """fp32 GFLOP/s of ``F.linear`` over the model's linear layers at ``rows`` tokens per call (decode: the batch)."""
+    import torch
+
+    if threads:
+        torch.set_num_threads(threads)
+    shapes = sorted(set(linear_shapes(model_dir)))
+    counts = {s: linear_shapes(model_dir).count(s) for s in shapes}
+    flops = seconds = 0.0
+    for k, n in shapes:
+        x, w = torch.randn(rows, k), torch.randn(n, k)
+        torch.nn.functional.linear(x, w)
+        best = float("inf")
+        for _ in range(reps):
+            t0 = time.perf_counter()
+            torch.nn.functional.linear(x, w)
+            best = min(best, time.perf_counter() - t0)
+        flops += 2 * rows * k * n * counts[(k, n)]
+        seconds += best * counts[(k, n)]
+    return flops / seconds / 1e9
+
+
 def param_count(model_dir: str) -> int | None:
     """Parameters stored in the model's safetensors files (read from their headers, not loaded)."""
     from safetensors import safe_open

@@ -102,3 +102,19 @@ def test_finished_rows_are_kept_and_reused_by_a_rerun(monkeypatch, tmp_path):
     res = {"g_hf": {**again, "kept": True}}
     assert "1 of them kept" in throughput.timing_notes(res)[0]
     assert throughput.work_dir(throughput.parse_args(["--quick"])) != throughput.work_dir(throughput.parse_args([]))
+
+
+def test_decode_ceiling_counts_every_linear_layer_of_a_real_config(tiny_model_dir):
+    import json
+
+    cfg = json.loads((tiny_model_dir / "config.json").read_text())
+    shapes = throughput.linear_shapes(str(tiny_model_dir))
+    assert len(shapes) == 7 * cfg["num_hidden_layers"] + 1
+    assert shapes[-1] == (cfg["hidden_size"], cfg["vocab_size"])
+    ceiling = throughput.decode_ceiling(str(tiny_model_dir), batch=4, threads=1)
+    assert ceiling["params"] == throughput.linear_params(str(tiny_model_dir)) == sum(k * n for k, n in shapes)
+    assert ceiling["tok_s"] == pytest.approx(ceiling["gflops"] * 1e9 / (2 * ceiling["params"]))
+    row = {"tokens": 100, "wall": 1.0}
+    note = throughput.ceiling_note({"g_hf": row, "tree_n_hf": row}, {**ceiling, "tok_s": 400.0})[0]
+    assert "g_hf 25%" in note and "tree" not in note
+    assert throughput.decode_ceiling("/no/such/model", 4, 1) is None
