@@ -118,3 +118,30 @@ def test_decode_ceiling_counts_every_linear_layer_of_a_real_config(tiny_model_di
     note = throughput.ceiling_note({"g_hf": row, "tree_n_hf": row}, {**ceiling, "tok_s": 400.0})[0]
     assert "g_hf 25%" in note and "tree" not in note
     assert throughput.decode_ceiling("/no/such/model", 4, 1) is None
+
+
+def test_profile_shares_names_the_ops_of_vllms_compiled_graph(tmp_path):
+    import profile_shares
+
+    code = tmp_path / "cache" / "ab" / "cabc123.py"
+    code.parent.mkdir(parents=True)
+    code.write_text("x = 1\n        buf1 = torch.ops._C.onednn_mm.default(a, b)\n        cpp_fused_add_mean_2(buf1)\n")
+    worker = 'process 7:"python row.py";process 9:"VLLM::Worker"'
+    runner = "CompiledFxGraph.__call__ (torch/_inductor/output_code.py:763);Runner.call (cabc123.py:{})"
+    raw = tmp_path / "row.txt"
+    raw.write_text(
+        f"{worker};{runner.format(2)};OpOverload.__call__ (torch/_ops.py:875) 6\n"
+        f"{worker};{runner.format(3)} 2\n"
+        f"{worker};sdpa_attention_forward (transformers/integrations/sdpa_attention.py:112) 1\n"
+        'process 7:"python row.py";sched_yield (vllm/distributed/utils.py:46);x (vllm/v1/engine/core.py:1) 1\n'
+    )
+    stacks = profile_shares.read_stacks(raw, profile_shares.CompiledOps([tmp_path / "cache"]))
+    assert set(stacks) == {"9 VLLM::Worker", "7 python row.py"}
+    worker_shares = profile_shares.shares(stacks["9 VLLM::Worker"])
+    assert worker_shares["linear layers"] == pytest.approx(6 / 9)
+    assert worker_shares["attention kernel"] == pytest.approx(1 / 9)
+    assert worker_shares["other model code (norms, rotary, MLP activation, masks, cache)"] == pytest.approx(2 / 9)
+    engine = profile_shares.shares(stacks["7 python row.py"])
+    assert engine["vLLM scheduler / engine bookkeeping"] == 1.0
+    unresolved = profile_shares.read_stacks(raw)["9 VLLM::Worker"]  # no generated code found: frames kept
+    assert profile_shares.shares(unresolved)["linear layers"] == 0
