@@ -76,8 +76,8 @@ def read_stacks(path: Path, ops: CompiledOps | None = None) -> dict[str, Counter
             continue
         frames = stack.split(";")
         procs = [f for f in frames if f.startswith("process ")]  # --subprocesses: parent;child;... frames
-        proc = procs[-1] if procs else "process ?"
-        proc = re.sub(r'^process (\d+):"?([^"]*)"?', lambda m: f"{m[1]} {m[2][:90]}", proc)
+        proc = procs[-1] if procs else "(one process)"
+        proc = re.sub(r'^process (\d+):"?([^"]*)"?', lambda m: f"process {m[1]} {m[2][:90]}", proc)
         rest = [ops(f) for f in frames if not f.startswith(("process ", "thread "))]
         out[proc][tuple(rest)] += int(count)
     return out
@@ -108,7 +108,7 @@ def main(argv: list[str] | None = None) -> None:
         print(f"# {path.name}")
         for proc, stacks in sorted(read_stacks(path, ops).items(), key=lambda kv: -sum(kv[1].values())):
             total = sum(stacks.values())
-            print(f"## process {proc}: {total} samples")
+            print(f"## {proc}: {total} samples")
             for label, share in shares(stacks).items():
                 print(f"  {share:6.1%}  {label}")
             leaves = Counter()

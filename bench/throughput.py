@@ -61,6 +61,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--out", default=str(REPO / "BENCHMARKS.md"), help="file the section is appended to")
     ap.add_argument("--work", help="folder keeping finished rows for a rerun (default .cache/bench/<settings>)")
     ap.add_argument("--fresh", action="store_true", help="measure every row again, ignoring kept rows")
+    ap.add_argument("--report-only", action="store_true", help="report the kept rows, measure nothing (partial table)")
     a = ap.parse_args(argv)
     for key, value in (QUICK if a.quick else FULL).items():
         if getattr(a, key) is None:
@@ -83,8 +84,14 @@ def now() -> str:
     return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
 
 
-def measure(key: str, spec: dict, work: Path, fresh: bool) -> tuple[dict, bool]:
-    """One row's result, measured now or kept from an earlier run of the same spec; ``(result, kept)``."""
+NOT_YET = "not measured yet (rerun without --report-only)"
+
+
+def measure(key: str, spec: dict, work: Path, fresh: bool, report_only: bool = False) -> tuple[dict, bool]:
+    """One row's result, measured now or kept from an earlier run of the same spec; ``(result, kept)``.
+
+    With ``report_only`` a row not kept yet is not measured: its result is ``{"error": NOT_YET}``.
+    """
     kept = work / f"{key}.json"
     if not fresh and kept.is_file():
         try:
@@ -93,6 +100,8 @@ def measure(key: str, spec: dict, work: Path, fresh: bool) -> tuple[dict, bool]:
             saved = {}
         if saved.get("spec") == spec and "error" not in saved.get("result", {"error": 1}):
             return {**saved["result"], "started": saved["started"], "finished": saved["finished"]}, True
+    if report_only:
+        return {"error": NOT_YET}, False
     started = now()
     with tempfile.TemporaryDirectory() as tmp:
         result = run_row(spec, Path(tmp))
@@ -347,6 +356,8 @@ def report(
     commit = subprocess.run(git, capture_output=True, text=True, cwd=REPO).stdout.strip()
     cmd = "python bench/throughput.py " + " ".join(shlex.quote(x) for x in sys.argv[1:])
     mode = " (--quick)" if a.quick else ""
+    missing = sum(r.get("error") == NOT_YET for r in res.values())
+    mode += f" (partial: {missing} of {len(res)} rows not measured yet)" if missing else ""
     notes = target_notes(res, a) + method_notes(res, params, gflops) + ceiling_note(res, ceiling)
     notes += timing_notes(res) + a.note
     bullets = "\n".join(f"- {n}" for n in notes)
@@ -376,7 +387,7 @@ def main(argv: list[str] | None = None) -> None:
     print(f"finished rows are kept in {work}", flush=True)
     for key, label, spec in rows:
         if isinstance(spec, dict):
-            r, kept = measure(key, spec, work, a.fresh)
+            r, kept = measure(key, spec, work, a.fresh, a.report_only)
             res[key] = {**r, "kept": kept}
             rate = tok_s(r)
             shown = r.get("error") or (

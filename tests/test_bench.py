@@ -99,6 +99,9 @@ def test_finished_rows_are_kept_and_reused_by_a_rerun(monkeypatch, tmp_path):
     throughput.measure("bad", {**spec, "questions": 0}, tmp_path, fresh=False)  # a failed row is not kept
     throughput.measure("bad", {**spec, "questions": 0}, tmp_path, fresh=False)
     assert calls == [4, 8, 4, 0, 0]
+    assert throughput.measure("g_hf", spec, tmp_path, fresh=False, report_only=True)[1]  # kept: reported
+    missing, kept = throughput.measure("new", spec, tmp_path, fresh=False, report_only=True)
+    assert (missing, kept, calls[-1:]) == ({"error": throughput.NOT_YET}, False, [0])  # not measured
     res = {"g_hf": {**again, "kept": True}}
     assert "1 of them kept" in throughput.timing_notes(res)[0]
     assert throughput.work_dir(throughput.parse_args(["--quick"])) != throughput.work_dir(throughput.parse_args([]))
@@ -136,12 +139,12 @@ def test_profile_shares_names_the_ops_of_vllms_compiled_graph(tmp_path):
         'process 7:"python row.py";sched_yield (vllm/distributed/utils.py:46);x (vllm/v1/engine/core.py:1) 1\n'
     )
     stacks = profile_shares.read_stacks(raw, profile_shares.CompiledOps([tmp_path / "cache"]))
-    assert set(stacks) == {"9 VLLM::Worker", "7 python row.py"}
-    worker_shares = profile_shares.shares(stacks["9 VLLM::Worker"])
+    assert set(stacks) == {"process 9 VLLM::Worker", "process 7 python row.py"}
+    worker_shares = profile_shares.shares(stacks["process 9 VLLM::Worker"])
     assert worker_shares["linear layers"] == pytest.approx(6 / 9)
     assert worker_shares["attention kernel"] == pytest.approx(1 / 9)
     assert worker_shares["other model code (norms, rotary, MLP activation, masks, cache)"] == pytest.approx(2 / 9)
-    engine = profile_shares.shares(stacks["7 python row.py"])
+    engine = profile_shares.shares(stacks["process 7 python row.py"])
     assert engine["vLLM scheduler / engine bookkeeping"] == 1.0
-    unresolved = profile_shares.read_stacks(raw)["9 VLLM::Worker"]  # no generated code found: frames kept
+    unresolved = profile_shares.read_stacks(raw)["process 9 VLLM::Worker"]  # no generated code found: frames kept
     assert profile_shares.shares(unresolved)["linear layers"] == 0
