@@ -322,10 +322,10 @@ def linear_params(model_dir: str) -> int | None:
 def decode_ceiling(model_dir: str, batch: int, threads: int | None) -> dict | None:
     """The decode tokens/s this machine's fp32 ``F.linear`` allows at ``batch`` tokens per step (linear layers only)."""
     try:
-        weights = sum(k * n for k, n in linear_shapes(model_dir))
         rate = linear_gflops(model_dir, batch, threads=threads)
     except (OSError, KeyError, ValueError):
         return None
+    weights = linear_params(model_dir)
     return {"batch": batch, "gflops": rate, "params": weights, "tok_s": rate * 1e9 / (2 * weights)}
 
 

@@ -16,6 +16,7 @@ import math
 import resource
 import sys
 import time
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -108,10 +109,9 @@ def linear_gflops(model_dir: str, rows: int, reps: int = 3, threads: int | None 
 
     if threads:
         torch.set_num_threads(threads)
-    shapes = sorted(set(linear_shapes(model_dir)))
-    counts = {s: linear_shapes(model_dir).count(s) for s in shapes}
+    counts = Counter(linear_shapes(model_dir))
     flops = seconds = 0.0
-    for k, n in shapes:
+    for k, n in sorted(counts):
         x, w = torch.randn(rows, k), torch.randn(n, k)
         torch.nn.functional.linear(x, w)
         best = float("inf")
