@@ -23,7 +23,8 @@ def test_gqa_attention_matches_stock_sdpa(tiny_model_dir):
     be = HFBackend(str(tiny_model_dir), batch_size=4, dtype="float32")
     assert be.model.config._attn_implementation == "malt_sdpa_gqa"
     ours = be.generate(PROMPTS, SamplingParams(max_new_tokens=8))
-    be.model = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32, attn_implementation="sdpa")
+    stock_model = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32, attn_implementation="sdpa")
+    be.model = stock_model.to(be.device)
     stock = be.generate(PROMPTS, SamplingParams(max_new_tokens=8))
     assert [c[0].text for c in ours] == [c[0].text for c in stock]
 
