@@ -59,3 +59,25 @@ def test_shared_prefill_runs_each_prompt_once(tiny_model_dir):
     width = seen[0][1]
     assert seen[0] == (2, width) and width > 1  # one prefill of the two prompts
     assert all(shape == (6, 1) for shape in seen[1:])  # then one token per step for the 6 samples
+
+
+def test_sampling_is_the_whole_distribution(tiny_model_dir):
+    """temperature/top_p only: no top-k (transformers' default 50) cuts the tail of the distribution."""
+    be = HFBackend(str(tiny_model_dir), batch_size=64, dtype="float32")
+    prompt = PROMPTS[1]
+    ids = be.tokenizer(be.render(prompt), add_special_tokens=False, return_tensors="pt")["input_ids"]
+    with torch.inference_mode():
+        logits = be.model(input_ids=ids.to(be.device)).logits[0, -1]
+    top50 = {be.tokenizer.decode([t]) for t in logits.topk(50).indices.tolist()}
+    samples = be.generate([prompt], SamplingParams(max_new_tokens=1, temperature=1.0, n=32, seed=0))[0]
+    outside = [c.text for c in samples if c.text not in top50]
+    assert len(outside) >= 16  # a random model's next token is nearly uniform over 49k: most fall outside
+
+
+def test_model_generation_config_does_not_change_the_recipe(tiny_model_dir):
+    """A checkpoint's generation_config (repetition penalty, top-k) is ignored: SamplingParams decide."""
+    be = HFBackend(str(tiny_model_dir), batch_size=4, dtype="float32")
+    plain = be.generate(PROMPTS, SamplingParams(max_new_tokens=12))
+    be.model.generation_config.repetition_penalty = 50.0
+    be.model.generation_config.no_repeat_ngram_size = 1
+    assert be.generate(PROMPTS, SamplingParams(max_new_tokens=12)) == plain

@@ -11,7 +11,11 @@ Messages = list[dict[str, str]]
 
 @dataclass(frozen=True)
 class SamplingParams:
-    """How to sample: greedy when ``temperature`` is 0, else nucleus sampling."""
+    """How to sample: greedy when ``temperature`` is 0, else nucleus sampling.
+
+    The whole recipe: backends add nothing of their own or of the model's ``generation_config`` (no top-k,
+    no repetition penalty), so the same params sample the same distribution on every backend.
+    """
 
     max_new_tokens: int = 512
     temperature: float = 0.0

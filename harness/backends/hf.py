@@ -14,6 +14,11 @@ from harness.backends.base import Backend, Completion, Messages, SamplingParams
 from harness.errors import ModelError
 
 log = logging.getLogger(__name__)
+# Sampling knobs a checkpoint's generation_config.json may set (Qwen2.5: top_k 20, repetition_penalty 1.05):
+# switched off so that SamplingParams alone decide, as on vLLM when it is given SamplingParams.
+NEUTRAL_GENERATION = dict(
+    repetition_penalty=1.0, min_p=None, typical_p=1.0, no_repeat_ngram_size=0, epsilon_cutoff=0.0, eta_cutoff=0.0
+)
 _STOP_TOKENS = ("<|im_end|>", "<|eot_id|>", "<|end|>", "<|endoftext|>", "</s>")
 
 
@@ -198,10 +203,11 @@ class HFBackend(Backend):
         mask = torch.tensor([[0] * (width - len(x)) + [1] * len(x) for x in ids], device=self.device)
         sample = params.temperature > 0
         kwargs = (
-            dict(do_sample=sample, temperature=params.temperature, top_p=params.top_p)
+            dict(do_sample=True, temperature=params.temperature, top_p=params.top_p, top_k=0)
             if sample
             else dict(do_sample=False, temperature=None, top_p=None, top_k=None)
         )
+        kwargs.update(NEUTRAL_GENERATION)
         n = params.n
         if n > 1 and width > 1:  # prefill each prompt once, then decode n samples from copies of its cache
             kwargs["past_key_values"] = self._prefill(input_ids[:, :-1], mask[:, :-1], n)
