@@ -49,13 +49,17 @@ def test_shared_prefill_gives_the_same_samples_as_separate_prompts(tiny_model_di
 def test_shared_prefill_runs_each_prompt_once(tiny_model_dir):
     be = HFBackend(str(tiny_model_dir), batch_size=8, dtype="float32")
     seen: list[tuple[int, int]] = []
+    logit_rows: list[int] = []  # positions the LM head scores per call
     hook = be.model.model.register_forward_hook(
         lambda m, args, kwargs, out: seen.append(tuple(kwargs["input_ids"].shape)), with_kwargs=True
     )
+    head = be.model.get_output_embeddings().register_forward_hook(lambda m, i, out: logit_rows.append(out.shape[1]))
     try:
         be.generate(PROMPTS[:2], SamplingParams(max_new_tokens=3, temperature=1.0, n=3, seed=1))
     finally:
         hook.remove()
+        head.remove()
+    assert logit_rows and set(logit_rows) == {1}  # the prefill scores no prompt position it does not sample
     width = seen[0][1]
     assert seen[0] == (2, width) and width > 1  # one prefill of the two prompts
     assert all(shape == (6, 1) for shape in seen[1:])  # then one token per step for the 6 samples
