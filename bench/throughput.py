@@ -29,7 +29,9 @@ import importlib.util
 import json
 import os
 import platform
+import re
 import shlex
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -105,6 +107,11 @@ def measure(key: str, spec: dict, work: Path, fresh: bool, report_only: bool = F
     started = now()
     with tempfile.TemporaryDirectory() as tmp:
         result = run_row(spec, Path(tmp))
+        log = Path(tmp) / "row.log"
+        if "error" in result and log.is_file():  # a failed row keeps its whole log (the engine's too) to read
+            work.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(log, work / f"{key}.failed.log")
+            result["error"] += f" (log: {work / f'{key}.failed.log'})"
     if "error" not in result:
         work.mkdir(parents=True, exist_ok=True)
         tmp_file = kept.with_suffix(".tmp")
@@ -161,10 +168,18 @@ def run_row(spec: dict, workdir: Path) -> dict:
     cmd = [sys.executable, str(ROW_SCRIPT), json.dumps(spec), str(out)]
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, env=env)
     if proc.returncode != 0 or not out.is_file():
+        (workdir / "row.log").write_text(proc.stdout + proc.stderr)
         lines = [ln for ln in proc.stderr.strip().splitlines() if ln.strip()]
         print("\n".join(lines[-15:]), file=sys.stderr)
-        return {"error": f"failed: {lines[-1][:120] if lines else f'exit code {proc.returncode}'}"}
+        return {"error": f"failed: {failure_line(lines) or f'exit code {proc.returncode}'}"}
     return json.loads(out.read_text())
+
+
+def failure_line(lines: list[str]) -> str | None:
+    """The last exception line of a log (``pkg.SomeError: why``), else its last line, at most 120 characters."""
+    errors = [ln.strip() for ln in lines if re.match(r"^\s*[\w.]+(Error|Exception|Exit)\b.*", ln)]
+    last = errors[-1] if errors else (lines[-1].strip() if lines else None)
+    return last[:120] if last else None
 
 
 def tok_s(r: dict | None) -> float | None:

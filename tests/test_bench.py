@@ -107,6 +107,25 @@ def test_finished_rows_are_kept_and_reused_by_a_rerun(monkeypatch, tmp_path):
     assert throughput.work_dir(throughput.parse_args(["--quick"])) != throughput.work_dir(throughput.parse_args([]))
 
 
+def test_a_failed_row_keeps_its_whole_log_and_names_its_exception(monkeypatch, tmp_path):
+    script = tmp_path / "row.py"
+    script.write_text(
+        "import sys\n"
+        "print('engine log line 1')\n"
+        "print('Traceback (most recent call last):', file=sys.stderr)\n"
+        "print('harness.errors.ModelError: the vLLM engine died', file=sys.stderr)\n"
+        "print('  warnings.warn(resource_tracker)', file=sys.stderr)\n"
+        "sys.exit(1)\n"
+    )
+    monkeypatch.setattr(throughput, "ROW_SCRIPT", script)
+    work = tmp_path / "work"
+    result, kept = throughput.measure("tree_n_vllm", {"kind": "tree"}, work, fresh=False)
+    assert not kept and result["error"].startswith("failed: harness.errors.ModelError: the vLLM engine died")
+    log = work / "tree_n_vllm.failed.log"
+    assert str(log) in result["error"] and "engine log line 1" in log.read_text()
+    assert not (work / "tree_n_vllm.json").exists()  # not kept: a rerun measures it again
+
+
 def test_decode_ceiling_counts_every_linear_layer_of_a_real_config(tiny_model_dir):
     import json
 
