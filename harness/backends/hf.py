@@ -14,7 +14,8 @@ from harness.backends.base import Backend, Completion, Messages, SamplingParams
 from harness.errors import ModelError
 
 log = logging.getLogger(__name__)
-# Sampling knobs a checkpoint's generation_config.json may set (Qwen2.5: top_k 20, repetition_penalty 1.05):
+# Sampling knobs a checkpoint's generation_config.json may set (instruct checkpoints often set top_k and
+# repetition_penalty):
 # switched off so that SamplingParams alone decide, as on vLLM when it is given SamplingParams.
 NEUTRAL_GENERATION = dict(
     repetition_penalty=1.0, min_p=None, typical_p=1.0, no_repeat_ngram_size=0, epsilon_cutoff=0.0, eta_cutoff=0.0
