@@ -268,6 +268,21 @@ def merge_cmd(runs: tuple[Path, ...], out: Path) -> None:
         click.echo(f"malt-train: note: shards {', '.join(stats['missing'])} are not in the merge", err=True)
 
 
+@main.command("stats")
+@click.argument("path", type=click.Path(path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print the numbers as JSON.")
+def stats_cmd(path: Path, as_json: bool) -> None:
+    """Nodes, tokens and right leaves of a tree (PATH: a run folder or a tree file)."""
+    from malt_train.generate import CONFIG_FILE, TREE_FILE
+    from malt_train.stats import format_stats, tree_stats
+    from malt_train.tree import read_tree
+
+    tree_path, cfg = (path / TREE_FILE, path / CONFIG_FILE) if path.is_dir() else (path, path.parent / CONFIG_FILE)
+    max_new = json.loads(cfg.read_text()).get("max_new_tokens") if cfg.is_file() else None
+    stats = tree_stats(read_tree(tree_path), max_new)
+    click.echo(json.dumps(stats, indent=2) if as_json else format_stats(stats))
+
+
 @main.command("label")
 @click.argument("tree", type=click.Path(path_type=Path))
 @click.option("--out", required=True, type=click.Path(path_type=Path))
