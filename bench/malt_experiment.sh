@@ -35,6 +35,7 @@ step() {  # step NAME COMMAND...: run it, append its wall time to OUT/timings.tx
 
 step generate $(venv "$backend")/malt-train generate --backend "$backend" --model "$model" --task malt_gsm8k --questions "$questions" \
   --branching "$branching" --batch-size "$tree_batch" --max-new-tokens "$tokens" --out "$out/run"
+.venv/bin/malt-train stats "$out/run" | tee "$out/tree-stats.txt"
 step train .venv/bin/malt-train run --model "$model" --task malt_gsm8k --questions "$questions" --branching "$branching" \
   --batch-size "$tree_batch" --max-new-tokens "$tokens" --out "$out/run"
 step eval $(venv "$eval_backend")/malt-eval suite --backend "$eval_backend" --malt-run "$out/run" --tasks malt_gsm8k --seeds "$seeds" \
