@@ -209,7 +209,7 @@ def table(rows: list[tuple[str, str, dict | str]], res: dict[str, dict], params:
                 f"{r['wall']:.1f}",
                 f"{rate:.1f}",
                 vs,
-                f"{r['peak_rss_mib']:.0f}",
+                f"{r['peak_rss_mib']:.0f}" + ("" if "peak_tree_pss_mib" in r else " *"),
                 roof,
             ]
         )
@@ -283,8 +283,11 @@ def method_notes(res: dict[str, dict], params: int | None, gflops: float) -> lis
         " embedding lookup not): decode FLOPs ~ 2 FLOPs per parameter per generated token, ignoring prefill"
         " and attention (so rows with long prompts — v, r, trees — do more work than credited).",
         "Wall: generation only, model load excluded for every row (lm-eval: time inside its `generate_until`;"
-        " ours: `run_task`; trees: `grow_trees`). Each row runs in its own process; peak RSS is that process's"
-        " `ru_maxrss` (plus its largest finished child, i.e. vLLM's engine process; GPU memory not included).",
+        " ours: `run_task`; trees: `grow_trees`). Each row runs in its own process; peak RSS is the larger of that"
+        " process's `ru_maxrss` (plus its largest finished child) and the peak of the summed PSS of its live"
+        " process tree sampled every 0.5 s (vLLM's EngineCore and worker, which hold weights and KV cache)."
+        " `*`: a row kept from before that sampler existed: `ru_maxrss` only, complete for an hf row (one"
+        " process) but without vLLM's engine processes for a vLLM row. GPU memory not included.",
         "Tokens: ours count the stop token of each finished sequence; lm-eval's are its texts retokenized, and"
         " lm-eval also stops at the task's `until` strings. Evaluation rows are greedy; tree rows sample at"
         " temperature 0.3 (seed 0), so the two tree rows generate similar, not identical, token counts.",

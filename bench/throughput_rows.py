@@ -5,7 +5,7 @@
 The spec's ``kind`` is ``lmeval`` (lm-eval's own ``hf`` backend on ``malt_gsm8k``), ``ours``
 (``malt-eval --agents ...`` on a backend) or ``tree`` (MALT tree generation, by n-sampling or by
 repeated prompts). The result holds generated tokens, wall seconds of the generation (model load
-excluded for every row) and the process's peak RSS. Also here: the repeated-prompts wrapper backend,
+excluded for every row) and the peak memory of the row's process tree. Also here: the repeated-prompts wrapper backend,
 the matmul roofline and the parameter count.
 """
 
@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import resource
 import sys
+import threading
 import time
 from collections import Counter
 from collections.abc import Sequence
@@ -240,10 +242,68 @@ ROWS = {"lmeval": row_lmeval, "ours": row_ours, "tree": row_tree}
 
 
 def peak_rss_mib() -> float:
-    """Peak RSS of this process plus its largest finished child (vLLM's engine process), MiB (Linux: KiB)."""
+    """Peak RSS of this process plus its largest finished child, MiB (Linux ``ru_maxrss`` is in KiB)."""
     own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     child = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     return (own + child) / 1024
+
+
+def descendants(root: int) -> list[int]:
+    """Live descendants of ``root`` (children, grandchildren, ...), from ``/proc/*/stat``."""
+    parent: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_text()
+            except OSError:  # exited meanwhile
+                continue
+            ppid = int(stat.rsplit(")", 1)[1].split()[1])  # the name may hold spaces and parentheses
+            parent.setdefault(ppid, []).append(int(entry))
+    out, todo = [], [root]
+    while todo:
+        kids = parent.get(todo.pop(), [])
+        out += kids
+        todo += kids
+    return out
+
+
+def pss_mib(pid: int) -> float:
+    """Proportional set size of ``pid`` (shared pages split among their users), MiB; 0 if it is gone."""
+    try:
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith("Pss:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+class TreeMemory(threading.Thread):
+    """Samples the summed PSS of this process and all its live descendants; keeps the peak.
+
+    ``ru_maxrss`` sees this process and its *finished* children only: vLLM's EngineCore and worker
+    processes (weights, KV cache) are still alive when a row ends, so a vLLM row needs this sampler.
+    """
+
+    def __init__(self, interval: float = 0.5) -> None:
+        super().__init__(daemon=True)
+        self.interval, self.peak = interval, 0.0
+        self._stop_event = threading.Event()
+
+    def sample(self) -> float:
+        me = os.getpid()
+        total = sum(pss_mib(pid) for pid in [me, *descendants(me)])
+        self.peak = max(self.peak, total)
+        return total
+
+    def run(self) -> None:
+        while not self._stop_event.wait(self.interval):
+            self.sample()
+
+    def stop(self) -> float:
+        self._stop_event.set()
+        self.sample()
+        return self.peak
 
 
 def main(argv: list[str]) -> None:
@@ -252,8 +312,11 @@ def main(argv: list[str]) -> None:
         import torch
 
         torch.set_num_threads(spec["threads"])
+    tree = TreeMemory()
+    tree.start()
     result = ROWS[spec["kind"]](spec)
-    result["peak_rss_mib"] = peak_rss_mib()
+    result["peak_tree_pss_mib"] = tree.stop()  # the largest of the samples taken while the row ran
+    result["peak_rss_mib"] = max(peak_rss_mib(), result["peak_tree_pss_mib"])
     out.write_text(json.dumps(result))
 
 

@@ -15,7 +15,7 @@ from malt_train.generate import grow_trees
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
 import throughput  # noqa: E402
-from throughput_rows import PromptCounter, RepeatedPrompts  # noqa: E402
+from throughput_rows import PromptCounter, RepeatedPrompts, TreeMemory  # noqa: E402
 
 DOCS = {0: {"question": "Tom has 2 apples and buys 1 more. How many?", "answer": "2 + 1 = 3\n#### 3"}}
 
@@ -167,3 +167,34 @@ def test_profile_shares_names_the_ops_of_vllms_compiled_graph(tmp_path):
     assert engine["vLLM scheduler / engine bookkeeping"] == 1.0
     unresolved = profile_shares.read_stacks(raw)["process 9 VLLM::Worker"]  # no generated code found: frames kept
     assert profile_shares.shares(unresolved)["linear layers"] == 0
+
+
+def test_tree_memory_counts_a_live_grandchild():
+    """vLLM's worker is a grandchild that is still alive when a row ends: ru_maxrss never sees it."""
+    import os
+    import signal
+    import subprocess
+    import time
+
+    hold = f"{sys.executable} -c \"import sys, time; b = b'x' * (300 << 20); print(1, flush=True); time.sleep(60)\""
+    sh = ["sh", "-c", f"{hold}; true"]  # sh stays, so the 300 MiB are held by a grandchild
+    proc = subprocess.Popen(sh, stdout=subprocess.PIPE, start_new_session=True)
+    try:
+        mem = TreeMemory()
+        before = mem.sample()
+        assert proc.stdout.readline().strip() == b"1"  # the 300 MiB are written
+        time.sleep(0.2)
+        assert mem.sample() - before > 250
+        assert mem.stop() - before > 250
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
+def test_table_marks_rows_without_the_process_tree_sample():
+    row = {"tokens": 100, "wall": 5.0, "questions": 16, "peak_rss_mib": 1000.0}
+    rows = [("g_hf", "ours g (hf)", {}), ("g_vllm", "ours g (vllm)", {})]
+    res = {"g_hf": {**row, "peak_tree_pss_mib": 900.0}, "g_vllm": row}
+    lines = throughput.table(rows, res, None, 0.0).splitlines()
+    assert "1000" in lines[2] and "*" not in lines[2]
+    assert "1000 *" in lines[3]
