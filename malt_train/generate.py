@@ -8,6 +8,7 @@ seed, so the final tree equals an uninterrupted run.
 
 from __future__ import annotations
 
+import functools
 import json
 import random
 import time
@@ -87,17 +88,29 @@ def _node(nid: str, parent: str | None, qid: str, s: SolveState, role: str) -> d
     }
 
 
-def grow_trees(task: str, docs: dict[int, dict], ctx: SolveContext, n: int) -> list[dict]:
-    """All nodes of the trees of ``docs`` (index -> row): n + n^2 + n^3 per question."""
+def grow_trees(
+    task: str,
+    docs: dict[int, dict],
+    ctx: SolveContext,
+    n: int,
+    on_stage: Callable[[str, list[SolveState]], None] | None = None,
+) -> list[dict]:
+    """All nodes of the trees of ``docs`` (index -> row): n + n^2 + n^3 per question.
+
+    ``on_stage(role, states)`` is called after each of the three stages (progress reports).
+    """
     prompts = ctx.prompts[task]
     gens = [
         (f"{task}:{i}/g{k}", SolveState(task, d, i, prompts.question(d), k)) for i, d in docs.items() for k in range(n)
     ]
-    generator()([s for _, s in gens], ctx)
-    vers = _expand(gens, n, "v")
-    verifier()([s for _, s in vers], ctx)
-    refs = _expand(vers, n, "r")
-    refiner()([s for _, s in refs], ctx)
+    levels = [gens]
+    for role, step in (("generator", generator()), ("verifier", verifier()), ("refiner", refiner())):
+        if role != "generator":
+            levels.append(_expand(levels[-1], n, role[0]))
+        step([s for _, s in levels[-1]], ctx)
+        if on_stage:
+            on_stage(role, [s for _, s in levels[-1]])
+    gens, vers, refs = levels
     nodes = []
     for level, role in ((gens, "generator"), (vers, "verifier"), (refs, "refiner")):
         for nid, s in level:
@@ -163,21 +176,25 @@ def generate(
     if progress and resumed:  # questions kept from an earlier, interrupted run count as done
         progress(resumed, resumed * per_question, 0.0)
     base = SamplingParams(cfg.max_new_tokens, cfg.temperature, 1.0)
-    new_nodes = 0
+    new_nodes, tokens = 0, 0
     t0 = time.time()
+
+    def stage_done(questions: int, role: str, states: list[SolveState]) -> None:  # the bar moves every stage
+        nonlocal tokens
+        tokens += sum(s.turns[role].n_tokens for s in states)
+        if progress:  # a batch's questions count once its refiner stage is done; tok/s over this run so far
+            progress(questions if role == "refiner" else 0, len(states), tokens / max(1e-9, time.time() - t0))
+
     for b, batch in numbered:
         if all(f"{cfg.task}:{i}" in done for i in batch):
             continue
         seed = cfg.seed * 1_000_003 + b
         ctx.params = {r: replace(base, seed=seed) for r in ("generator", "verifier", "refiner")}
         todo = {i: docs[i] for i in batch}
-        nodes = grow_trees(cfg.task, todo, ctx, n)
+        nodes = grow_trees(cfg.task, todo, ctx, n, functools.partial(stage_done, len(todo)))
         append_records(path, nodes)  # whole questions, one write, fsynced
         done |= {f"{cfg.task}:{i}" for i in todo}
         new_nodes += len(nodes)
-        if progress:
-            tokens = sum(x["n_tokens"] for x in nodes)
-            progress(len(todo), len(nodes), tokens / max(1e-9, time.time() - t0))
         raise_if_interrupted()  # a signal whose exception was swallowed stops the run here, the batch kept
     path.touch()  # a finished run has a tree file, even an empty shard
     return {"questions": len(done), "nodes": len(done) * per_question, "new_nodes": new_nodes}

@@ -84,3 +84,25 @@ def test_different_run_in_same_folder_is_refused(tiny_model_dir, small_data, tmp
     assert malt_train("generate", "--model", tiny_model_dir, *ARGS, "--out", run, data=small_data).returncode == 0
     r = malt_train("generate", "--model", tiny_model_dir, *ARGS[:-2], "--seed", 4, "--out", run, data=small_data)
     assert r.returncode == 2 and "holds a different run" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_progress_moves_after_every_stage_with_the_runs_token_rate(tmp_path, monkeypatch):
+    """Nodes and tokens/s are reported per stage (a CPU batch can take most of an hour); questions per batch."""
+    from harness.backends.base import Completion
+    from harness.backends.scripted import ScriptedBackend
+    from harness.prompts import ROLES, load_prompts
+    from harness.solver import RoleEngine, SolveContext
+    from malt_train.generate import GenerateConfig, generate
+
+    docs = [{"question": f"What is {i} + 1?", "answer": f"#### {i + 1}"} for i in range(4)]
+    be = ScriptedBackend(lambda msgs, i: Completion("Final Answer: 1", 10))
+    ctx = SolveContext({"malt_gsm8k": load_prompts("malt_gsm8k")}, {r: RoleEngine(be) for r in ROLES}, {})
+    clock = iter(range(100))  # the run's clock: 0 at the start, then one second per reading
+    monkeypatch.setattr("malt_train.generate.time", type("Clock", (), {"time": staticmethod(lambda: next(clock))}))
+    calls = []
+    cfg = GenerateConfig(questions=3, branching=2, batch_size=2, max_new_tokens=8)
+    generate(tmp_path / "run", docs, ctx, cfg, "m", lambda q, n, tps: calls.append((q, n, tps)))
+    assert [(q, n) for q, n, _ in calls] == [(0, 4), (0, 8), (2, 16), (0, 2), (0, 4), (1, 8)]
+    nodes = [4, 8, 16, 2, 4, 8]  # 10 tokens each; the k-th report comes k seconds after the start
+    assert [tps for _, _, tps in calls] == [10 * sum(nodes[: k + 1]) / (k + 1) for k in range(6)]
+    assert sum(n for _, n, _ in calls) == len((tmp_path / "run" / "tree.jsonl").read_text().splitlines())
