@@ -11,6 +11,7 @@ import torch
 
 from harness.backends import register_backend
 from harness.backends.base import Backend, Completion, Messages, SamplingParams
+from harness.backends.device import default_dtype
 from harness.errors import ModelError
 
 log = logging.getLogger(__name__)
@@ -21,17 +22,6 @@ NEUTRAL_GENERATION = dict(
     repetition_penalty=1.0, min_p=None, typical_p=1.0, no_repeat_ngram_size=0, epsilon_cutoff=0.0, eta_cutoff=0.0
 )
 _STOP_TOKENS = ("<|im_end|>", "<|eot_id|>", "<|end|>", "<|endoftext|>", "</s>")
-
-
-def default_dtype(device: str) -> torch.dtype:
-    """bf16 on GPUs and on CPUs with native bf16 (AVX512-BF16/AMX), else fp32."""
-    if device.startswith("cuda"):
-        return torch.bfloat16
-    try:
-        flags = open("/proc/cpuinfo").read()  # noqa: SIM115
-    except OSError:
-        flags = ""
-    return torch.bfloat16 if ("avx512_bf16" in flags or "amx_bf16" in flags) else torch.float32
 
 
 def _sdpa_gqa(module, query, key, value, attention_mask, dropout=0.0, scaling=None, is_causal=None, **kwargs):
@@ -91,7 +81,7 @@ class HFBackend(Backend):
     Args:
         model: local model dir or hub id.
         batch_size: sequences generated together (prompts x samples).
-        dtype: "auto" (see :func:`default_dtype`), "bfloat16", "float16" or "float32".
+        dtype: "auto" (see :func:`harness.backends.device.default_dtype`), "bfloat16", "float16" or "float32".
         device: "cpu", "cuda", ...
     """
 
@@ -99,7 +89,7 @@ class HFBackend(Backend):
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-        self.dtype = default_dtype(self.device) if dtype == "auto" else getattr(torch, dtype)
+        self.dtype = getattr(torch, default_dtype(self.device) if dtype == "auto" else dtype)
         self.batch_size = max(1, batch_size)
         try:
             self.tokenizer = AutoTokenizer.from_pretrained(model)

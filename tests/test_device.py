@@ -1,0 +1,47 @@
+"""``--dtype auto`` means the same on both backends: bf16 on GPUs and bf16-native CPUs, else fp32."""
+
+import sys
+import types
+
+import pytest
+
+from harness.backends import device
+
+
+@pytest.mark.parametrize(
+    ("flags", "native"),
+    [("flags : fpu avx2 fma", False), ("flags : avx512f avx512_bf16", True), ("flags : amx_bf16 amx_tile", True)],
+)
+def test_native_bf16_from_cpu_flags(flags, native):
+    assert device.cpu_has_native_bf16(flags) is native
+
+
+def test_default_dtype(monkeypatch):
+    monkeypatch.setattr(device, "cpu_has_native_bf16", lambda: False)
+    assert (device.default_dtype("cuda:0"), device.default_dtype("cpu")) == ("bfloat16", "float32")
+    monkeypatch.setattr(device, "cpu_has_native_bf16", lambda: True)
+    assert device.default_dtype("cpu") == "bfloat16"
+
+
+def test_vllm_auto_is_fp32_on_a_cpu_that_emulates_bf16(monkeypatch):
+    """vLLM's own "auto" takes the checkpoint's bf16, which an AVX2 CPU emulates (slowly): not ours."""
+    monkeypatch.setitem(sys.modules, "vllm", types.ModuleType("vllm"))  # the engine starts lazily: no vLLM needed
+    from harness.backends.vllm import VLLMBackend
+
+    monkeypatch.setattr(device, "cpu_has_native_bf16", lambda: False)
+    monkeypatch.setattr("harness.backends.vllm.has_cuda", lambda: False)
+    assert VLLMBackend("some/model").kwargs["dtype"] == "float32"
+    assert VLLMBackend("some/model", dtype="bfloat16").kwargs["dtype"] == "bfloat16"
+    monkeypatch.setattr("harness.backends.vllm.has_cuda", lambda: True)
+    assert VLLMBackend("some/model").kwargs["dtype"] == "bfloat16"
+
+
+def test_hf_auto_follows_the_same_rule(tiny_model_dir, monkeypatch):
+    import torch
+
+    from harness.backends.hf import HFBackend
+
+    monkeypatch.setattr(device, "cpu_has_native_bf16", lambda: False)
+    assert HFBackend(tiny_model_dir, device="cpu").dtype == torch.float32
+    monkeypatch.setattr(device, "cpu_has_native_bf16", lambda: True)
+    assert HFBackend(tiny_model_dir, device="cpu").dtype == torch.bfloat16
