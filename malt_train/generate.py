@@ -103,14 +103,17 @@ def grow_trees(
     gens = [
         (f"{task}:{i}/g{k}", SolveState(task, d, i, prompts.question(d), k)) for i, d in docs.items() for k in range(n)
     ]
-    levels = [gens]
-    for role, step in (("generator", generator()), ("verifier", verifier()), ("refiner", refiner())):
-        if role != "generator":
-            levels.append(_expand(levels[-1], n, role[0]))
-        step([s for _, s in levels[-1]], ctx)
+
+    def stage(step, level: list[tuple[str, SolveState]], role: str) -> None:
+        step([s for _, s in level], ctx)
         if on_stage:
-            on_stage(role, [s for _, s in levels[-1]])
-    gens, vers, refs = levels
+            on_stage(role, [s for _, s in level])
+
+    stage(generator(), gens, "generator")
+    vers = _expand(gens, n, "v")
+    stage(verifier(), vers, "verifier")
+    refs = _expand(vers, n, "r")
+    stage(refiner(), refs, "refiner")
     nodes = []
     for level, role in ((gens, "generator"), (vers, "verifier"), (refs, "refiner")):
         for nid, s in level:
