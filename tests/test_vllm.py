@@ -42,7 +42,7 @@ def role_adapters(tiny_model_dir, tmp_path_factory) -> dict[str, str]:
 def engine(tiny_model_dir, role_adapters):
     from harness.backends.vllm import VLLMBackend
 
-    be = VLLMBackend(str(tiny_model_dir), dtype="float32", max_model_len=512, max_lora_rank=8)
+    be = VLLMBackend(str(tiny_model_dir), dtype="float32", max_model_len=512)  # LoRA rank fitted: 8
     for role, path in role_adapters.items():
         be.load_adapter(role, path)
     yield be
