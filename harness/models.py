@@ -178,12 +178,21 @@ def _signature(ref: str) -> tuple | None:
     return tuple(cfg.get(k) for k in keys)
 
 
+def read_adapter_config(adapter: str) -> dict:
+    """An adapter dir's ``adapter_config.json`` (PEFT's), or a one-line error."""
+    path = Path(adapter) / "adapter_config.json"
+    try:
+        cfg = json.loads(path.read_text())
+    except (OSError, ValueError):
+        cfg = None
+    if not isinstance(cfg, dict):
+        raise ModelError(f"adapter config unreadable: {path}")
+    return cfg
+
+
 def check_adapter_base(adapter: str, model_ref: str, model_name: str) -> None:
     """Refuse an adapter trained on another base model than ``model_ref`` (named ``model_name``)."""
-    try:
-        base = json.loads((Path(adapter) / "adapter_config.json").read_text()).get("base_model_name_or_path")
-    except (OSError, ValueError):
-        raise ModelError(f"adapter config unreadable: {Path(adapter) / 'adapter_config.json'}") from None
+    base = read_adapter_config(adapter).get("base_model_name_or_path")
     if not base or base in (model_ref, model_name):
         return
     have, want = _signature(base), _signature(model_ref)

