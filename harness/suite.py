@@ -130,13 +130,21 @@ def _prompt_hashes(opts: dict) -> dict:
 
 
 def _finished(folder: Path, marker: dict) -> bool:
-    """True when ``folder`` holds results made with exactly these options and prompts."""
+    """True when ``folder`` holds results made with exactly these options and prompts.
+
+    The row's own folder is not one of them: a finished row copied or moved into another suite's ``--out``
+    (the baseline of an earlier run beside a new run's MALT row) is reused there.
+    """
     try:
         have = json.loads((folder / MARKER).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return False
-    same = {k: have.get(k) for k in ("options", "prompt_hash")} == marker
-    return same and (folder / str(have.get("results"))).is_file()
+
+    def key(m: dict) -> tuple:
+        options = {k: v for k, v in (m.get("options") or {}).items() if k != "output_path"}
+        return options, m.get("prompt_hash")
+
+    return key(have) == key(marker) and (folder / str(have.get("results"))).is_file()
 
 
 def run_row(cfg: SuiteConfig, row: Row, model: str | None) -> bool:

@@ -2,6 +2,7 @@
 
 import json
 import re
+import shutil
 from pathlib import Path
 
 import pytest
@@ -105,6 +106,12 @@ def test_suite_rows_labels_debate_and_reuse(tiny_model_dir, small_data, tmp_path
     assert "5 rows: 0 computed, 5 reused" in r.stdout
     assert snapshot(out) == before  # nothing recomputed or rewritten
     assert "| Debate 3x3 " in (out / "leaderboard.md").read_text()
+
+    moved = tmp_path / "elsewhere"  # finished rows copied into another suite's --out are reused there
+    shutil.copytree(out, moved)
+    r = malt_eval(*args[:-1], moved, "--rows", "ma-mv3,sa", env_data=small_data)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "2 rows: 0 computed, 2 reused" in r.stdout
 
     r = malt_eval(*args, "--rows", "debate-3x3,sa", env_data=small_data)  # a subset of the rows, table order
     assert r.returncode == 0, r.stderr[-3000:]
