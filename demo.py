@@ -19,8 +19,8 @@ from pathlib import Path
 
 import click
 
-# Measured (README): 10 questions keep a fresh clone's `make demo` within ~10 minutes on a 2-core CPU; 384 tokens
-# cut 1 of the 10 generator solutions (256 would cut 3 more, most of them before their answer).
+# Measured (README): 10 questions keep a fresh clone's `make demo` within ~10 minutes on a 2-core CPU; at 384 new
+# tokens 1 of the 10 generator solutions hits the limit, at 256 three would.
 QUESTIONS = 10
 MAX_NEW_TOKENS = 384
 # folder -> (--agents, what the system is)
