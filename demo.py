@@ -19,6 +19,8 @@ from pathlib import Path
 
 import click
 
+from harness.errors import OneLineUsageErrors
+
 # Measured (README): 10 questions keep a fresh clone's `make demo` within ~10 minutes on a 2-core CPU; at 384 new
 # tokens 1 of the 10 generator solutions hits the limit, at 256 three would.
 QUESTIONS = 10
@@ -68,10 +70,15 @@ def eval_args(agents: str, folder: Path, o: dict) -> list[str]:
 
 
 def newest(folder: Path, pattern: str) -> Path:
+    """The newest file in ``folder`` matching ``pattern`` (malt-eval replaces its results files on a rerun)."""
     return max(folder.glob(pattern), key=lambda p: p.stat().st_mtime)
 
 
-@click.command(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+class _Command(OneLineUsageErrors, click.Command):
+    prog = "demo.py"
+
+
+@click.command(cls=_Command, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.option("--model", default=None, help="Model dir, hub id or embedded alias (default: malt-eval's default).")
 @click.option("--backend", default="hf", show_default=True, help="malt-eval --backend.")
 @click.option("--questions", default=QUESTIONS, show_default=True, type=click.IntRange(1), help="GSM8K questions.")

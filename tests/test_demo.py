@@ -132,3 +132,10 @@ def test_a_failing_evaluation_ends_the_demo_with_its_exit_code(tmp_path, monkeyp
     monkeypatch.setenv("MALT_DATA_DIR", str(tmp_path / "no-data"))
     r = CliRunner().invoke(demo.main, ["--out", str(tmp_path / "demo")])
     assert r.exit_code == 2 and "malt-eval: error: " in r.stderr and "== Both systems" not in r.stdout
+
+
+@pytest.mark.parametrize("option", [["--questions", "0"], ["--max-new-tokens", "x"], ["--bogus"]])
+def test_a_bad_option_is_one_line_and_exit_2(option, tmp_path):
+    r = CliRunner().invoke(demo.main, [*option, "--out", str(tmp_path / "demo")])
+    assert r.exit_code == 2 and r.stderr.startswith("demo.py: error: ") and r.stderr.count("\n") == 1, r.stderr
+    assert r.stdout == "" and not (tmp_path / "demo").exists()
