@@ -139,7 +139,8 @@ def test_accelerate_worker_killed_then_rerun_resumes(tiny_model_dir, tmp_path):
     run = make_run(tmp_path / "run", tiny_model_dir)
     cmd = [sys.executable, "-m", "malt_train.cli", "sft", str(run), *map(str, args), "--num-processes", "2"]
     env = dict(os.environ, OMP_NUM_THREADS="1")
-    proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    log = (tmp_path / "killed.log").open("w+")  # a file, not a pipe nobody reads while training runs
+    proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, text=True)
     ckpt = run / "work" / f"sft-{ROLE}" / "checkpoints"
     deadline = time.time() + 300
     while (
@@ -149,7 +150,9 @@ def test_accelerate_worker_killed_then_rerun_resumes(tiny_model_dir, tmp_path):
     worker = _worker(proc, 1)
     assert worker is not None, "no rank-1 worker found"
     worker.send_signal(signal.SIGKILL)
-    out, err = proc.communicate(timeout=120)
+    proc.wait(timeout=120)
+    log.close()
+    err = (tmp_path / "killed.log").read_text()
     assert proc.returncode == 2, err[-3000:]
     assert err.strip().splitlines()[-1].startswith("malt-train: error: accelerate launch of `sft --role verifier`")
     assert not (run / "adapters-sft" / ROLE).exists()
