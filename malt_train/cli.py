@@ -14,6 +14,7 @@ from pathlib import Path
 import click
 
 from harness.errors import MaltError, OneLineUsageErrors, interrupt_on_sigterm
+from malt_train.launch import Launch, is_main, launcher_holds_lock, share, world_size
 
 ROLES = ("generator", "verifier", "refiner")
 
@@ -26,10 +27,12 @@ class _Group(OneLineUsageErrors, click.Group):
         try:
             return super().invoke(ctx)
         except MaltError as exc:
-            click.echo(f"malt-train: error: {exc}", err=True)
+            if is_main():  # under a launch every process meets the same error; one says it
+                click.echo(f"malt-train: error: {exc}", err=True)
             sys.exit(2)
         except KeyboardInterrupt:
-            click.echo("malt-train: interrupted; rerun the same command to resume", err=True)
+            if is_main():
+                click.echo("malt-train: interrupted; rerun the same command to resume", err=True)
             sys.exit(130)
 
 
@@ -69,6 +72,7 @@ def _train_options(fn):
     opts = [
         click.option("--lora-rank", default=16, show_default=True, type=int),
         click.option("--lora-alpha", default=32, show_default=True, type=int),
+        click.option("--lora-dropout", default=0.05, show_default=True, type=float),
         click.option("--sft-lr", default=1e-4, show_default=True, type=float),
         click.option("--dpo-lr", default=5e-5, show_default=True, type=float),
         click.option("--epochs", default=1.0, show_default=True, type=float),
@@ -78,7 +82,7 @@ def _train_options(fn):
             default=8,
             show_default=True,
             type=int,
-            help="Effective batch size (the paper's 8), by gradient accumulation.",
+            help="Effective batch size (the paper's 8) over all processes, by gradient accumulation.",
         ),
         click.option("--micro-batch-size", default=1, show_default=True, type=int),
         click.option("--max-length", default=1024, show_default=True, type=int),
@@ -86,6 +90,18 @@ def _train_options(fn):
         click.option("--beta", default=0.2, show_default=True, type=float, help="DPO beta."),
         click.option(
             "--save-steps", default=50, show_default=True, type=int, help="Checkpoint every N steps (resume point)."
+        ),
+        click.option(
+            "--num-processes",
+            default=None,
+            type=int,
+            help="Train each step on N processes (GPUs) with `accelerate launch` (DDP unless --accelerate-config).",
+        ),
+        click.option(
+            "--accelerate-config",
+            default=None,
+            type=click.Path(path_type=Path),
+            help="accelerate config file to launch each step with (configs/accelerate/*.yaml: DDP, FSDP, ZeRO-3).",
         ),
     ]
     for o in reversed(opts):
@@ -99,6 +115,7 @@ def _step_configs(o: dict):
     common = dict(
         lora_rank=o["lora_rank"],
         lora_alpha=o["lora_alpha"],
+        lora_dropout=o["lora_dropout"],
         epochs=o["epochs"],
         batch_size=o["train_batch"],
         micro_batch_size=o["micro_batch_size"],
@@ -109,6 +126,34 @@ def _step_configs(o: dict):
     return SFTStepConfig(learning_rate=o["sft_lr"], **common), DPOStepConfig(
         learning_rate=o["dpo_lr"], beta=o["beta"], **common
     )
+
+
+LAUNCH_OPTIONS = ("num_processes", "accelerate_config")
+
+
+def _launch(o: dict) -> Launch | None:
+    """The ``accelerate launch`` that --num-processes / --accelerate-config ask for, with the training
+    options passed on as given; ``None`` to train in this process (also inside a launch)."""
+    if world_size() > 1:  # a worker of a launch: it trains
+        return None
+    launch = Launch(o.get("num_processes"), o.get("accelerate_config"))
+    if not launch.wanted:
+        return None
+    for p in main.commands["sft"].params:  # sft and dpo take the same training options
+        if isinstance(p, click.Option) and p.name in o and p.name not in (*LAUNCH_OPTIONS, "role", "model"):
+            if p.is_flag:
+                launch.args += [p.opts[0]] if o[p.name] else []
+            else:
+                launch.args += [p.opts[0], str(o[p.name])]
+    return launch
+
+
+def _single_process(command: str) -> None:
+    if world_size() > 1:
+        raise MaltError(
+            f"`malt-train {command}` runs once, not under accelerate launch: launch `malt-train sft|dpo` there, "
+            f"or give `{command}` --num-processes N to launch its training steps"
+        )
 
 
 # ---------------------------------------------------------------------------------------------- steps
@@ -195,25 +240,53 @@ def _place(adapter: Path | None, dest: Path) -> str:
     return str(dest)
 
 
-def do_sft(run: Path, role: str, model: str, cfg) -> str:
+def _launched(launch: Launch | None, step: str, run: Path, role: str, model: str, cfg) -> str | None:
+    """Train ``step`` under ``launch`` when there is one and the set has examples (its workers place and
+    report the adapter); ``None``: train here. The checks a worker would fail on are made first."""
+    from malt_train.launch import accumulation, check_examples
+    from malt_train.train import read_rows
+
+    if launch is None:
+        return None
+    data = run / "data" / role / f"{step}.jsonl"
+    rows = read_rows(data, ("prompt", "completion") if step == "sft" else ("prompt", "chosen", "rejected"))
+    if not rows:
+        return None  # an empty set is skipped here as without a launch
+    check_examples(len(rows), launch.processes, data)
+    accumulation(cfg.batch_size, cfg.micro_batch_size, launch.processes)
+    launch.run(step, run, role, model)
+    return str(run / ("adapters-sft" if step == "sft" else "adapters") / role)
+
+
+def do_sft(run: Path, role: str, model: str, cfg, launch: Launch | None = None) -> str:
     from harness.models import resolve_model
     from malt_train.train import train_sft
 
+    launched = _launched(launch, "sft", run, role, model, cfg)
+    if launched:
+        return launched
     adapter = train_sft(resolve_model(model), run / "data" / role / "sft.jsonl", run / "work" / f"sft-{role}", cfg)
+    if not is_main():
+        return ""
     where = _place(adapter, run / "adapters-sft" / role)
     click.echo(f"sft {role}: {where}")
     return where
 
 
-def do_dpo(run: Path, role: str, model: str, cfg) -> str:
+def do_dpo(run: Path, role: str, model: str, cfg, launch: Launch | None = None) -> str:
     from harness.models import resolve_model
     from malt_train.train import train_dpo
 
+    launched = _launched(launch, "dpo", run, role, model, cfg)
+    if launched:
+        return launched
     start = run / "adapters-sft" / role
     start_adapter = str(start) if (start / "adapter_config.json").is_file() else None
     adapter = train_dpo(
         resolve_model(model), run / "data" / role / "dpo.jsonl", run / "work" / f"dpo-{role}", cfg, start_adapter
     )
+    if not is_main():
+        return ""
     if adapter is None and start_adapter:  # no preference pair: DPO from the SFT adapter would leave it as is
         adapter = start
         click.echo(f"dpo {role}: no pair, so the SFT adapter is the final one")
@@ -224,13 +297,31 @@ def do_dpo(run: Path, role: str, model: str, cfg) -> str:
 
 @contextlib.contextmanager
 def _locked(run: Path) -> Iterator[None]:
-    """An exclusive lock on the run folder: a second malt-train on it refuses; a dead one's lock is taken."""
+    """An exclusive lock on the run folder: a second malt-train on it refuses; a dead one's lock is taken.
+
+    Under a launch the main process locks (all processes stop with its error), or, when ``malt-train``
+    launched the processes, the launching process holds the lock for them."""
     from harness.runfiles import RunLock
 
-    with RunLock(run, "malt-train") as lock:
+    if launcher_holds_lock(run):
+        yield
+        return
+    lock, error = RunLock(run, "malt-train"), None
+    if is_main():
+        try:
+            lock.acquire()
+        except MaltError as exc:
+            error = str(exc)
+    error = share(error)
+    if error:
+        raise MaltError(error)
+    try:
         if lock.took_over:
             click.echo(f"malt-train: note: took over the stale lock of dead process {lock.took_over}", err=True)
         yield
+    finally:
+        if is_main():
+            lock.release()
 
 
 def _run_model(run: Path, model: str | None) -> str:
@@ -251,6 +342,7 @@ def _run_model(run: Path, model: str | None) -> str:
 @click.option("--out", "run", required=True, type=click.Path(path_type=Path), help="Run folder (RUN).")
 def generate_cmd(run: Path, **o) -> None:
     """Sample a tree per training question (resumable: rerun the same command to continue)."""
+    _single_process("generate")
     with _locked(run):
         do_generate(o, run)
 
@@ -309,8 +401,9 @@ def build_cmd(labeled: Path, out: Path, pairs_per_parent: int | None) -> None:
 @_train_options
 def sft_cmd(run: Path, role: str, model: str | None, **o) -> None:
     """LoRA SFT of one role on RUN/data/ROLE/sft.jsonl -> RUN/adapters-sft/ROLE."""
+    launch = _launch(o)
     with _locked(run):
-        do_sft(run, role, _run_model(run, model), _step_configs(o)[0])
+        do_sft(run, role, _run_model(run, model), _step_configs(o)[0], launch)
 
 
 @main.command("dpo")
@@ -320,8 +413,9 @@ def sft_cmd(run: Path, role: str, model: str | None, **o) -> None:
 @_train_options
 def dpo_cmd(run: Path, role: str, model: str | None, **o) -> None:
     """LoRA DPO of one role from its SFT adapter (reference = SFT model) -> RUN/adapters/ROLE."""
+    launch = _launch(o)
     with _locked(run):
-        do_dpo(run, role, _run_model(run, model), _step_configs(o)[1])
+        do_dpo(run, role, _run_model(run, model), _step_configs(o)[1], launch)
 
 
 @main.command("run")
@@ -334,6 +428,7 @@ def dpo_cmd(run: Path, role: str, model: str | None, **o) -> None:
 @click.option("--generator-dpo", is_flag=True, help="Also DPO-train the generator (helps base models).")
 def run_cmd(run: Path, threshold: float, pooling: str, pairs_per_parent: int | None, generator_dpo: bool, **o) -> None:
     """generate -> label -> build -> sft (all roles) -> dpo (verifier, refiner); finished steps are kept."""
+    _single_process("run")
     with _locked(run):
         _run_all(run, threshold, pooling, pairs_per_parent, generator_dpo, o)
 
@@ -351,18 +446,19 @@ def _run_all(run: Path, threshold: float, pooling: str, pairs_per_parent: int | 
     summary["counts"] = json.loads((data / "counts.json").read_text())
     model = _run_model(run, o["model"])
     sft_cfg, dpo_cfg = _step_configs(o)
+    launch = _launch(o)  # --num-processes: training steps under accelerate launch, the tree in this process
     dpo_roles = [r for r in ROLES if r != "generator" or generator_dpo]
     for role in ROLES:
         done = (run / "adapters-sft" / role / "adapter_config.json").is_file()
         summary["steps"][f"sft-{role}"] = (
-            str(run / "adapters-sft" / role) if done else do_sft(run, role, model, sft_cfg)
+            str(run / "adapters-sft" / role) if done else do_sft(run, role, model, sft_cfg, launch)
         )
     for role in ROLES:
         final = run / "adapters" / role
         if (final / "adapter_config.json").is_file():
             summary["steps"][f"final-{role}"] = str(final)
         elif role in dpo_roles:
-            summary["steps"][f"final-{role}"] = do_dpo(run, role, model, dpo_cfg)
+            summary["steps"][f"final-{role}"] = do_dpo(run, role, model, dpo_cfg, launch)
         else:
             summary["steps"][f"final-{role}"] = _place(
                 run / "adapters-sft" / role if (run / "adapters-sft" / role).exists() else None, final
