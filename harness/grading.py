@@ -6,7 +6,11 @@ Public API: :func:`extract_answer`, :func:`normalize_answer`, :func:`is_correct`
 input string: malformed text simply yields ``None`` / ``False``.
 
 Extraction rule (all tasks): the *last* stated final answer wins, whichever of
-``Final Answer:``, ``The answer is``, ``####`` or ``\\boxed{}`` states it.
+``Final Answer:``, ``The answer is`` (also ``the correct/final answer is``, ``the answer to the problem
+is``), ``####`` or ``\\boxed{}`` states it. A marker ending its line (a heading such as
+``**Final Answer**``) states the paragraph under it. A statement that is a verdict (``the answer is
+correct``) or, for GSM8K, holds no number states nothing, so it does not hide an earlier answer.
+GSM8K: a stated calculation (``400 + 400 = 1000 friends``) answers with the number after its last ``=``.
 """
 
 from __future__ import annotations
@@ -44,16 +48,30 @@ _MAX_TEXT = 200_000  # longer texts are graded on their tail only
 _MAX_ANSWER = 2_000  # an "answer" longer than this is not an answer
 MATH_VERIFY_BUDGET_S = 3.0  # seconds for math-verify per comparison: a grading call stays well under 5 s
 
-# "Final Answer: x", "The final answer is x", "The answer is x", "#### x" up to the end of line.
+# "Final Answer: x", "**Final Answer:** x", "The final answer is x", "The answer is x", "The correct answer is
+# x", "The answer to the problem is x", "#### x" up to the end of line; "Final Answer" alone on its line (a
+# heading) states the paragraph under it. "the final answer, ..." in a sentence states nothing.
 _STATED = re.compile(
-    r"(?:final\s+answer\s*(?:is)?\s*[:：]?|the\s+answer\s+is\s*:?|####)[ \t]*([^\n]*)",
+    r"(?:final\s+answer(?:\s*\*\*)?\s*(?:is\b\s*:?|[:：]|(?=[*#\s]*(?:\n|$)))"
+    r"|the\s+(?:correct\s+|final\s+|right\s+)?answer(?:\s+to\s+(?:the|this)\s+(?:problem|question))?\s+is\b\s*:?"
+    r"|####)[ \t]*([^\n]*)",
     re.IGNORECASE,
 )
+_HEADING_REST = re.compile(r"[*#\s]*")  # what may follow a heading marker on its line
+_PARAGRAPH = re.compile(r"\n[ \t]*\n")
+# A statement that judges instead of answering: "the answer is correct", "... is not accurate".
+_VERDICT = re.compile(
+    r"(?:(?:not|also|indeed|actually|still|definitely|completely)\s+)*"
+    r"(?:correct|incorrect|wrong|right|accurate|inaccurate|valid|invalid)\b(?!\s*[:(])",
+    re.IGNORECASE,
+)
+# CSQA: a stated answer offering two letters ("B or C", "(B)/(C)", "B and C") is a hedge.
+_HEDGE = re.compile(r"(?<![\w'])\(?([A-E])\)?(?:\s*[:.]\s*[^\n/]*?)?\s*(?:\bor\b|\band\b|/)\s*\(?(?!\1)[A-E]\b(?!')")
 _BOXED = re.compile(r"\\(?:boxed|fbox)\s*\{")
 _NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?(?:/\d+)?|-?\.\d+")
 _LETTER_PATTERNS = [
     re.compile(r"^\(?\s*([A-Ea-e])\s*\)?\s*(?:[:.)\]]|$)"),  # "B", "(B)", "B:", "B.", "b)"
-    re.compile(r"^(?:option|choice|answer)?\s*\(?([A-E])\)?\b"),
+    re.compile(r"^(?:(?i:option|choice|answer)\s*[:.]?)?\s*\(?([A-E])\)?\b"),  # "Option B", "choice (B) rope"
 ]
 
 
@@ -114,20 +132,32 @@ def _clean_stated(ans: str) -> str:
             return ans
 
 
-def _last_stated(text: str) -> str | None:
-    """The last final answer stated in ``text`` by any of the supported markers."""
+def _stated_text(text: str, m: re.Match) -> str:
+    """What a marker states: the rest of its line, or for a heading (nothing else on its line) the paragraph under it."""
+    rest = m.group(1)
+    if _HEADING_REST.fullmatch(rest) is None:
+        return rest
+    after = text[m.end() :].lstrip("\n \t")
+    end = _PARAGRAPH.search(after)
+    return after[: end.start() if end else _MAX_ANSWER]
+
+
+def _states_answer(task: str, cand: str) -> bool:
+    """Whether a stated candidate is an answer: not a verdict, and for GSM8K one holding a number."""
+    if not cand or len(cand) > _MAX_ANSWER or _VERDICT.match(cand):
+        return False
+    return task != "malt_gsm8k" or _NUMBER.search(cand) is not None
+
+
+def _last_stated(text: str, task: str = "") -> str | None:
+    """The last final answer stated in ``text`` by any of the supported markers (see the module docstring)."""
     text = text[-_MAX_TEXT:]
-    best: tuple[int, str] | None = None
-    for m in _STATED.finditer(text):
-        cand = _clean_stated(m.group(1))
-        if cand and (best is None or m.start() >= best[0]):
-            best = (m.start(), cand)
-    boxed = _boxed_contents(text)
-    if boxed and (best is None or boxed[-1][0] > best[0]):
-        best = (boxed[-1][0], _clean_stated(boxed[-1][1]))
-    if best is None or not best[1] or len(best[1]) > _MAX_ANSWER:
-        return None
-    return best[1]
+    found = [(m.start(), _clean_stated(_stated_text(text, m))) for m in _STATED.finditer(text)]
+    found += [(pos, _clean_stated(content)) for pos, content in _boxed_contents(text)[-1:]]
+    for _, cand in sorted(found, key=lambda pc: pc[0], reverse=True):
+        if _states_answer(task, cand):
+            return cand
+    return None
 
 
 def _number(s: str) -> Fraction | None:
@@ -179,11 +209,12 @@ def extract_answer(task: str, text: str) -> str | None:
         task = canonical_task(task)
         if not isinstance(text, str) or not text.strip():
             return None
-        stated = _last_stated(text)
+        stated = _last_stated(text, task)
         if task == "malt_gsm8k":
             if stated is None:
                 return None
-            num = _number(stated)
+            num = _number(stated.rsplit("=", 1)[-1]) if "=" in stated else None
+            num = num if num is not None else _number(stated)
             return _format_number(num) if num is not None else None
         if task == "malt_math":
             return stated
@@ -191,6 +222,8 @@ def extract_answer(task: str, text: str) -> str | None:
             stated = _clean_stated(text.strip().splitlines()[-1]) if len(text.strip()) < 40 else None
             if not stated:
                 return None
+        if _HEDGE.search(stated):  # "B or C": undecided, no answer
+            return None
         return _csqa_letter(stated) or stated
     except Exception:  # noqa: BLE001 - the grader must never raise
         return None
