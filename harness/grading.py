@@ -133,7 +133,7 @@ def _clean_stated(ans: str) -> str:
 
 
 def _stated_text(text: str, m: re.Match) -> str:
-    """What a marker states: the rest of its line, or for a heading (nothing else on its line) the paragraph under it."""
+    """What a marker states: the rest of its line, or for a heading (alone on its line) the paragraph under it."""
     rest = m.group(1)
     if _HEADING_REST.fullmatch(rest) is None:
         return rest

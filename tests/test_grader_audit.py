@@ -7,8 +7,6 @@ per task and one unfinished run (its ``checkpoint.jsonl`` only).
 
 from __future__ import annotations
 
-import json
-import shutil
 from pathlib import Path
 
 import pytest
@@ -64,7 +62,8 @@ def test_math_and_csqa_readers():
     assert not READERS["malt_math"]("so \\boxed{0.5} and finally $x = 3$", {"problem": "p", "answer": "3"})[
         "math-verify"
     ].correct  # the last \boxed{} comes first
-    choices = [{"label": k, "text": t} for k, t in zip("ABCDE", ["bank", "library", "mall", "park", "zoo"], strict=True)]
+    texts = ["bank", "library", "mall", "park", "zoo"]
+    choices = [{"label": k, "text": t} for k, t in zip("ABCDE", texts, strict=True)]
     csqa = {"answerKey": "B", "question": {"stem": "Where are books?", "choices": choices}}
     (reading,) = READERS["malt_csqa"]("Books are kept in a library.", csqa).values()
     assert reading == Reading("B", True)  # the choice text, mapped to its letter

@@ -127,7 +127,7 @@ def test_real_texts_the_audit_found(case):
     [
         ("malt_csqa", "Final Answer: B or C", None),  # a hedge between two letters is no answer
         ("malt_csqa", "Final Answer: (B)/(C)", None),
-        ("malt_csqa", "Final Answer: B\nOn reflection it could be B or C.", "B"),  # not a statement: the last one counts
+        ("malt_csqa", "Final Answer: B\nOn reflection it could be B or C.", "B"),  # no statement: the last one counts
         ("malt_csqa", "Final Answer: B: rock and roll", "B"),  # "and" inside a choice's text is no hedge
         ("malt_csqa", "Final Answer: Option C", "C"),
         ("malt_gsm8k", "Final Answer: 5\nWait, that is wrong. Final Answer: 6", "6"),  # two final answers: the last
