@@ -64,6 +64,10 @@ class TextAudit:
         """How ``reader`` relates to ours on this text (one of :data:`KINDS`)."""
         return disagreement(self.task, self.ours, self.readers[reader])
 
+    def note(self, reader: str) -> str | None:
+        """Why ``reader`` disagrees, for the kinds explained by how the reader works (``None``: read it yourself)."""
+        return explain(self, reader)
+
     def to_dict(self) -> dict:
         return {
             "run": self.run,
@@ -78,6 +82,7 @@ class TextAudit:
             "logged_answer": self.logged,
             "readers": {k: vars(v) for k, v in self.readers.items()},
             "kinds": {k: self.kind(k) for k in self.readers},
+            "notes": {k: self.note(k) for k in self.readers if self.kind(k) != "agree"},
             "tail": self.text[-TAIL_CHARS:],
         }
 
@@ -91,6 +96,49 @@ def disagreement(task: str, ours: Reading, theirs: Reading) -> str:
     if ours.answer is None or ours.correct or _same_answer(task, ours.answer, theirs.answer):
         return "agree"
     return "other_answer"
+
+
+#: Disagreements explained by how a reader works, checked on the text (see :func:`explain`).
+NOTES = {
+    "no_hashes": "no '#### N' line: strict-match wants lm-eval's few-shot format, our prompts ask for 'Final Answer:'",
+    "no_marker": "no final answer stated (README rules): the reader takes the last number/span/choice anywhere",
+    "after_answer": "the text goes on after its stated final answer: flexible-extract takes a later number",
+}
+
+
+def explain(a: TextAudit, reader: str) -> str | None:
+    """A :data:`NOTES` entry when the disagreement follows from how ``reader`` works, else ``None``.
+
+    Checked on the text, never assumed: strict-match found nothing and the text has no ``#### ``; ours found
+    no stated answer and the reader's (wrong) answer is not a stated one; or the reader's answer only appears
+    after the last stated answer. Grade disagreements where the reader is right are never explained here.
+    """
+    theirs = a.readers[reader]
+    kind = disagreement(a.task, a.ours, theirs)
+    if kind in ("agree", "reader_right"):
+        return None
+    if reader == "strict-match" and theirs.answer is None and "#### " not in a.text:
+        return NOTES["no_hashes"]
+    if a.ours.answer is None and theirs.answer is not None:
+        return NOTES["no_marker"]
+    if a.ours.answer is not None and theirs.answer is not None and reader == "flexible-extract":
+        last = _last_statement_end(a.text)
+        regex = _lm_eval_readers(GSM8K_YAML)[reader].filters[0]().regex
+        found = list(regex.finditer(a.text))
+        if last is not None and found and found[-1].start() >= last:
+            return NOTES["after_answer"]
+    return None
+
+
+def _last_statement_end(text: str) -> int | None:
+    """The end of the line of the last answer marker in ``text`` (``None``: no marker)."""
+    import re
+
+    ends = [m.end() for m in re.finditer(r"(?i)final\s+answer|answer\s+is|####|\\boxed\{", text)]
+    if not ends:
+        return None
+    nl = text.find("\n", ends[-1])
+    return len(text) if nl < 0 else nl
 
 
 def _same_answer(task: str, a: str, b: str) -> bool:
@@ -336,6 +384,7 @@ def summary_rows(audits: list[TextAudit]) -> list[dict]:
                 "ours_acc": sum(a.ours.correct for a in items),
                 "reader_acc": sum(a.readers[reader].correct for a in items),
                 **{k: kinds.get(k, 0) for k in KINDS},
+                "unexplained": sum(a.kind(reader) != "agree" and a.note(reader) is None for a in items),
             }
         )
     return rows
@@ -348,10 +397,10 @@ def _role_order(role: str) -> tuple[int, str]:
 
 def summary_table(rows: list[dict], fmt: str = "github") -> str:
     """The summary as a table (``ours right`` / ``reader right``: the grade differs)."""
-    headers = ["task", "role", "reader", "texts", "ours: none", "ours ok", "reader ok", *KINDS]
+    headers = ["task", "role", "reader", "texts", "ours: none", "ours ok", "reader ok", *KINDS, "to read"]
     body = [[r[h] for h in ("task", "role", "reader", "texts", "ours_none", "ours_acc", "reader_acc")] for r in rows]
     for line, r in zip(body, rows, strict=True):
-        line += [r[k] for k in KINDS]
+        line += [r[k] for k in KINDS] + [r["unexplained"]]
     return tabulate(body, headers=headers, tablefmt=fmt)
 
 

@@ -7,6 +7,9 @@ per task and one unfinished run (its ``checkpoint.jsonl`` only).
 
 from __future__ import annotations
 
+import json
+import shutil
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -69,3 +72,76 @@ def test_math_and_csqa_readers():
     assert reading == Reading("B", True)  # the choice text, mapped to its letter
     (reading,) = READERS["malt_csqa"]("It is (C).", csqa).values()
     assert reading == Reading("C", False)
+
+
+# --------------------------------------------------------------------------- the command on the fixture
+
+
+def test_audit_reads_every_role_text_and_writes_the_disagreements(tmp_path):
+    r = leaderboard("audit", FIXTURE, "-o", tmp_path)
+    assert r.returncode == 0, r.stderr
+    rows = json.loads((tmp_path / "summary.json").read_text())
+    logged = _logged_texts()
+    for task, n in Counter(t for t, _ in logged).items():  # every role text of every log, read by every reader
+        readers = {row["reader"] for row in rows if row["task"] == task}
+        assert sum(row["texts"] for row in rows if row["task"] == task) == n * len(readers)
+    dis = [json.loads(line) for line in (tmp_path / "disagreements.jsonl").read_text().splitlines()]
+    assert dis and all(any(k != "agree" for k in d["kinds"].values()) for d in dis)
+    assert all({"tail", "gold", "ours", "readers", "kinds", "notes"} <= set(d) for d in dis)
+    # SmolLM2's verifier on GSM8K doc 724: "The final answer is 20 - 2 = 18 slices" (gold 18); flexible-extract
+    # takes the last number of the text (a 2), strict-match finds no "#### N"
+    (v724,) = [d for d in dis if d["doc_id"] == 724 and d["role"] == "verifier"]
+    assert v724["ours"] == {"answer": "18", "correct": True} and v724["logged_answer"] == "20"
+    assert v724["kinds"] == {"strict-match": "ours_right", "flexible-extract": "ours_right"}
+    assert v724["notes"]["strict-match"].startswith("no '#### N' line")
+    assert "| malt_gsm8k | verifier  | flexible-extract |" in r.stdout
+
+
+def _logged_texts() -> list[tuple[str, str]]:
+    """(task, text) of every role turn in the fixture's sample logs and checkpoints."""
+    out = []
+    for path in [*FIXTURE.rglob("samples_*.jsonl"), *FIXTURE.rglob("checkpoint.jsonl")]:
+        for line in path.read_text().splitlines():
+            rec = json.loads(line)
+            task = rec.get("task") or path.name.split("_2")[0].removeprefix("samples_")
+            for row in rec.get("rows", [rec]):
+                out += [(task, t["text"]) for s in row["samples"] for t in s["turns"].values()]
+    return out
+
+
+def test_regrade_reports_the_questions_whose_grade_changed(tmp_path):
+    r = leaderboard("regrade", FIXTURE, "--json", tmp_path / "regrade.json")
+    assert r.returncode == 0, r.stderr
+    found = json.loads((tmp_path / "regrade.json").read_text())
+    assert {f["task"] for f in found} == {t for t, _ in _logged_texts()}
+    assert all(f["logged"] + sum(c["now"] - c["was"] for c in f["changed"]) == f["regraded"] for f in found)
+    # a copy whose log says every question was right: regrading finds the wrong ones
+    copy = tmp_path / "copy"
+    shutil.copytree(FIXTURE / "smollm2-gsm8k", copy)
+    (log,) = copy.glob("samples_*.jsonl")
+    rows = [json.loads(line) for line in log.read_text().splitlines()]
+    log.write_text("".join(json.dumps({**row, "acc": 1.0}) + "\n" for row in rows))
+    r = leaderboard("regrade", copy, "--json", tmp_path / "copy.json")
+    (res,) = json.loads((tmp_path / "copy.json").read_text())
+    assert res["logged"] == len(rows) and res["regraded"] == sum(row["acc"] for row in rows)
+    assert len(res["changed"]) == len(rows) - res["regraded"] and not any(c["now"] for c in res["changed"])
+
+
+# --------------------------------------------------------------------------- bad input
+
+
+def test_bad_input_is_one_line(tmp_path):
+    assert_one_line_error(leaderboard("audit", tmp_path / "nope", "-o", tmp_path / "o"), "no such file or folder")
+    (tmp_path / "empty").mkdir()
+    assert_one_line_error(leaderboard("audit", tmp_path / "empty", "-o", tmp_path / "o"), "no results_*.json")
+    bare = tmp_path / "bare"  # a run logged without --log-samples: rows without texts
+    shutil.copytree(FIXTURE / "smollm2-gsm8k", bare)
+    (log,) = bare.glob("samples_*.jsonl")
+    rows = [json.loads(line) for line in log.read_text().splitlines()]
+    log.write_text(
+        "".join(json.dumps({k: row[k] for k in ("doc_id", "target", "answer", "acc")}) + "\n" for row in rows)
+    )
+    for cmd in (["audit", bare, "-o", tmp_path / "o"], ["regrade", bare]):
+        assert_one_line_error(leaderboard(*cmd), "--log-samples")
+    log.unlink()
+    assert_one_line_error(leaderboard("audit", bare, "-o", tmp_path / "o"), "no sample log")
