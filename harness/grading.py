@@ -58,6 +58,7 @@ _STATED = re.compile(
     re.IGNORECASE,
 )
 _HEADING_REST = re.compile(r"[*#\s]*")  # what may follow a heading marker on its line
+_HEADING_LEAD = re.compile(r"[\s#*>\-\d.]*")  # and precede it: markdown ("### ", "**", "- ", "3. ")
 _PARAGRAPH = re.compile(r"\n[ \t]*\n")
 # A statement that judges instead of answering: "the answer is correct", "... is not accurate".
 _VERDICT = re.compile(
@@ -137,9 +138,24 @@ def _stated_text(text: str, m: re.Match) -> str:
     rest = m.group(1)
     if _HEADING_REST.fullmatch(rest) is None:
         return rest
+    marker = m.group(0)[: m.start(1) - m.start()].rstrip()
+    if not marker.endswith((":", "：", "is")) and not _HEADING_LEAD.fullmatch(
+        text[text.rfind("\n", 0, m.start()) + 1 : m.start()]
+    ):
+        return ""  # "... we compute the final answer" ending a line of prose is no heading
     after = text[m.end() :].lstrip("\n \t")
     end = _PARAGRAPH.search(after)
     return after[: end.start() if end else _MAX_ANSWER]
+
+
+def _unnest(cand: str) -> str:
+    """A statement starting with another marker ("Final Answer: The answer is (C) garden") states what that states."""
+    for _ in range(4):
+        inner = _STATED.match(cand)
+        if inner is None or not inner.group(1).strip():
+            return cand
+        cand = _clean_stated(inner.group(1))
+    return cand
 
 
 def _states_answer(task: str, cand: str) -> bool:
@@ -152,7 +168,7 @@ def _states_answer(task: str, cand: str) -> bool:
 def _last_stated(text: str, task: str = "") -> str | None:
     """The last final answer stated in ``text`` by any of the supported markers (see the module docstring)."""
     text = text[-_MAX_TEXT:]
-    found = [(m.start(), _clean_stated(_stated_text(text, m))) for m in _STATED.finditer(text)]
+    found = [(m.start(), _unnest(_clean_stated(_stated_text(text, m)))) for m in _STATED.finditer(text)]
     found += [(pos, _clean_stated(content)) for pos, content in _boxed_contents(text)[-1:]]
     for _, cand in sorted(found, key=lambda pc: pc[0], reverse=True):
         if _states_answer(task, cand):
