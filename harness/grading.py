@@ -60,9 +60,10 @@ _STATED = re.compile(
 _HEADING_REST = re.compile(r"[*#\s]*")  # what may follow a heading marker on its line
 _HEADING_LEAD = re.compile(r"[\s#*>\-\d.]*")  # and precede it: markdown ("### ", "**", "- ", "3. ")
 _PARAGRAPH = re.compile(r"\n[ \t]*\n")
-# A statement that judges instead of answering: "the answer is correct", "... is not accurate".
+# A statement that judges instead of answering: "the answer is correct", "... is not accurate", or negates:
+# "the answer is not A: classroom".
 _VERDICT = re.compile(
-    r"(?:(?:not|also|indeed|actually|still|definitely|completely)\s+)*"
+    r"not\b|(?:(?:also|indeed|actually|still|definitely|completely)\s+)*"
     r"(?:correct|incorrect|wrong|right|accurate|inaccurate|valid|invalid)\b(?!\s*[:(])",
     re.IGNORECASE,
 )
@@ -148,13 +149,17 @@ def _stated_text(text: str, m: re.Match) -> str:
     return after[: end.start() if end else _MAX_ANSWER]
 
 
-def _unnest(cand: str) -> str:
-    """A statement starting with another marker ("Final Answer: The answer is (C) garden") states what that states."""
-    for _ in range(4):
-        inner = _STATED.match(cand)
-        if inner is None or not inner.group(1).strip():
+def _unnest(task: str, cand: str) -> str:
+    """A statement holding another marker ("Final Answer: The answer is (C) garden", "The answer is B. Final
+    Answer: C") states what the last of them states, when that is an answer."""
+    for _ in range(8):
+        inner = _STATED.search(cand)
+        if inner is None:
             return cand
-        cand = _clean_stated(inner.group(1))
+        stated = _clean_stated(inner.group(1))
+        if not _states_answer(task, stated):
+            return cand
+        cand = stated
     return cand
 
 
@@ -168,7 +173,7 @@ def _states_answer(task: str, cand: str) -> bool:
 def _last_stated(text: str, task: str = "") -> str | None:
     """The last final answer stated in ``text`` by any of the supported markers (see the module docstring)."""
     text = text[-_MAX_TEXT:]
-    found = [(m.start(), _unnest(_clean_stated(_stated_text(text, m)))) for m in _STATED.finditer(text)]
+    found = [(m.start(), _unnest(task, _clean_stated(_stated_text(text, m)))) for m in _STATED.finditer(text)]
     found += [(pos, _clean_stated(content)) for pos, content in _boxed_contents(text)[-1:]]
     for _, cand in sorted(found, key=lambda pc: pc[0], reverse=True):
         if _states_answer(task, cand):

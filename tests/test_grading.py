@@ -131,6 +131,9 @@ def test_real_texts_the_audit_found(case):
         ("malt_csqa", "Final Answer: B: rock and roll", "B"),  # "and" inside a choice's text is no hedge
         ("malt_csqa", "Final Answer: Option C", "C"),
         ("malt_csqa", "Final Answer: The answer is (C) garden", "C"),  # a marker inside a statement
+        ("malt_csqa", "The answer is (B). Final Answer: C", "C"),  # the last marker of a line
+        ("malt_csqa", "Final Answer: B\nSo the answer is not A: classroom.", "B"),  # a negation states nothing
+        ("malt_gsm8k", "Final Answer: 18, the answer is correct", "18"),
         ("malt_math", "**Final Answer:** The final answer is $\\boxed{5}$. I hope it is correct.", "5"),
         ("malt_gsm8k", "Final Answer: 5\nWait, that is wrong. Final Answer: 6", "6"),  # two final answers: the last
         ("malt_gsm8k", "**Final Answer**\n\n18 apples", "18"),  # a heading states the paragraph under it
