@@ -164,9 +164,12 @@ def _unnest(task: str, cand: str) -> str:
 
 
 def _states_answer(task: str, cand: str) -> bool:
-    """Whether a stated candidate is an answer: not a verdict, and for GSM8K one holding a number."""
+    """Whether a stated candidate is an answer: not a verdict; for GSM8K one holding a number; for CSQA a letter
+    or at most 10 words (every choice text but 3 of CommonsenseQA's 54,810 is that short; longer is prose)."""
     if not cand or len(cand) > _MAX_ANSWER or _VERDICT.match(cand):
         return False
+    if task == "malt_csqa":
+        return _csqa_letter(cand) is not None or len(cand.split()) <= 10
     return task != "malt_gsm8k" or _NUMBER.search(cand) is not None
 
 
