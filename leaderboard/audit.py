@@ -283,7 +283,16 @@ def _checkpoint_sources(folder: Path) -> list[LogSource]:
         by_task.setdefault(rec["task"], []).extend(rec["rows"])
     agents = ident.get("agents") if isinstance(ident, dict) else None
     agents = ",".join(agents) if isinstance(agents, list) else str(agents)
-    return [LogSource(str(folder), agents, task, rows, path) for task, rows in by_task.items()]
+    return [LogSource(_shown(folder), agents, task, rows, path) for task, rows in by_task.items()]
+
+
+def _shown(folder: Path) -> str:
+    """A run's folder as shown: relative to the working directory when it is under it."""
+    folder = folder.resolve()
+    try:
+        return str(folder.relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(folder)
 
 
 def log_sources(dirs: list[str]) -> list[LogSource]:
@@ -310,7 +319,7 @@ def log_sources(dirs: list[str]) -> list[LogSource]:
                         f"no sample log {path.name} beside {run.path} (rerun malt-eval with --log-samples)"
                     )
                 out.append(
-                    LogSource(str(run.path.parent), str(run.malt.get("agents")), task, load_samples(run, task), path)
+                    LogSource(_shown(run.path.parent), str(run.malt.get("agents")), task, load_samples(run, task), path)
                 )
         for folder in partial:
             out += _checkpoint_sources(folder)

@@ -147,3 +147,24 @@ def test_bad_input_is_one_line(tmp_path):
         assert_one_line_error(leaderboard(*cmd), "--log-samples")
     log.unlink()
     assert_one_line_error(leaderboard("audit", bare, "-o", tmp_path / "o"), "no sample log")
+
+
+def _row(*turns: tuple[str, str]) -> dict:
+    sample = {"sample": 0, "turns": {r: {"text": t} for r, t in turns}}
+    return {"doc_id": 0, "acc": 0.0, "doc": GSM, "samples": [sample]}
+
+
+@pytest.mark.parametrize(
+    ("turns", "answer"),
+    [
+        ((("generator", "Final Answer: 17"), ("verifier", "Wrong. Final Answer: 18")), "18"),  # g,v: the verifier's
+        ((("generator", "Final Answer: 18"), ("verifier", "The answer is correct.")), "18"),  # ...when it states one
+        ((("generator", "Final Answer: 18"), ("verifier", "Final Answer: 17"), ("refiner", "Final Answer: 16")), "16"),
+        ((("agent1_round1", "Final Answer: 17"), ("agent1_round2", "Final Answer: 18")), "18"),  # debate: last round
+    ],
+)
+def test_regrade_chooses_the_systems_answer_as_the_run_did(turns, answer):
+    from leaderboard.regrade import regrade_rows
+
+    ((_, voted, ok),) = regrade_rows("malt_gsm8k", [_row(*turns)])
+    assert voted == answer and ok is (answer == "18")
