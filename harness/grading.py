@@ -6,7 +6,7 @@ Public API: :func:`extract_answer`, :func:`normalize_answer`, :func:`is_correct`
 input string: malformed text simply yields ``None`` / ``False``.
 
 Extraction rule (all tasks): the *last* stated final answer wins, whichever of
-``Final Answer:``, ``The answer is`` (also ``the correct/final answer is``, ``the answer to the problem
+``Final Answer:``, ``The answer is`` (also ``the correct/final answer is``, ``the answer to the <word>
 is``), ``####`` or ``\\boxed{}`` states it. A marker ending its line (a heading such as
 ``**Final Answer**``) states the paragraph under it. A statement that is a verdict (``the answer is
 correct``) or, for GSM8K, holds no number states nothing, so it does not hide an earlier answer.
@@ -49,11 +49,11 @@ _MAX_ANSWER = 2_000  # an "answer" longer than this is not an answer
 MATH_VERIFY_BUDGET_S = 3.0  # seconds for math-verify per comparison: a grading call stays well under 5 s
 
 # "Final Answer: x", "**Final Answer:** x", "The final answer is x", "The answer is x", "The correct answer is
-# x", "The answer to the problem is x", "#### x" up to the end of line; "Final Answer" alone on its line (a
+# x", "The answer to the problem/puzzle/... is x", "#### x" up to the end of line; "Final Answer" alone on its line (a
 # heading) states the paragraph under it. "the final answer, ..." in a sentence states nothing.
 _STATED = re.compile(
     r"(?:final\s+answer(?:\s*\*\*)?\s*(?:is\b\s*:?|[:：]|(?=[*#\s]*(?:\n|$)))"
-    r"|the\s+(?:correct\s+|final\s+|right\s+)?answer(?:\s+to\s+(?:the|this)\s+(?:problem|question))?\s+is\b\s*:?"
+    r"|the\s+(?:correct\s+|final\s+|right\s+)?answer(?:\s+to\s+(?:the|this)\s+\w+)?\s+is\b\s*:?"
     r"|####)[ \t]*([^\n]*)",
     re.IGNORECASE,
 )
