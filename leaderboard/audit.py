@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -25,7 +26,14 @@ from pathlib import Path
 
 from tabulate import tabulate
 
-from harness.grading import answers_match, canonical_task, extract_answer, gold_answer, normalize_answer
+from harness.grading import (
+    _csqa_choices,
+    answers_match,
+    canonical_task,
+    extract_answer,
+    gold_answer,
+    normalize_answer,
+)
 from leaderboard.collect import ResultsError, load_runs, load_samples
 
 #: lm-eval task files the readers are built from (relative to the installed ``lm_eval/tasks``).
@@ -132,8 +140,6 @@ def explain(a: TextAudit, reader: str) -> str | None:
 
 def _last_statement_end(text: str) -> int | None:
     """The end of the line of the last answer marker in ``text`` (``None``: no marker)."""
-    import re
-
     ends = [m.end() for m in re.finditer(r"(?i)final\s+answer|answer\s+is|####|\\boxed\{", text)]
     if not ends:
         return None
@@ -206,9 +212,9 @@ def _gsm8k_readers(text: str, doc: dict) -> dict[str, Reading]:
 
 
 def _csqa_readers(text: str, doc: dict) -> dict[str, Reading]:
-    choices = _choices(doc)
-    letters = [k for k, _ in choices]
-    mc = {"choices": [t for _, t in choices]}
+    choices = _csqa_choices(doc)
+    letters = list(choices)
+    mc = {"choices": list(choices.values())}
     gold = gold_answer("malt_csqa", doc)
     reference = f"({'ABCDEFGHIJ'[letters.index(gold)]})" if gold in letters else f"({gold})"
     reading = _lm_eval_readers(CSQA_YAML)["flexible-extract"].read(text, mc, reference)
@@ -217,14 +223,6 @@ def _csqa_readers(text: str, doc: dict) -> dict[str, Reading]:
         letter = letters[pos] if 0 <= pos < len(letters) else reading.answer[1]
         reading = Reading(letter, reading.correct)
     return {"lm-eval multi_choice_regex": reading}
-
-
-def _choices(doc: dict) -> list[tuple[str, str]]:
-    q = doc.get("question")
-    if isinstance(q, dict):
-        return [(c["label"], c["text"]) for c in q.get("choices", [])]
-    ch = doc.get("choices") or {}
-    return list(zip(ch.get("label", []), ch.get("text", []), strict=False))
 
 
 def _math_readers(text: str, doc: dict) -> dict[str, Reading]:
