@@ -63,10 +63,12 @@ _PARAGRAPH = re.compile(r"\n[ \t]*\n")
 # A statement that judges instead of answering: "the answer is correct", "... is not accurate", or negates:
 # "the answer is not A: classroom".
 _VERDICT = re.compile(
-    r"not\b|(?:(?:also|indeed|actually|still|definitely|completely)\s+)*"
+    r"not\b|(?:\w+ly\s+|also\s+|indeed\s+|still\s+)*"
     r"(?:correct|incorrect|wrong|right|accurate|inaccurate|valid|invalid)\b(?!\s*[:(])",
     re.IGNORECASE,
 )
+_FILLER = re.compile(r"(?:indeed|actually|simply|just|clearly)\b[\s,:]*", re.IGNORECASE)  # "is indeed 144"
+_PLACEHOLDER = re.compile(r"\$?<[^<>\n]*>\$?")  # the prompt's "<number>", "<letter>", "$<correct answer in LaTeX>$"
 # CSQA: a stated answer offering two letters ("B or C", "(B)/(C)", "B and C") is a hedge.
 _HEDGE = re.compile(r"(?<![\w'])\(?([A-E])\)?(?:\s*[:.]\s*[^\n/]*?)?\s*(?:\bor\b|\band\b|/)\s*\(?(?!\1)[A-E]\b(?!')")
 _BOXED = re.compile(r"\\(?:boxed|fbox)\s*\{")
@@ -124,6 +126,7 @@ def _clean_stated(ans: str) -> str:
         if inner:
             ans = inner[-1][1]
         ans = ans.strip().strip("*").strip()
+        ans = ans[_FILLER.match(ans).end() :] if _FILLER.match(ans) else ans
         if ans.startswith("$") and ans.endswith("$") and len(ans) > 1:
             ans = ans.strip("$")
         for wrap in (("\\(", "\\)"), ("\\[", "\\]")):
@@ -166,7 +169,7 @@ def _unnest(task: str, cand: str) -> str:
 def _states_answer(task: str, cand: str) -> bool:
     """Whether a stated candidate is an answer: not a verdict; for GSM8K one holding a number; for CSQA a letter
     or at most 10 words (every choice text but 3 of CommonsenseQA's 54,810 is that short; longer is prose)."""
-    if not cand or len(cand) > _MAX_ANSWER or _VERDICT.match(cand):
+    if not cand or len(cand) > _MAX_ANSWER or _VERDICT.match(cand) or _PLACEHOLDER.fullmatch(cand):
         return False
     if task == "malt_csqa":
         return _csqa_letter(cand) is not None or len(cand.split()) <= 10
@@ -257,6 +260,7 @@ def extract_answer(task: str, text: str) -> str | None:
 
 _LATEX_DROP = re.compile(r"\\left|\\right|\\!|\\,|\\;|\\:|\\displaystyle|\s+")
 _FRAC_SHORT = re.compile(r"\\[dt]?frac(\d)(\d)")
+_PROSE = re.compile(r"(?<![\\a-zA-Z])[a-zA-Z]{3,}\s+[a-zA-Z]{2,}\s+[a-zA-Z]{2,}")  # three words, no \commands
 _FRAC_BRACED = re.compile(r"\\[dt]?frac\{(-?\d+)\}\{(\d+)\}")
 
 
@@ -336,7 +340,12 @@ def _math_verify(gold: str, pred: str) -> bool:
     def check() -> bool:
         g = parse(f"${gold}$", parsing_timeout=None)
         p = parse(f"${pred}$", parsing_timeout=None)
-        return bool(g and p and verify(g, p, timeout_seconds=None))
+        if g and p and verify(g, p, timeout_seconds=None):
+            return True
+        if _PROSE.search(pred):  # a sentence ("... is 72 degrees"): math-verify reads it as text, its last math
+            p = parse(pred, parsing_timeout=None)
+            return bool(g and p and verify(g, p, timeout_seconds=None))
+        return False
 
     if threading.current_thread() is not threading.main_thread():
         return check()

@@ -139,7 +139,15 @@ def test_real_texts_the_audit_found(case):
         ("malt_gsm8k", "**Final Answer**\n\n18 apples", "18"),  # a heading states the paragraph under it
         ("malt_gsm8k", "Final Answer: 18\nThe answer is correct.", "18"),  # a verdict states nothing
         ("malt_math", "\\boxed{3}\nThe final answer is correct.", "3"),
+        ("malt_math", "\\boxed{3}\nFinal Answer: $<correct answer in LaTeX>$", "3"),  # the prompt's placeholder
     ],
 )
 def test_documented_rules(task, text, expected):
     assert extract_answer(task, text) == expected
+
+
+def test_math_answer_stated_in_a_sentence():
+    """math-verify reads a stated sentence as text (its last math), not as one LaTeX expression."""
+    doc = {"problem": "p", "answer": "72"}
+    assert is_correct("malt_math", "Final Answer:\nThe minimum number of degrees is 72 degrees.", doc)
+    assert not is_correct("malt_math", "Final Answer:\nThe minimum number of degrees is 208 degrees.", doc)
