@@ -439,9 +439,9 @@ def gpu_ceiling(weights: int, batch: int, gflops: float, gbps: float) -> dict:
 def ceiling_note(res: dict[str, dict], ceiling: dict | None) -> list[str]:
     if not ceiling:
         return []
-    fractions = ", ".join(
-        f"{key} {tok_s(r) / ceiling['tok_s']:.2%}" for key, r in res.items() if tok_s(r) and not key.startswith("tree")
-    )
+    share = "{:.2%}" if "gbps" in ceiling else "{:.0%}"  # GPU rows reach fractions of a percent
+    rates = {key: tok_s(r) for key, r in res.items() if tok_s(r) and not key.startswith("tree")}
+    fractions = ", ".join(f"{key} {share.format(rate / ceiling['tok_s'])}" for key, rate in rates.items())
     if "gbps" in ceiling:
         return [
             f"Decode ceiling (GPU): a step reads the model's {ceiling['params'] / 1e6:.0f}M bf16 linear-layer weights"
