@@ -76,9 +76,12 @@ def test_shared_prefill_runs_each_prompt_once(tiny_model_dir):
     assert all(shape == (6, 1) for shape in seen[1:])  # then one token per step for the 6 samples
 
 
-def test_sampling_is_the_whole_distribution(tiny_model_dir):
-    """temperature/top_p only: no top-k (transformers' default 50) cuts the tail of the distribution."""
-    be = HFBackend(str(tiny_model_dir), batch_size=64, dtype="float32")
+@pytest.mark.parametrize("backend", ["hf-generate", "hf-continuous"])
+def test_sampling_is_the_whole_distribution(tiny_model_dir, backend):
+    """temperature/top_p only: no top-k (transformers' default 50) cuts the tail of the distribution (both paths)."""
+    from harness.backends import get_backend
+
+    be = get_backend(backend)(str(tiny_model_dir), batch_size=64, dtype="float32")
     prompt = PROMPTS[1]
     ids = be.tokenizer(be.render(prompt), add_special_tokens=False, return_tensors="pt")["input_ids"]
     with torch.inference_mode():
