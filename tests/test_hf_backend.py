@@ -120,6 +120,7 @@ def test_continuous_batching_greedy_equals_generate(varied_model_dir):
     assert a == b  # texts, token counts, truncation flags
     assert len({c[0].text for c in a}) > 2  # the prompts get different answers: a comparison that can fail
     assert fast.model.config._attn_implementation == "malt_sdpa_gqa"  # restored after the library's sdpa
+    assert fast.generate([], SamplingParams(4)) == []
 
 
 def test_continuous_batching_n_samples_differ_and_follow_the_seed(varied_model_dir):

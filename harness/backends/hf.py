@@ -262,6 +262,8 @@ class HFBackend(Backend):
     # ------------------------------------------------------------------ continuous batching path
     def _generate_continuous(self, ids: list[list[int]], params: SamplingParams) -> list[list[Completion]] | None:
         """All prompts through ``model.generate_batch``; ``None`` (after one warning) where it cannot run."""
+        if not ids:
+            return []
         try:
             from transformers import ContinuousBatchingConfig, GenerationConfig
         except ImportError:
