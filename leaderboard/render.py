@@ -8,7 +8,9 @@ import json
 
 from tabulate import tabulate
 
-from leaderboard.board import ROLE_LETTERS, Board, Cell, Row
+from harness.roles import ROLE_LETTERS
+from harness.taskinfo import TASKS
+from leaderboard.board import Board, Cell, Row
 from leaderboard.turns import TurnAccuracy
 
 LEGEND = (
@@ -32,7 +34,8 @@ _JSON_FIELDS = ("replaced", "max_new_tokens", "per_seed")
 
 
 def short_task(task: str) -> str:
-    return task.removeprefix("malt_")
+    """A benchmark's short name (its alias: ``gsm8k``)."""
+    return TASKS[task].alias if task in TASKS else task
 
 
 def cell_text(cell: Cell) -> str:

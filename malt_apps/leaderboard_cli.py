@@ -58,7 +58,7 @@ def build(dirs: tuple[str, ...], out: str, title: str) -> None:
     from leaderboard.html import html_page
     from leaderboard.plots import accuracy_plot, task_plots
     from leaderboard.render import LEGEND, board_dict, csv_text, main_table, markdown
-    from leaderboard.turns import board_turns
+    from malt_apps.logs import board_turns
 
     runs = load_runs(list(dirs))
     board = build_board(runs)
@@ -111,7 +111,7 @@ def turns(dirs: tuple[str, ...], json_path: str | None) -> None:
     from leaderboard.board import build_board
     from leaderboard.collect import load_runs
     from leaderboard.render import TURNS_LEGEND, turns_table
-    from leaderboard.turns import board_turns
+    from malt_apps.logs import board_turns
 
     runs = load_runs(list(dirs))
     found = board_turns(build_board(runs), runs, strict=True)

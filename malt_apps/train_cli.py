@@ -1,0 +1,219 @@
+"""``malt-train``: generate trees, label them, build SFT/DPO sets, train role adapters, or all at once."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import click
+
+from harness.errors import MaltError, OneLineUsageErrors, interrupt_on_sigterm
+from harness.maltrun import CONFIG_FILE, TREE_FILE, run_model
+from harness.roles import ROLES
+from harness.spec import EngineSpec
+from malt_apps.options import field_values, options_from
+from malt_train import pipeline
+from malt_train.generate import GenerateConfig
+
+
+class _Group(OneLineUsageErrors, click.Group):
+    prog = "malt-train"
+
+    def invoke(self, ctx: click.Context):
+        interrupt_on_sigterm()
+        try:
+            return super().invoke(ctx)
+        except MaltError as exc:
+            click.echo(f"malt-train: error: {exc}", err=True)
+            sys.exit(2)
+        except KeyboardInterrupt:
+            click.echo("malt-train: interrupted; rerun the same command to resume", err=True)
+            sys.exit(130)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+def main() -> None:
+    """MALT training: tree generation -> value-iteration labels -> SFT/DPO sets -> role LoRA adapters."""
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+
+
+def _generate_options(fn):
+    """The tree's options (:class:`GenerateConfig`, but ``--shard``) and the model's (:class:`EngineSpec`)."""
+    fn = options_from(EngineSpec, exclude=("model",))(fn)
+    fn = options_from(GenerateConfig, exclude=("shard",))(fn)
+    return options_from(EngineSpec, only=("model",))(fn)
+
+
+def _generate_config(o: dict) -> tuple[GenerateConfig, EngineSpec]:
+    return GenerateConfig(**field_values(GenerateConfig, o)), EngineSpec(**field_values(EngineSpec, o))
+
+
+def _train_options(fn):
+    opts = [
+        click.option("--lora-rank", default=16, show_default=True, type=int),
+        click.option("--lora-alpha", default=32, show_default=True, type=int),
+        click.option("--sft-lr", default=1e-4, show_default=True, type=float),
+        click.option("--dpo-lr", default=5e-5, show_default=True, type=float),
+        click.option("--epochs", default=1.0, show_default=True, type=float),
+        click.option(
+            "--batch-size-train",
+            "train_batch",
+            default=8,
+            show_default=True,
+            type=int,
+            help="Effective batch size (the paper's 8), by gradient accumulation.",
+        ),
+        click.option("--micro-batch-size", default=1, show_default=True, type=int),
+        click.option("--max-length", default=1024, show_default=True, type=int),
+        click.option("--max-steps", default=-1, show_default=True, type=int, help="> 0: stop after N steps."),
+        click.option("--beta", default=0.2, show_default=True, type=float, help="DPO beta."),
+        click.option(
+            "--save-steps", default=50, show_default=True, type=int, help="Checkpoint every N steps (resume point)."
+        ),
+    ]
+    for o in reversed(opts):
+        fn = o(fn)
+    return fn
+
+
+def _step_configs(o: dict):
+    from malt_train.train import DPOStepConfig, SFTStepConfig
+
+    common = dict(
+        lora_rank=o["lora_rank"],
+        lora_alpha=o["lora_alpha"],
+        epochs=o["epochs"],
+        batch_size=o["train_batch"],
+        micro_batch_size=o["micro_batch_size"],
+        max_length=o["max_length"],
+        max_steps=o["max_steps"],
+        save_steps=o["save_steps"],
+    )
+    return SFTStepConfig(learning_rate=o["sft_lr"], **common), DPOStepConfig(
+        learning_rate=o["dpo_lr"], beta=o["beta"], **common
+    )
+
+
+# ---------------------------------------------------------------------------------------------- steps
+
+
+@contextlib.contextmanager
+def _locked(run: Path) -> Iterator[None]:
+    """An exclusive lock on the run folder: a second malt-train on it refuses; a dead one's lock is taken."""
+    from harness.runfiles import RunLock
+
+    with RunLock(run, "malt-train") as lock:
+        if lock.took_over:
+            click.echo(f"malt-train: note: took over the stale lock of dead process {lock.took_over}", err=True)
+        yield
+
+
+# ---------------------------------------------------------------------------------------------- commands
+
+
+@main.command("generate")
+@_generate_options
+@options_from(GenerateConfig, only=("shard",))
+@click.option("--out", "run", required=True, type=click.Path(path_type=Path), help="Run folder (RUN).")
+def generate_cmd(run: Path, **o) -> None:
+    """Sample a tree per training question (resumable: rerun the same command to continue)."""
+    with _locked(run):
+        pipeline.generate_tree(run, *_generate_config(o), say=click.echo)
+
+
+@main.command("merge")
+@click.argument("runs", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--out", required=True, type=click.Path(path_type=Path), help="Run folder of the merged tree.")
+def merge_cmd(runs: tuple[Path, ...], out: Path) -> None:
+    """Join the trees of generate runs (shards of one run: same config, disjoint questions) into OUT."""
+    from malt_train.shard import merge_runs
+
+    stats = merge_runs(list(runs), out)
+    click.echo(f"tree: {stats['questions']} questions, {stats['nodes']} nodes in {out / TREE_FILE}")
+    if stats["missing"]:
+        click.echo(f"malt-train: note: shards {', '.join(stats['missing'])} are not in the merge", err=True)
+
+
+@main.command("stats")
+@click.argument("path", type=click.Path(path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print the numbers as JSON.")
+def stats_cmd(path: Path, as_json: bool) -> None:
+    """Nodes, tokens and right leaves of a tree (PATH: a run folder or a tree file)."""
+    from malt_train.stats import format_stats, tree_stats
+    from malt_train.tree import read_tree
+
+    tree_path, cfg = (path / TREE_FILE, path / CONFIG_FILE) if path.is_dir() else (path, path.parent / CONFIG_FILE)
+    max_new = json.loads(cfg.read_text()).get("max_new_tokens") if cfg.is_file() else None
+    stats = tree_stats(read_tree(tree_path), max_new)
+    click.echo(json.dumps(stats, indent=2) if as_json else format_stats(stats))
+
+
+@main.command("label")
+@click.argument("tree", type=click.Path(path_type=Path))
+@click.option("--out", required=True, type=click.Path(path_type=Path))
+@click.option("--threshold", default=0.5, show_default=True, type=float, help="label = value > threshold.")
+@click.option("--pooling", default="global", show_default=True, type=click.Choice(["global", "local"]))
+def label_cmd(tree: Path, out: Path, threshold: float, pooling: str) -> None:
+    """Add value (value iteration) and label to every node."""
+    pipeline.label(tree, out, threshold, pooling, say=click.echo)
+
+
+@main.command("build")
+@click.argument("labeled", type=click.Path(path_type=Path))
+@click.option("--out", required=True, type=click.Path(path_type=Path))
+@click.option("--pairs-per-parent", default=None, type=int, help="Cap on DPO pairs per parent (default all).")
+def build_cmd(labeled: Path, out: Path, pairs_per_parent: int | None) -> None:
+    """Write per-role sft.jsonl and dpo.jsonl."""
+    pipeline.build(labeled, out, pairs_per_parent, say=click.echo)
+
+
+@main.command("sft")
+@click.argument("run", type=click.Path(path_type=Path))
+@click.option("--role", required=True, type=click.Choice(ROLES))
+@click.option("--model", default=None, help="Base model (default: the run's).")
+@_train_options
+def sft_cmd(run: Path, role: str, model: str | None, **o) -> None:
+    """LoRA SFT of one role on RUN/data/ROLE/sft.jsonl -> RUN/adapters-sft/ROLE."""
+    with _locked(run):
+        pipeline.sft(run, role, run_model(run, model), _step_configs(o)[0], say=click.echo)
+
+
+@main.command("dpo")
+@click.argument("run", type=click.Path(path_type=Path))
+@click.option("--role", required=True, type=click.Choice(ROLES))
+@click.option("--model", default=None, help="Base model (default: the run's).")
+@_train_options
+def dpo_cmd(run: Path, role: str, model: str | None, **o) -> None:
+    """LoRA DPO of one role from its SFT adapter (reference = SFT model) -> RUN/adapters/ROLE."""
+    with _locked(run):
+        pipeline.dpo(run, role, run_model(run, model), _step_configs(o)[1], say=click.echo)
+
+
+@main.command("run")
+@_generate_options
+@_train_options
+@click.option("--out", "run", required=True, type=click.Path(path_type=Path), help="Run folder (RUN).")
+@click.option("--threshold", default=0.5, show_default=True, type=float)
+@click.option("--pooling", default="global", show_default=True, type=click.Choice(["global", "local"]))
+@click.option("--pairs-per-parent", default=None, type=int)
+@click.option("--generator-dpo", is_flag=True, help="Also DPO-train the generator (helps base models).")
+def run_cmd(run: Path, threshold: float, pooling: str, pairs_per_parent: int | None, generator_dpo: bool, **o) -> None:
+    """generate -> label -> build -> sft (all roles) -> dpo (verifier, refiner); finished steps are kept."""
+    cfg, engine = _generate_config(o)
+    sft_cfg, dpo_cfg = _step_configs(o)
+    with _locked(run):
+        pipeline.run_all(
+            run, cfg, engine, sft_cfg, dpo_cfg, threshold, pooling, pairs_per_parent, generator_dpo, say=click.echo
+        )
+    click.echo(
+        f"evaluate with:\n  malt-eval --malt-run {run} --agents g,v,r --tasks {cfg.task}\n"
+        f"  malt-eval --malt-run {run} --stage sft --agents g,v,r --tasks {cfg.task}   # STaR baseline"
+    )
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
