@@ -17,6 +17,8 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from filelock import FileLock
+
 from harness.errors import ModelError
 
 DEFAULT_MODEL = "qwen2.5-coder-0.5b"
@@ -137,10 +139,14 @@ def ensure_embedded(alias: str) -> Path:
     if (out / "config.json").is_file():
         _strip_gguf_config(out / "config.json")
         return out
-    gguf = assemble_gguf(model, cache_dir() / "gguf" / f"{alias}.gguf")
     out.parent.mkdir(parents=True, exist_ok=True)
-    _convert(gguf, out)
-    gguf.unlink(missing_ok=True)  # the bf16 copy is what later runs load
+    # Several processes may ask at once (parallel tests, a suite's rows): one builds, the others wait for it.
+    with FileLock(str(out.parent / f".{alias}.lock")):
+        if (out / "config.json").is_file():
+            return out
+        gguf = assemble_gguf(model, cache_dir() / "gguf" / f"{alias}.gguf")
+        _convert(gguf, out)
+        gguf.unlink(missing_ok=True)  # the bf16 copy is what later runs load
     return out
 
 

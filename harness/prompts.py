@@ -10,12 +10,14 @@ for all tasks at once or with one such mapping per task name; steps it leaves ou
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import jinja2
+import jinja2.sandbox
 import yaml
 
 from harness.errors import MaltError
@@ -24,15 +26,29 @@ from harness.taskinfo import canonical_task
 
 __all__ = ["ROLES", "PromptSet", "load_prompts", "task_version", "tasks_dir"]
 STEPS = ("debate",)  # optional templates of other solver steps; hashed apart (see PromptSet.step_hash)
-_ENV = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=False)
+# Prompts files come from users and shared configs: render them sandboxed, so a template cannot run code.
+_ENV = jinja2.sandbox.SandboxedEnvironment(undefined=jinja2.StrictUndefined, keep_trailing_newline=False)
 
 Messages = list[dict[str, str]]
 
 
 def tasks_dir() -> Path:
-    """The folder holding the lm-eval task configs (``$MALT_TASKS_DIR`` or the repository's)."""
+    """The folder holding the lm-eval task configs: ``$MALT_TASKS_DIR``, else the installed ``malt_tasks``
+    package (the repository's ``tasks/``, shipped as package data in wheels), else the repository's."""
     env = os.environ.get("MALT_TASKS_DIR")
-    return Path(env) if env else Path(__file__).resolve().parent.parent / "tasks"
+    if env:
+        return Path(env)
+    spec = importlib.util.find_spec("malt_tasks")
+    if spec is not None and spec.submodule_search_locations:
+        return Path(next(iter(spec.submodule_search_locations)))
+    return Path(__file__).resolve().parent.parent / "tasks"
+
+
+def _render(template: str, **variables) -> str:
+    try:
+        return _ENV.from_string(template).render(**variables)
+    except jinja2.exceptions.SecurityError as exc:
+        raise MaltError(f"prompt template refused by the sandbox: {exc}") from None
 
 
 def task_version(task: str) -> float:
@@ -68,15 +84,15 @@ class PromptSet:
 
     def question(self, doc: dict) -> str:
         """The question text of a raw row."""
-        return _ENV.from_string(self.templates["question"]["user"]).render(doc=doc).strip()
+        return _render(self.templates["question"]["user"], doc=doc).strip()
 
     def messages(self, role: str, **variables: str) -> Messages:
         """Chat messages for ``role`` with the template variables filled in."""
         tpl = self.templates[role]
         msgs = []
         if tpl.get("system"):
-            msgs.append({"role": "system", "content": _ENV.from_string(tpl["system"]).render(**variables)})
-        msgs.append({"role": "user", "content": _ENV.from_string(tpl["user"]).render(**variables)})
+            msgs.append({"role": "system", "content": _render(tpl["system"], **variables)})
+        msgs.append({"role": "user", "content": _render(tpl["user"], **variables)})
         return msgs
 
 

@@ -63,3 +63,46 @@ def test_default_model_runs_gvr(shared_data):
     )
     assert r.returncode == 0, r.stderr[-3000:]
     assert "| malt_gsm8k (limit) | g,v,r" in r.stdout
+
+
+_RACER = """
+import sys, time
+from pathlib import Path
+from harness import models
+
+def fake_assemble(model, dest):
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    dest.write_bytes(b"gguf")
+    return dest
+
+def fake_convert(gguf, out):
+    assert gguf.read_bytes() == b"gguf"  # the other process must not have removed it mid-build
+    with open(sys.argv[1], "a") as log:
+        log.write("built\\n")
+    time.sleep(1.0)
+    out.mkdir()
+    (out / "config.json").write_text("{}")
+
+models.assemble_gguf, models._convert = fake_assemble, fake_convert
+print(models.ensure_embedded("smollm2-135m"))
+"""
+
+
+def test_first_use_from_two_processes_builds_once(tmp_path):
+    """Two processes asking for an uncached model at once: one builds it, the other waits and reuses it."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "MALT_CACHE": str(tmp_path / "cache")}
+    log = tmp_path / "builds.log"
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", _RACER, str(log)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        for _ in range(2)
+    ]
+    outs = [p.communicate(timeout=120) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], [err[-2000:] for _, err in outs]
+    assert log.read_text().count("built") == 1
+    assert {out.strip() for out, _ in outs} == {str(tmp_path / "cache" / "models" / "smollm2-135m")}

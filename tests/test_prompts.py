@@ -46,3 +46,18 @@ def test_override_with_missing_role_is_an_error(tmp_path):
         load_prompts("malt_gsm8k", path)
     with pytest.raises(MaltError, match="not found"):
         load_prompts("malt_gsm8k", tmp_path / "none.yaml")
+
+
+def test_prompt_templates_render_sandboxed(tmp_path):
+    """A prompts file cannot reach Python internals (and through them, code): the sandbox refuses."""
+    escape = "{{ ''.__class__.__mro__[1].__subclasses__() }}"
+    spec = {r: {"user": "{{ question }}"} for r in ROLES} | {"question": escape + "{{ doc.question }}"}
+    spec["verifier"] = {"user": "{{ question.__class__.__init__.__globals__ }}"}
+    path = tmp_path / "evil.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    p = load_prompts("malt_gsm8k", path)
+    with pytest.raises(MaltError, match="sandbox"):
+        p.question({"question": "hi"})
+    with pytest.raises(MaltError, match="sandbox"):
+        p.messages("verifier", question="Q")
+    assert p.messages("generator", question="Q")[-1]["content"] == "Q"  # plain templates still render
