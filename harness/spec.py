@@ -16,6 +16,7 @@ from harness.backends.base import PAPER_TEMPERATURE
 from harness.errors import MaltError
 from harness.evaluate import EvalConfig
 from harness.maltrun import STAGES
+from harness.models import DEFAULT_MODEL, EMBEDDED
 from harness.plans import SolverPlan, agents_plan, debate_plan
 from harness.roles import ROLES
 from harness.taskinfo import TASKS, canonical_task, task_info
@@ -34,7 +35,10 @@ class EngineSpec:
     """Where the roles run: the model, the inference backend and its settings."""
 
     model: str | None = option(
-        None, "Model dir, hub id or embedded alias (qwen2.5-coder-0.5b [default], smollm2-135m)."
+        None,
+        "Model dir, hub id or embedded alias ("
+        + ", ".join(f"{m} [default]" if m == DEFAULT_MODEL else m for m in EMBEDDED)
+        + ").",
     )
     data_dir: str | None = option(None, "Folder of the benchmark JSONL files (default: $MALT_DATA_DIR, else the hub).")
     prompts_file: str | None = option(None, "YAML file overriding the role prompts.", flag="--prompts")
