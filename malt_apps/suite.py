@@ -20,7 +20,7 @@ import click
 from harness.errors import MaltError, OneLineUsageErrors, interrupt_on_sigterm
 from harness.identity import as_json, identity_diff
 from harness.spec import EvalSpec, option
-from malt_apps.options import options_from
+from malt_apps.options import field_values, options_from
 
 MARKER = "suite-row.json"  # in each row folder: the options and prompt hashes its results were made with
 #: The malt-eval options the suite passes to every row as they are.
@@ -241,17 +241,12 @@ def suite(**o) -> None:
     in OUT/<row> with its label (malt.label) for malt-leaderboard.
     """
     interrupt_on_sigterm()
-    cfg = SuiteConfig(
-        out=Path(o["out"]),
-        model=o["model"],
-        malt_run=o["malt_run"],
-        mv=o["mv"],
-        ablation_swap=o["ablation_swap"],
-        ablation_agents=o["ablation_agents"],
-        debate=o["debate"],
-        rows=tuple(s.strip() for s in o["rows"].split(",") if s.strip()),
-        eval_options={k: o[k] for k in SHARED},
-    )
+    own = field_values(SuiteConfig, o) | {
+        "out": Path(o["out"]),
+        "rows": tuple(s.strip() for s in o["rows"].split(",") if s.strip()),
+        "eval_options": {k: o[k] for k in SHARED},
+    }
+    cfg = SuiteConfig(**own)
     try:
         run_suite(cfg)
     except MaltError as exc:
