@@ -155,6 +155,7 @@ def run_all(
     Finished steps are kept; the summary goes to ``RUN/run.json`` and is returned.
     """
     summary: dict = {"steps": {}}
+    steps = summary["steps"]
     generate_tree(run, cfg, engine, say)  # resumable itself: a finished tree costs nothing
     labeled, data = run / LABELED_FILE, run / DATA_DIR
     if not labeled.is_file():
@@ -166,16 +167,16 @@ def run_all(
     dpo_roles = [r for r in ROLES if r != "generator" or generator_dpo]
     for role in ROLES:
         done = adapter_dir(run, "sft", role)
-        summary["steps"][f"sft-{role}"] = str(done) if has_adapter(done) else sft(run, role, model, sft_cfg, say)
+        steps[f"sft-{role}"] = str(done) if has_adapter(done) else sft(run, role, model, sft_cfg, say)
     for role in ROLES:
         final = adapter_dir(run, "final", role)
         if has_adapter(final):
-            summary["steps"][f"final-{role}"] = str(final)
+            steps[f"final-{role}"] = str(final)
         elif role in dpo_roles:
-            summary["steps"][f"final-{role}"] = dpo(run, role, model, dpo_cfg, say)
+            steps[f"final-{role}"] = dpo(run, role, model, dpo_cfg, say)
         else:
             start = adapter_dir(run, "sft", role)
-            summary["steps"][f"final-{role}"] = _place(start if start.exists() else None, final)
+            steps[f"final-{role}"] = _place(start if start.exists() else None, final)
     summary["config"] = {
         "sft": asdict(sft_cfg),
         "dpo": asdict(dpo_cfg),
@@ -184,6 +185,6 @@ def run_all(
         "pooling": pooling,
     }
     (run / SUMMARY_FILE).write_text(json.dumps(summary, indent=2))
-    for step, where in summary["steps"].items():
+    for step, where in steps.items():
         say(f"{step}: {where}")
     return summary
