@@ -45,7 +45,7 @@ def _click_option(f: dataclasses.Field, default: Any, help_text: str | None) -> 
         kwargs["default"], kwargs["type"] = ",".join(default), str
     if meta.get("metavar"):
         kwargs["metavar"] = meta["metavar"]
-    kwargs["show_default"] = kwargs["default"] is not None
+    kwargs["show_default"] = kwargs["default"] not in (None, "")
     if meta.get("required"):
         kwargs["required"] = True
     return [click.option(flag, f.name, **kwargs)]
