@@ -1,4 +1,4 @@
-# The two commands: `make demo` (malt-eval g,v,r on the default embedded model) and `make test`.
+# The two commands: `make demo` (the default embedded model alone and as g,v,r, compared: demo.py) and `make test`.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -24,7 +24,7 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	touch $@
 
 demo: install
-	$(BIN)/malt-eval --agents g,v,r --tasks malt_gsm8k --limit 10 --max-new-tokens 384 --batch-size 10
+	$(BIN)/python demo.py
 
 # Headless browser for tests/test_leaderboard_html.py: Debian's chromium, installed when missing (needs root).
 chromium:

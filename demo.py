@@ -1,0 +1,119 @@
+"""``make demo``: one model alone and as generator -> verifier -> refiner, on the same questions.
+
+Evaluates the model (default: the embedded Qwen2.5-Coder-0.5B) on the same seeded GSM8K test questions,
+greedy, as ``--agents g`` and as ``--agents g,v,r``, then prints the leaderboard rows of both systems,
+the turn-wise accuracy (after G, V, R), the answer flips between them, the HTML board's path and the path
+of a sample log with every role's text. It runs the project's own commands (``malt-eval``,
+``malt-leaderboard build/turns/compare``) in this process and prints each one before its output; both
+evaluations share one loaded model. Finished evaluations are reused (``malt-eval`` resumes from its
+``--output-path``), so a second run prints the same in seconds without loading the model.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import shlex
+import sys
+from pathlib import Path
+
+import click
+
+from harness.errors import OneLineUsageErrors
+
+# Measured (README): 10 questions keep a fresh clone's `make demo` within ~10 minutes on a 2-core CPU; at 384 new
+# tokens 1 of the 10 generator solutions hits the limit, at 256 three would.
+QUESTIONS = 10
+MAX_NEW_TOKENS = 384
+# folder -> (--agents, what the system is)
+SYSTEMS = {
+    "g": ("g", "the model alone (its answer is the generator's)"),
+    "gvr": ("g,v,r", "the same model as generator -> verifier -> refiner (its answer is the refiner's)"),
+}
+
+
+def call(prog: str, args: list[str], show: bool = True) -> str:
+    """Run ``prog args`` (a project console script) in this process; its stdout, printed when ``show``.
+
+    A failing command ends the demo with its exit code; its error line is already on stderr.
+    """
+    from harness.cli import main as malt_eval
+    from leaderboard.cli import main as malt_leaderboard
+
+    app = {"malt-eval": malt_eval, "malt-leaderboard": malt_leaderboard}[prog]
+    click.echo(f"$ {shlex.join([prog, *args])}")
+    out = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(out):
+            app.main(args, prog_name=prog)
+        code = 0
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else int(exc.code is not None)
+    if show or code:
+        click.echo(out.getvalue().rstrip("\n") + "\n")
+    if code:
+        click.echo(f"demo: {prog} exited with {code}; finished evaluations are kept, rerun to resume", err=True)
+        sys.exit(code)
+    return out.getvalue()
+
+
+def eval_args(agents: str, folder: Path, o: dict) -> list[str]:
+    """``malt-eval`` arguments of one system: the seeded sample of questions, greedy, sample logs on."""
+    model = ["--model", o["model"]] if o["model"] else []
+    n, tokens = str(o["questions"]), str(o["max_new_tokens"])
+    return [
+        *model,
+        *["--backend", o["backend"], "--agents", agents, "--tasks", "malt_gsm8k", "--seeds", "1", "--subset", n],
+        *["--temperature", "0", "--max-new-tokens", tokens, "--batch-size", n],
+        *["--output-path", str(folder), "--log-samples"],
+    ]
+
+
+def newest(folder: Path, pattern: str) -> Path:
+    """The newest file in ``folder`` matching ``pattern`` (malt-eval replaces its results files on a rerun)."""
+    return max(folder.glob(pattern), key=lambda p: p.stat().st_mtime)
+
+
+class _Command(OneLineUsageErrors, click.Command):
+    prog = "demo.py"
+
+
+@click.command(cls=_Command, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.option("--model", default=None, help="Model dir, hub id or embedded alias (default: malt-eval's default).")
+@click.option("--backend", default="hf", show_default=True, help="malt-eval --backend.")
+@click.option("--questions", default=QUESTIONS, show_default=True, type=click.IntRange(1), help="GSM8K questions.")
+@click.option("--max-new-tokens", default=MAX_NEW_TOKENS, show_default=True, type=click.IntRange(1), help="Per role.")
+@click.option("--out", default="results/demo", show_default=True, type=click.Path(file_okay=False), help="Folder.")
+def main(**o) -> None:
+    """Compare one model alone (g) with the multi-agent system (g,v,r) on the same GSM8K questions."""
+    from harness.engines import shared_backends
+
+    # one folder per configuration: malt-eval refuses to mix runs of other options in one folder
+    model = Path(o["model"]).name if o["model"] else "default"
+    name = f"{model}-{o['backend']}-{o['questions']}q-{o['max_new_tokens']}tok"
+    root = Path(o["out"]) / name
+    folders = {key: root / key for key in SYSTEMS}
+    click.echo(
+        f"The same {o['questions']} GSM8K test questions (a random sample, seed 0), greedy, at most "
+        f"{o['max_new_tokens']} new tokens per role, answered by\n"
+        + "".join(f"  {agents}: {text}\n" for agents, text in SYSTEMS.values())
+        + f"Everything goes to {root}; a finished evaluation there is reused.\n"
+    )
+    with shared_backends():  # both evaluations use one loaded model
+        for key, (agents, _) in SYSTEMS.items():
+            call("malt-eval", eval_args(agents, folders[key], o), show=False)
+    board = root / "board"
+    click.echo("== Both systems side by side (accuracy in %, LLM calls and generated tokens per question)")
+    call("malt-leaderboard", ["build", str(folders["g"]), str(folders["gvr"]), "-o", str(board)])
+    click.echo("== Turn by turn: the system's answer after the generator, the verifier and the refiner")
+    call("malt-leaderboard", ["turns", str(folders["gvr"])])
+    click.echo("== Answer flips from A (g) to B (g,v,r) on the same questions")
+    call("malt-leaderboard", ["compare", str(folders["g"]), str(folders["gvr"])])
+    click.echo("== Look closer")
+    click.echo(f"HTML board (sortable; open a system for its configuration): {board / 'leaderboard.html'}")
+    samples = newest(folders["gvr"], "samples_malt_gsm8k_*.jsonl")
+    click.echo(f"What each role said, one JSON line per question (messages, text, answer per role): {samples}")
+
+
+if __name__ == "__main__":
+    main()
