@@ -8,7 +8,7 @@ import json
 
 from tabulate import tabulate
 
-from harness.roles import ROLE_LETTERS
+from harness.roles import ROLE_LETTERS, ROLES
 from harness.taskinfo import TASKS
 from leaderboard.board import Board, Cell, Row
 from leaderboard.turns import TurnAccuracy
@@ -137,7 +137,7 @@ def turns_rows(turns: list[tuple[str, TurnAccuracy]]) -> list[list]:
         f = t.g_to_final
         flip = f"{f['incorrect→correct']} / {f['correct→incorrect']}" if f else ""
         final = f"{100 * t.final_correct / t.n:.1f}" if t.n else ""
-        rows.append([label, t.task, t.n, pct(t, "generator"), pct(t, "verifier"), pct(t, "refiner"), final, flip])
+        rows.append([label, t.task, t.n, *(pct(t, role) for role in ROLES), final, flip])
     return rows
 
 
