@@ -37,8 +37,8 @@ def call(prog: str, args: list[str], show: bool = True) -> str:
 
     A failing command ends the demo with its exit code; its error line is already on stderr.
     """
-    from harness.cli import main as malt_eval
-    from leaderboard.cli import main as malt_leaderboard
+    from malt_apps.eval_cli import main as malt_eval
+    from malt_apps.leaderboard_cli import main as malt_leaderboard
 
     app = {"malt-eval": malt_eval, "malt-leaderboard": malt_leaderboard}[prog]
     click.echo(f"$ {shlex.join([prog, *args])}")

@@ -14,6 +14,7 @@ import json
 from pathlib import Path
 
 from harness.errors import MaltError, raise_if_interrupted
+from harness.identity import check_same_run
 from harness.runfiles import append_records, atomic_write, read_records
 
 RUN_FILE = "run.json"
@@ -24,24 +25,18 @@ CHECKPOINT_FILE = "checkpoint.jsonl"
 class Checkpoint:
     """The finished batches of one run in ``folder`` (see the module docstring)."""
 
-    def __init__(self, folder: str | Path, identity: dict) -> None:
+    def __init__(self, folder: str | Path, identity: dict, defaults: dict | None = None) -> None:
+        """``defaults``: the values of identity keys that older records may lack (options added since)."""
         self.folder = Path(folder)
         if self.folder.exists() and not self.folder.is_dir():
             raise MaltError(f"--output-path is a file, not a folder: {self.folder}")
-        run_file = self.folder / RUN_FILE
-        ident = json.loads(json.dumps(identity, default=str))
-        if run_file.exists():
-            try:
-                have = json.loads(run_file.read_text(encoding="utf-8"))
-            except (OSError, json.JSONDecodeError, UnicodeDecodeError):
-                raise MaltError(f"{run_file} is unreadable: not a malt-eval output folder?") from None
-            diff = sorted(k for k in set(have) | set(ident) if have.get(k) != ident.get(k))
-            if diff:
-                raise MaltError(
-                    f"{self.folder} holds a different run's results (differs in: {', '.join(diff)}); "
-                    "use another --output-path"
-                )
-        self.identity = ident
+        self.identity = check_same_run(
+            self.folder / RUN_FILE,
+            identity,
+            f"{self.folder} holds a different run's results (differs in: {{diff}}); use another --output-path",
+            "malt-eval output",
+            defaults=defaults,
+        )
         self._roles: dict | None = None
         self.path = self.folder / CHECKPOINT_FILE
         self._done: dict[tuple, dict] = {}

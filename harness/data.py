@@ -11,26 +11,11 @@ import os
 from pathlib import Path
 
 from harness.errors import DataError
-from harness.grading import canonical_task
 from harness.runfiles import iter_jsonl
+from harness.taskinfo import TASKS, canonical_task, task_info
 
-#: File names as laid out in ``shared/data`` (and the original releases).
-DATA_FILES: dict[str, dict[str, str]] = {
-    "malt_gsm8k": {"test": "gsm8k/test.jsonl", "train": "gsm8k/train.jsonl"},
-    "malt_math": {"test": "math/math500_test.jsonl", "train": "math/train.jsonl"},
-    "malt_csqa": {"test": "csqa/dev.jsonl", "train": "csqa/train.jsonl"},
-}
-#: Hub datasets for users with internet: (path, config, {our split: hub split}).
-HUB_DATASETS: dict[str, tuple[str, str | None, dict[str, str]]] = {
-    "malt_gsm8k": ("openai/gsm8k", "main", {"test": "test", "train": "train"}),
-    "malt_math": ("HuggingFaceH4/MATH-500", None, {"test": "test"}),
-    "malt_csqa": ("tau/commonsense_qa", None, {"test": "validation", "train": "train"}),
-}
-REQUIRED_FIELDS: dict[str, tuple[str, ...]] = {
-    "malt_gsm8k": ("question", "answer"),
-    "malt_math": ("problem", "answer"),
-    "malt_csqa": ("answerKey", "question"),
-}
+#: File names as laid out in ``shared/data`` (and the original releases), per task and split.
+DATA_FILES: dict[str, dict[str, str]] = {t.name: t.files for t in TASKS.values()}
 
 
 def data_dir(explicit: str | os.PathLike | None = None) -> Path | None:
@@ -47,7 +32,7 @@ def data_dir(explicit: str | os.PathLike | None = None) -> Path | None:
 def _check_row(task: str, row: object, where: str) -> dict:
     if not isinstance(row, dict):
         raise DataError(f"{where}: expected a JSON object, got {type(row).__name__}")
-    missing = [f for f in REQUIRED_FIELDS[task] if f not in row]
+    missing = [f for f in task_info(task).fields if f not in row]
     if missing:
         raise DataError(f"{where}: missing field(s) {', '.join(missing)} for {task}")
     if task == "malt_csqa":
@@ -87,7 +72,7 @@ def load_split(task: str, split: str = "test", data_dir_: str | os.PathLike | No
     folder = data_dir(data_dir_)
     if folder is not None:
         return read_jsonl(task, folder / DATA_FILES[task][split])
-    path, name, splits = HUB_DATASETS[task]
+    path, name, splits = task_info(task).hub
     if split not in splits:
         raise DataError(f"{task} split {split!r} is not on the hub: set --data-dir / MALT_DATA_DIR")
     try:

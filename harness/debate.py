@@ -17,7 +17,7 @@ from collections import defaultdict
 from dataclasses import replace
 
 from harness.errors import MaltError
-from harness.solver import SolveContext, Step, _record, _run_grouped, chain
+from harness.solver import SolveContext, Step, chain, record_turn, run_grouped
 from harness.state import SolveState
 
 ROLE = "generator"  # the engine, sampling params and stage counters the debaters use
@@ -44,7 +44,7 @@ def first_round() -> Step:
 
     def step(states: list[SolveState], ctx: SolveContext) -> list[SolveState]:
         # identical prompts of a question's agents: one request with n = agents, as votes are
-        _run_grouped(ROLE, states, ctx, lambda s: ctx.prompts[s.task].messages("generator", question=s.question))
+        run_grouped(ROLE, states, ctx, lambda s: ctx.prompts[s.task].messages("generator", question=s.question))
         for s in states:
             s.turns[turn_name(1)] = replace(s.turns.pop(ROLE), role=turn_name(1))
             s.final_turn = turn_name(1)
@@ -69,7 +69,7 @@ def update_round(round_: int) -> Step:
             )
         outs = ctx.run_role(ROLE, prompts, n=1)  # one call: every question x agent of the batch
         for s, msgs, (comp,) in zip(states, prompts, outs, strict=True):
-            _record(s, name, msgs, comp)
+            record_turn(s, name, msgs, comp)
             s.final_turn = name
         return states
 

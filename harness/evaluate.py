@@ -9,25 +9,24 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from harness.backends.base import SamplingParams
+from harness.backends.base import PAPER_TEMPERATURE, SamplingParams
 from harness.checkpoint import Checkpoint
 from harness.errors import MaltError
-from harness.grading import answers_match, gold_answer
+from harness.grading import answers_match, gold_answer, normalize_answer
+from harness.roles import ROLES
 from harness.solver import SolveContext, Step, plan
 from harness.state import SolveState
+from harness.taskinfo import task_info
 from harness.voting import majority_vote
-
-#: Default max new tokens per task (MATH solutions are long; lm-eval's 256 truncates them).
-DEFAULT_MAX_NEW_TOKENS = {"malt_gsm8k": 512, "malt_math": 1024, "malt_csqa": 384}
 
 
 @dataclass
 class EvalConfig:
-    """Options of one evaluation (what ``malt-eval`` fills from its flags)."""
+    """How one evaluation draws, solves, votes and batches questions (:meth:`harness.spec.EvalSpec.protocol`)."""
 
-    roles: tuple[str, ...] = ("generator", "verifier", "refiner")
+    roles: tuple[str, ...] = ROLES
     votes: int = 1
-    temperature: float = 0.3
+    temperature: float = PAPER_TEMPERATURE
     top_p: float = 1.0
     seeds: int = 1
     subset: int | None = None
@@ -102,18 +101,69 @@ def select_questions(n_docs: int, cfg: EvalConfig, seed: int) -> list[int]:
     return list(range(n_docs))
 
 
+class _Grader:
+    """Grades answers to one question against its reference, each distinct (normalised) answer once."""
+
+    def __init__(self, task: str, doc: dict) -> None:
+        self.task, self.doc = task, doc
+        self._seen: dict[str | None, bool] = {}
+
+    def __call__(self, answer: str | None) -> bool:
+        key = normalize_answer(self.task, answer)
+        if key not in self._seen:
+            self._seen[key] = answers_match(self.task, answer, self.doc)
+        return self._seen[key]
+
+
+def grade_turns(task: str, doc: dict, answers_by_role: dict[str, list[str | None]]) -> dict[str, dict]:
+    """Per turn, the majority-voted answer over the votes and whether it is right (the sample logs'
+    ``turn_grades``, read by the leaderboard's turn-wise tables)."""
+    grade = _Grader(task, doc)
+    out = {}
+    for role, answers in answers_by_role.items():
+        voted, _ = majority_vote(task, answers)
+        out[role] = {"answer": voted, "correct": grade(voted)}
+    return out
+
+
+def with_turn_grades(task: str, row: dict) -> dict:
+    """A sample-log row from before turns were graded at evaluation time, with its ``turn_grades`` added
+    (graded against its logged ``doc``, else against its ``target``); newer rows are returned as they are."""
+    if "turn_grades" in row:
+        return row
+    doc = row.get("doc")
+    if not isinstance(doc, dict):
+        doc = {task_info(task).gold_field: str(row.get("target", ""))}
+    return {**row, "turn_grades": grade_turns(task, doc, row.get("answers_by_role") or {})}
+
+
 def _grade(task: str, doc: dict, doc_id: int, states: list[SolveState], log: bool) -> dict:
+    """The graded row of one question: the voted answer, and every turn's answer graded as it was produced."""
+    grade = _Grader(task, doc)
+    for s in states:
+        for turn in s.turns.values():
+            turn.correct = grade(turn.answer)
     answers = [s.answer for s in states]
     voted, idx = majority_vote(task, answers)
-    correct = answers_match(task, voted, doc)
-    row = {"doc_id": doc_id, "target": gold_answer(task, doc), "answer": voted, "acc": float(correct)}
+    row = {"doc_id": doc_id, "target": gold_answer(task, doc), "answer": voted, "acc": float(grade(voted))}
     row["answers_by_role"] = {role: [s.turns[role].answer for s in states] for role in states[0].turns}
+    row["turn_grades"] = grade_turns(task, doc, row["answers_by_role"])
     if log:
         row["doc"] = doc
         row["votes"] = answers
         row["chosen_sample"] = idx
         row["samples"] = [s.to_dict() for s in states]
     return row
+
+
+def solve_questions(
+    task: str, docs: list[tuple[int, dict]], ctx: SolveContext, steps: Step, votes: int
+) -> list[list[SolveState]]:
+    """Run ``steps`` once over ``votes`` states per ``(doc_id, doc)``; return the states grouped per question."""
+    prompts = ctx.prompts[task]
+    states = [SolveState(task, doc, i, prompts.question(doc), sample=k) for i, doc in docs for k in range(votes)]
+    steps(states, ctx)
+    return [states[j * votes : (j + 1) * votes] for j in range(len(docs))]
 
 
 def batches(n_docs: int, cfg: EvalConfig) -> list[tuple[int, int, list[int]]]:
@@ -134,24 +184,20 @@ def _run_batch(task: str, docs: list[dict], ctx: SolveContext, cfg: EvalConfig, 
         for r, p in base.items()
     }
     ctx.stats = {}
-    prompts = ctx.prompts[task]
     try:
-        states = [
-            SolveState(task, docs[i], i, prompts.question(docs[i]), sample=k) for i in chunk for k in range(cfg.votes)
-        ]
-        (cfg.solver or plan(cfg.roles))(states, ctx)
+        groups = solve_questions(task, [(i, docs[i]) for i in chunk], ctx, cfg.solver or plan(cfg.roles), cfg.votes)
     finally:
         ctx.params = base
     rows = []
-    for j, i in enumerate(chunk):
-        row = _grade(task, docs[i], i, states[j * cfg.votes : (j + 1) * cfg.votes], log=True)
+    for i, group in zip(chunk, groups, strict=True):
+        row = _grade(task, docs[i], i, group, log=True)
         row["seed"] = seed
         rows.append(row)
     return {
         "task": task,
         "seed": seed,
         "start": start,
-        "prompt_hash": prompts.hash,
+        "prompt_hash": ctx.prompts[task].hash,
         "doc_ids": list(chunk),
         "rows": rows,
         "stats": ctx.stats,
@@ -192,11 +238,18 @@ def run_task(
                 total[key] = total.get(key, 0) + value
     per_seed, samples = [], []
     for seed in range(cfg.seeds):
-        rows = [row for rec in records if rec["seed"] == seed for row in rec["rows"]]
+        rows = [_graded(task, docs, row) for rec in records if rec["seed"] == seed for row in rec["rows"]]
         ids = [row["doc_id"] for row in rows]
         per_seed.append({"seed": seed, "acc": statistics.fmean(r["acc"] for r in rows), "n": len(rows), "doc_ids": ids})
         samples += rows if cfg.log_samples else [_brief(r) for r in rows]
     return TaskResult(task, per_seed, samples, stats, sum(rec["wall_time"] for rec in records))
+
+
+def _graded(task: str, docs: list[dict], row: dict) -> dict:
+    """A row from a checkpoint written before turns were graded gets its ``turn_grades`` now."""
+    if "turn_grades" not in row:
+        row = {**row, "turn_grades": grade_turns(task, docs[row["doc_id"]], row["answers_by_role"])}
+    return row
 
 
 def _brief(row: dict) -> dict:

@@ -22,10 +22,10 @@ import threading
 from decimal import Decimal, InvalidOperation
 from fractions import Fraction
 
-from harness.errors import UnknownTaskError
+from harness.taskinfo import canonical_task
 
 __all__ = [
-    "METRICS",
+    "answers_match",
     "canonical_task",
     "extract_answer",
     "gold_answer",
@@ -33,17 +33,6 @@ __all__ = [
     "normalize_answer",
 ]
 
-#: Metrics declared once, next to the grader: name -> (aggregation, higher_is_better).
-METRICS: dict[str, tuple[str, bool]] = {"acc": ("mean", True)}
-
-_TASK_ALIASES = {
-    "malt_gsm8k": "malt_gsm8k",
-    "gsm8k": "malt_gsm8k",
-    "malt_math": "malt_math",
-    "math": "malt_math",
-    "malt_csqa": "malt_csqa",
-    "csqa": "malt_csqa",
-}
 _MAX_TEXT = 200_000  # longer texts are graded on their tail only
 _MAX_ANSWER = 2_000  # an "answer" longer than this is not an answer
 MATH_VERIFY_BUDGET_S = 3.0  # seconds for math-verify per comparison: a grading call stays well under 5 s
@@ -77,19 +66,6 @@ _LETTER_PATTERNS = [
     re.compile(r"^\(?\s*([A-Ea-e])\s*\)?\s*(?:[:.)\]]|$)"),  # "B", "(B)", "B:", "B.", "b)"
     re.compile(r"^(?:(?i:option|choice|answer)\s*[:.]?)?\s*\(?([A-E])\)?\b"),  # "Option B", "choice (B) rope"
 ]
-
-
-def canonical_task(task: str) -> str:
-    """Return the canonical task name (``malt_gsm8k`` ...) for a name or alias.
-
-    Raises:
-        UnknownTaskError: (a ``ValueError``) for an unknown task name.
-    """
-    try:
-        return _TASK_ALIASES[task]
-    except (KeyError, TypeError):
-        known = ", ".join(sorted(k for k in _TASK_ALIASES if k.startswith("malt_")))
-        raise UnknownTaskError(f"unknown task {task!r} (known: {known})") from None
 
 
 # --------------------------------------------------------------------------- extraction
@@ -310,7 +286,7 @@ def gold_answer(task: str, doc: dict) -> str:
     return str(doc["answerKey"]).strip().upper()
 
 
-def _csqa_choices(doc: dict) -> dict[str, str]:
+def csqa_choices(doc: dict) -> dict[str, str]:
     q = doc.get("question")
     if isinstance(q, dict):
         return {c["label"]: c["text"] for c in q.get("choices", [])}
@@ -374,7 +350,7 @@ def answers_match(task: str, answer: str | None, doc: dict) -> bool:
             letter = _csqa_letter(answer)
             if letter is None:
                 wanted = answer.strip().strip(".").lower()
-                letter = next((k for k, v in _csqa_choices(doc).items() if v.strip().lower() == wanted), None)
+                letter = next((k for k, v in csqa_choices(doc).items() if v.strip().lower() == wanted), None)
             return letter == gold
         if normalize_answer(task, answer) == normalize_answer(task, gold):
             return True

@@ -64,7 +64,7 @@ def cache_dir() -> Path:
     return Path(base) / "malt"
 
 
-def _part_path(package: str, rel: str) -> Path:
+def part_path(package: str, rel: str) -> Path:
     spec = importlib.util.find_spec(package)
     if spec is None or not spec.submodule_search_locations:
         raise ModelError(
@@ -80,7 +80,7 @@ def assemble_gguf(model: EmbeddedModel, dest: Path) -> Path:
     """Concatenate the model's parts into ``dest`` and verify size and sha256 (atomic)."""
     if dest.is_file():
         return dest
-    paths = [_part_path(pkg, rel) for pkg, rel in model.parts]
+    paths = [part_path(pkg, rel) for pkg, rel in model.parts]
     dest.parent.mkdir(parents=True, exist_ok=True)
     digest = hashlib.sha256()
     with tempfile.NamedTemporaryFile(dir=dest.parent, delete=False, suffix=".part") as tmp:

@@ -21,9 +21,10 @@ import jinja2.sandbox
 import yaml
 
 from harness.errors import MaltError
-from harness.grading import canonical_task
+from harness.roles import ROLES
+from harness.taskinfo import canonical_task
 
-ROLES = ("generator", "verifier", "refiner")
+__all__ = ["ROLES", "PromptSet", "load_prompts", "task_version", "tasks_dir"]
 STEPS = ("debate",)  # optional templates of other solver steps; hashed apart (see PromptSet.step_hash)
 # Prompts files come from users and shared configs: render them sandboxed, so a template cannot run code.
 _ENV = jinja2.sandbox.SandboxedEnvironment(undefined=jinja2.StrictUndefined, keep_trailing_newline=False)

@@ -11,7 +11,9 @@ from pathlib import Path
 from tabulate import tabulate
 
 from harness.evaluate import EvalConfig, TaskResult
+from harness.plans import SolverPlan
 from harness.prompts import PromptSet, task_version
+from harness.roles import letters
 from harness.runfiles import atomic_write
 
 RESULTS_FORMAT = 1
@@ -26,14 +28,14 @@ def build_results(
     n_docs: dict[str, int],
     max_new_tokens: dict[str, dict[str, int]],
     label: str | None = None,
-    debate: dict | None = None,
+    plan: SolverPlan | None = None,
 ) -> dict:
     """The results document of one ``malt-eval`` run.
 
     ``label``: the row's name on the leaderboard (``malt.label``, e.g. ``"MALT"`` from ``malt-eval suite``).
-    ``debate``: ``{"agents", "rounds", "prompt_hash"}`` of a debate run (:mod:`harness.debate`).
+    ``plan``: the solver plan that ran (its name is ``malt.agents``; its own record joins the ``malt`` block).
     """
-    agents = f"debate {debate['agents']}x{debate['rounds']}" if debate else ",".join(r[0] for r in cfg.roles)
+    agents = plan.name if plan else letters(cfg.roles)
     out: dict = {"results": {}, "configs": {}, "versions": {}, "n-samples": {}, "higher_is_better": {}}
     malt: dict = {
         "format": RESULTS_FORMAT,
@@ -58,8 +60,8 @@ def build_results(
     }
     if label:
         malt["label"] = label
-    if debate:
-        malt["debate"] = debate
+    if plan:
+        malt.update(plan.info(prompts))
     for r in results:
         kind, spread = r.spread
         out["results"][r.task] = {

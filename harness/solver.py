@@ -14,10 +14,10 @@ from dataclasses import dataclass, field
 from harness.backends.base import Backend, Messages, SamplingParams
 from harness.errors import MaltError
 from harness.grading import extract_answer
-from harness.prompts import ROLES, PromptSet
+from harness.prompts import PromptSet
+from harness.roles import LETTER_ROLES, ROLES
 from harness.state import SolveState, Turn
 
-AGENT_LETTERS = {"g": "generator", "v": "verifier", "r": "refiner"}
 VALID_AGENTS = ("g", "g,v", "g,r", "g,v,r")
 
 
@@ -73,14 +73,14 @@ def turn_issues(text: str, answer: str | None, truncated: bool, prompt_truncated
     return issues
 
 
-def _record(state: SolveState, role: str, messages: Messages, comp) -> None:
+def record_turn(state: SolveState, role: str, messages: Messages, comp) -> None:
     answer = extract_answer(state.task, comp.text)
     cut = getattr(comp, "prompt_truncated", False)
     issues = turn_issues(comp.text, answer, comp.truncated, cut)
     state.turns[role] = Turn(role, messages, comp.text, answer, comp.n_tokens, comp.truncated, cut, issues)
 
 
-def _run_grouped(
+def run_grouped(
     role: str, states: list[SolveState], ctx: SolveContext, build: Callable[[SolveState], Messages]
 ) -> list[SolveState]:
     """One backend call for ``role``: states with identical prompts share one request with ``n`` samples.
@@ -98,7 +98,7 @@ def _run_grouped(
     for n, items in by_size.items():
         for (msgs, group), comps in zip(items, ctx.run_role(role, [m for m, _ in items], n=n), strict=True):
             for s, c in zip(group, comps, strict=True):
-                _record(s, role, msgs, c)
+                record_turn(s, role, msgs, c)
     return states
 
 
@@ -106,7 +106,7 @@ def generator() -> Step:
     """Write a solution to the question."""
 
     def step(states: list[SolveState], ctx: SolveContext) -> list[SolveState]:
-        return _run_grouped(
+        return run_grouped(
             "generator", states, ctx, lambda s: ctx.prompts[s.task].messages("generator", question=s.question)
         )
 
@@ -117,7 +117,7 @@ def verifier() -> Step:
     """Critique the generator's solution."""
 
     def step(states: list[SolveState], ctx: SolveContext) -> list[SolveState]:
-        return _run_grouped(
+        return run_grouped(
             "verifier",
             states,
             ctx,
@@ -131,7 +131,7 @@ def refiner() -> Step:
     """Write the final solution from question, solution and critique (empty without a verifier)."""
 
     def step(states: list[SolveState], ctx: SolveContext) -> list[SolveState]:
-        return _run_grouped(
+        return run_grouped(
             "refiner",
             states,
             ctx,
@@ -165,15 +165,19 @@ def parse_agents(agents: str) -> tuple[str, ...]:
     letters = [a.strip().lower() for a in (agents or "").split(",") if a.strip()]
     if not letters:
         raise MaltError("empty agent list: use one of " + ", ".join(VALID_AGENTS))
-    unknown = [a for a in letters if a not in AGENT_LETTERS]
+    unknown = [a for a in letters if a not in LETTER_ROLES]
     if unknown:
         raise MaltError(f"unknown agent letter {unknown[0]!r} in {agents!r}: use g, v, r")
     if ",".join(letters) not in VALID_AGENTS:
         raise MaltError(f"bad agent list {agents!r}: use one of " + ", ".join(VALID_AGENTS))
-    return tuple(AGENT_LETTERS[a] for a in letters)
+    return tuple(LETTER_ROLES[a] for a in letters)
 
 
 def plan(roles: Sequence[str]) -> Step:
-    """The chain of steps for an ordered subset of :data:`ROLES`."""
-    assert all(r in ROLES for r in roles)
+    """The chain of steps for an ordered subset of :data:`harness.roles.ROLES`."""
+    unknown = [r for r in roles if r not in ROLES]
+    if unknown:
+        raise MaltError(f"plan: unknown role {unknown[0]!r} (roles: {', '.join(ROLES)})")
+    if not roles:
+        raise MaltError("plan: no role")
     return chain(*(_STEPS[r]() for r in roles))

@@ -19,6 +19,7 @@ class Turn:
     truncated: bool = False
     prompt_truncated: bool = False
     issues: list[str] = field(default_factory=list)  # why this turn may have gone wrong (sample logs)
+    correct: bool | None = None  # the answer graded against the reference (set by evaluation; None: not graded)
 
 
 @dataclass

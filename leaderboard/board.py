@@ -5,10 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from harness.roles import ROLE_LETTERS
+from harness.taskinfo import TASKS
 from leaderboard.collect import ResultsError, Run
 
-ROLE_LETTERS = {"generator": "g", "verifier": "v", "refiner": "r"}
-TASK_ORDER = ("malt_gsm8k", "malt_math", "malt_csqa")
+TASK_ORDER = tuple(TASKS)  # the benchmarks' column order
 
 
 @dataclass

@@ -8,7 +8,9 @@ import json
 
 from tabulate import tabulate
 
-from leaderboard.board import ROLE_LETTERS, Board, Cell, Row
+from harness.roles import ROLE_LETTERS, ROLES
+from harness.taskinfo import TASKS
+from leaderboard.board import Board, Cell, Row
 from leaderboard.turns import TurnAccuracy
 
 LEGEND = (
@@ -32,7 +34,8 @@ _JSON_FIELDS = ("replaced", "max_new_tokens", "per_seed")
 
 
 def short_task(task: str) -> str:
-    return task.removeprefix("malt_")
+    """A benchmark's short name (its alias: ``gsm8k``)."""
+    return TASKS[task].alias if task in TASKS else task
 
 
 def cell_text(cell: Cell) -> str:
@@ -134,7 +137,7 @@ def turns_rows(turns: list[tuple[str, TurnAccuracy]]) -> list[list]:
         f = t.g_to_final
         flip = f"{f['incorrect→correct']} / {f['correct→incorrect']}" if f else ""
         final = f"{100 * t.final_correct / t.n:.1f}" if t.n else ""
-        rows.append([label, t.task, t.n, pct(t, "generator"), pct(t, "verifier"), pct(t, "refiner"), final, flip])
+        rows.append([label, t.task, t.n, *(pct(t, role) for role in ROLES), final, flip])
     return rows
 
 

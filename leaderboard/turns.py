@@ -1,16 +1,21 @@
-"""Turn-wise accuracy (the paper's Figure 3): the answer after G, after V (when stated) and after R."""
+"""Turn-wise accuracy (the paper's Figure 3): the answer after G, after V (when stated) and after R.
+
+Read from the grades the evaluation wrote into every sample row (``turn_grades``: per turn, the
+majority-voted answer over the votes and whether it was right); nothing is graded here.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
-from harness.grading import answers_match, canonical_task
-from harness.voting import majority_vote
+from harness.roles import ROLES
 from leaderboard.board import Board
-from leaderboard.collect import Run, load_samples
+from leaderboard.collect import ResultsError, Run, load_samples
 from leaderboard.stats import flips
 
-ROLES = ("generator", "verifier", "refiner")
+#: Turns a row of an older sample log into one with ``turn_grades`` (given by the apps, which may grade).
+Upgrade = Callable[[str, dict], dict]
 
 
 @dataclass(frozen=True)
@@ -41,35 +46,31 @@ class TurnAccuracy:
         }
 
 
-def _doc(task: str, row: dict) -> dict:
-    """The raw row logged with the sample, else one rebuilt from its target (enough for grading)."""
-    if isinstance(row.get("doc"), dict):
-        return row["doc"]
-    target = str(row.get("target", ""))
-    return {"malt_gsm8k": {"answer": f"#### {target}"}, "malt_csqa": {"answerKey": target}}.get(
-        canonical_task(task), {"answer": target}
-    )
-
-
 def turn_accuracy(task: str, rows: list[dict]) -> TurnAccuracy:
-    """Grade, per question, the majority-voted answer of each role's turn with the harness grader.
+    """Count, per role, the questions whose majority-voted answer after that turn was graded right.
 
-    Every role is graded on the questions where it states an answer; for the generator and the
+    Every role is counted on the questions where it states an answer; for the generator and the
     refiner a question without one counts as wrong (they are asked for one), and ``stated`` is ``n``.
+
+    Raises:
+        ResultsError: for a row without ``turn_grades`` (a log written before evaluations graded each turn).
     """
     correct: dict[str, int] = {}
     stated: dict[str, int] = {}
     g_ok, final_ok = [], []
     for row in rows:
-        doc = _doc(task, row)
-        by_role = row.get("answers_by_role") or {}
+        grades = row.get("turn_grades")
+        if not isinstance(grades, dict):
+            raise ResultsError(
+                f"{task} sample row {row.get('doc_id')} has no per-turn grades (a log older than this malt-eval: "
+                "rerun it, or read it with malt-leaderboard, which grades old logs)"
+            )
         for role in ROLES:
-            if role not in by_role:
+            if role not in grades:
                 continue
-            voted, _ = majority_vote(task, by_role[role])
-            ok = answers_match(task, voted, doc)
+            ok = bool(grades[role]["correct"])
             correct[role] = correct.get(role, 0) + ok
-            said = voted is not None or role != "verifier"
+            said = grades[role]["answer"] is not None or role != "verifier"
             stated[role] = stated.get(role, 0) + said
             if role == "generator":
                 g_ok.append(ok)
@@ -84,10 +85,13 @@ def turn_accuracy(task: str, rows: list[dict]) -> TurnAccuracy:
     )
 
 
-def board_turns(board: Board, runs: list[Run], strict: bool = False) -> list[tuple[str, TurnAccuracy]]:
+def board_turns(
+    board: Board, runs: list[Run], strict: bool = False, upgrade: Upgrade | None = None
+) -> list[tuple[str, TurnAccuracy]]:
     """Turn-wise accuracy of every (system, benchmark) cell whose run has a sample log.
 
-    Cells without a log are skipped, or with ``strict`` raise ``ResultsError``.
+    Cells without a log (or, without ``upgrade``, with a log older than per-turn grades) are skipped, or
+    with ``strict`` raise ``ResultsError``. ``upgrade(task, row)`` adds grades to the rows of older logs.
     """
     by_path = {str(r.path): r for r in runs}
     out = []
@@ -99,5 +103,12 @@ def board_turns(board: Board, runs: list[Run], strict: bool = False) -> list[tup
             run = by_path[cell.source]
             if not run.samples_path(task).is_file() and not strict:
                 continue
-            out.append((row.label, turn_accuracy(task, load_samples(run, task))))
+            rows = load_samples(run, task)
+            if upgrade is not None:
+                rows = [upgrade(task, r) for r in rows]
+            try:
+                out.append((row.label, turn_accuracy(task, rows)))
+            except ResultsError:
+                if strict:
+                    raise
     return out

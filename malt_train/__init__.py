@@ -1,1 +1,1 @@
-"""malt_train: MALT tree generation, value-iteration labelling and role-wise LoRA SFT/DPO (in progress)."""
+"""malt_train: MALT tree generation, value-iteration labelling and role-wise LoRA SFT/DPO."""

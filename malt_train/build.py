@@ -6,7 +6,7 @@ import random
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.prompts import ROLES
+from harness.roles import ROLES
 from malt_train.tree import Tree, write_jsonl
 
 

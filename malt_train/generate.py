@@ -17,30 +17,33 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
-from harness.backends.base import SamplingParams
+from harness.backends.base import PAPER_TEMPERATURE, SamplingParams
 from harness.errors import MaltError, raise_if_interrupted
 from harness.grading import answers_match
+from harness.identity import check_same_run
+from harness.maltrun import CONFIG_FILE, TREE_FILE
+from harness.roles import ROLES
 from harness.runfiles import append_records, atomic_write, read_records
 from harness.solver import SolveContext, generator, refiner, verifier
+from harness.spec import option
 from harness.state import SolveState
 from malt_train.shard import parse_shard, shard_batches
 
-TREE_FILE = "tree.jsonl"
-CONFIG_FILE = "generate.json"
+__all__ = ["CONFIG_FILE", "TREE_FILE", "GenerateConfig", "generate", "grow_trees", "planned_batches"]
 
 
 @dataclass
 class GenerateConfig:
     """Options of ``malt-train generate`` (written to ``RUN/generate.json``)."""
 
-    task: str = "malt_gsm8k"
-    questions: int | None = None  # a seeded random sample of N training questions (None: all)
-    branching: int = 3  # n: n generator samples, n critiques each, n refinements each (n^3 leaves)
-    temperature: float = 0.3
-    seed: int = 0
-    batch_size: int = 4  # questions per stage batch
-    max_new_tokens: int = 512
-    shard: str | None = None  # "i/k": only the i-th of k contiguous ranges of batches (see malt_train.shard)
+    task: str = option("malt_gsm8k", "malt_gsm8k, malt_math or malt_csqa.")
+    questions: int | None = option(None, "Seeded random sample of N training questions (default all).", type=int)
+    branching: int = option(3, "n: n generator samples, n critiques each, n refinements each (n^3 leaves).")
+    temperature: float = option(PAPER_TEMPERATURE, "Sampling temperature of every node.")
+    seed: int = option(0, "Seed of the question sample and of every batch's sampling.")
+    batch_size: int = option(4, "Questions per stage batch.")
+    max_new_tokens: int = option(512, "Token limit of every node.")
+    shard: str | None = option(None, "i/k: generate only the i-th of k ranges of questions (1-based).")
 
     def check(self) -> None:
         parse_shard(self.shard)
@@ -142,16 +145,14 @@ def _keep(path: Path, nodes: list[dict], qids: set[str]) -> None:
 
 
 def _check_same_run(run: Path, cfg: GenerateConfig, model: str) -> None:
-    want = {**asdict(cfg), "model": model}
-    path = run / CONFIG_FILE
-    if path.exists():
-        have = json.loads(path.read_text())
-        diff = sorted(k for k in want if have.get(k) != want[k])
-        if diff:
-            raise MaltError(f"{run} holds a different run (differs in: {', '.join(diff)}); use another --out")
-    else:
-        run.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(want, indent=2))
+    check_same_run(
+        run / CONFIG_FILE,
+        {**asdict(cfg), "model": model},
+        f"{run} holds a different run (differs in: {{diff}}); use another --out",
+        "malt-train run",
+        ignore=("merged_from",),
+        write=True,
+    )
 
 
 def generate(
@@ -192,7 +193,7 @@ def generate(
         if all(f"{cfg.task}:{i}" in done for i in batch):
             continue
         seed = cfg.seed * 1_000_003 + b
-        ctx.params = {r: replace(base, seed=seed) for r in ("generator", "verifier", "refiner")}
+        ctx.params = {r: replace(base, seed=seed) for r in ROLES}
         todo = {i: docs[i] for i in batch}
         nodes = grow_trees(cfg.task, todo, ctx, n, functools.partial(stage_done, len(todo)))
         append_records(path, nodes)  # whole questions, one write, fsynced

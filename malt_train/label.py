@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from statistics import fmean
 
+from harness.roles import ROLES
 from malt_train.tree import Tree, TreeError, read_tree, write_jsonl
 
 
@@ -35,7 +36,7 @@ def label_tree(tree: Tree, cfg: LabelConfig | None = None) -> Tree:
     cfg = cfg or LabelConfig()
     if cfg.pooling not in ("global", "local"):
         raise TreeError(f"unknown pooling {cfg.pooling!r} (use global or local)")
-    order = {"refiner": 0, "verifier": 1, "generator": 2}  # bottom-up
+    order = {role: i for i, role in enumerate(reversed(ROLES))}  # bottom-up: refiners first
     for node in sorted(tree.nodes.values(), key=lambda n: order[n["role"]]):
         kids = [tree.nodes[k] for k in tree.children.get(node["id"], [])]
         if node["role"] == "refiner":

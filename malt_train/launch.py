@@ -114,6 +114,7 @@ class Launch:
     num_processes: int | None = None
     config_file: Path | None = None
     args: list[str] = field(default_factory=list)
+    module: str = "malt_apps.train_cli"  # the malt-train command module every process runs (`-m`)
 
     def __post_init__(self) -> None:
         if self.num_processes is not None and self.num_processes < 1:
@@ -137,7 +138,7 @@ class Launch:
             cmd += ["--multi_gpu"]  # torchrun's launcher; without GPUs the trainer (use_cpu) runs on gloo
         if self.num_processes:
             cmd += ["--num_processes", str(self.num_processes)]
-        return [*cmd, "-m", "malt_train.cli", step, str(run), "--role", role, "--model", model, *self.args]
+        return [*cmd, "-m", self.module, step, str(run), "--role", role, "--model", model, *self.args]
 
     def run(self, step: str, run: Path, role: str, model: str) -> None:
         """Train ``step`` of ``role`` under accelerate; a failed launch is a one-line error (resumable)."""

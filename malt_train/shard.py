@@ -12,10 +12,9 @@ from collections import Counter
 from pathlib import Path
 
 from harness.errors import MaltError
+from harness.identity import identity_diff
+from harness.maltrun import CONFIG_FILE, TREE_FILE
 from malt_train.tree import read_tree
-
-TREE_FILE = "tree.jsonl"
-CONFIG_FILE = "generate.json"
 
 
 def parse_shard(shard: str | None) -> tuple[int, int] | None:
@@ -67,14 +66,14 @@ def merge_runs(runs: list[Path], out: Path) -> dict[str, int | list[str]]:
         raise MaltError(f"{out} already holds a tree; use another --out")
     loaded = [(run, *_load(run)) for run in runs]
     loaded.sort(key=lambda x: _shard_key(x[1]))
-    first, base = loaded[0][0], {k: v for k, v in loaded[0][1].items() if k not in ("shard", "merged_from")}
+    per_run = ("shard", "merged_from")  # what may differ between shards of one run
+    first, base = loaded[0][0], {k: v for k, v in loaded[0][1].items() if k not in per_run}
     n = base.get("branching", 3)
     per_question = n + n**2 + n**3
     owner: dict[str, Path] = {}
     lines: list[str] = []
     for run, cfg, rows in loaded:
-        other = {k: v for k, v in cfg.items() if k not in ("shard", "merged_from")}
-        diff = sorted(k for k in base.keys() | other.keys() if base.get(k) != other.get(k))
+        diff = identity_diff(base, cfg, ignore=per_run)
         if diff:
             raise MaltError(f"{run} is not a shard of the same run as {first} (differs in: {', '.join(diff)})")
         counts = Counter(json.loads(x)["question_id"] for x in rows)

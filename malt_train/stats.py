@@ -6,9 +6,8 @@ of right leaves decides how many SFT examples and DPO pairs a tree gives).
 
 from __future__ import annotations
 
+from harness.roles import ROLES
 from malt_train.tree import Tree
-
-ROLES = ("generator", "verifier", "refiner")
 
 
 def tree_stats(tree: Tree, max_new_tokens: int | None = None) -> dict:

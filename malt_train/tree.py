@@ -13,9 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness.errors import MaltError
+from harness.roles import ROLE_PARENT
 from harness.runfiles import iter_jsonl
-
-ROLE_PARENT = {"generator": None, "verifier": "generator", "refiner": "verifier"}
 
 
 class TreeError(MaltError):
@@ -24,11 +23,10 @@ class TreeError(MaltError):
 
 @dataclass
 class Tree:
-    """Nodes by id, children by parent id, and the line each node came from."""
+    """Nodes by id and children by parent id."""
 
     nodes: dict[str, dict]
     children: dict[str | None, list[str]]
-    lines: dict[str, int]
 
     def by_role(self, role: str) -> list[dict]:
         return [n for n in self.nodes.values() if n["role"] == role]
@@ -81,7 +79,7 @@ def read_tree(path: str | Path) -> Tree:
         if got != want:
             raise TreeError(f"{where}: a {node['role']} node needs a {want or 'null'} parent, got {got or 'null'}")
         children.setdefault(parent, []).append(nid)
-    return Tree(nodes, children, lines)
+    return Tree(nodes, children)
 
 
 def write_jsonl(path: Path, rows: Iterable[dict]) -> int:

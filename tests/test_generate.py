@@ -56,7 +56,7 @@ def test_killed_generate_resumes_to_the_same_tree(tiny_model_dir, small_data, tm
     full, cut = tmp_path / "full", tmp_path / "cut"
     assert malt_train("generate", "--model", tiny_model_dir, *args, "--out", full, data=small_data).returncode == 0
     env = dict(os.environ, MALT_DATA_DIR=str(small_data))
-    cmd = [sys.executable, "-m", "malt_train.cli", "generate", "--model", str(tiny_model_dir), *map(str, args)]
+    cmd = [sys.executable, "-m", "malt_apps.train_cli", "generate", "--model", str(tiny_model_dir), *map(str, args)]
     proc = subprocess.Popen(
         [*cmd, "--out", str(cut)], cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
     )

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from leaderboard.audit import READERS, Reading, disagreement
+from malt_apps.audit import READERS, Reading, disagreement
 from tests.conftest import run_cli
 
 FIXTURE = Path(__file__).parent / "fixtures" / "audit"
@@ -22,7 +22,7 @@ GSM = {"question": "q", "answer": "work\n#### 18"}
 
 
 def leaderboard(*args):
-    return run_cli("leaderboard.cli", *args, timeout=300)
+    return run_cli("malt_apps.leaderboard_cli", *args, timeout=300)
 
 
 def assert_one_line_error(r, message: str) -> None:
@@ -164,7 +164,7 @@ def _row(*turns: tuple[str, str]) -> dict:
     ],
 )
 def test_regrade_chooses_the_systems_answer_as_the_run_did(turns, answer):
-    from leaderboard.regrade import regrade_rows
+    from malt_apps.regrade import regrade_rows
 
     ((_, voted, ok),) = regrade_rows("malt_gsm8k", [_row(*turns)])
     assert voted == answer and ok is (answer == "18")

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from leaderboard.stats import flips, mcnemar_exact, paired_bootstrap
-from leaderboard.turns import turn_accuracy
+from malt_apps.logs import turn_accuracy
 from tests.conftest import malt_eval, run_cli
 
 _RUNS: dict[str, Path] = {}
@@ -20,7 +20,7 @@ COMMON = ["--max-new-tokens", 4, "--batch-size", 6, "--log-samples"]
 
 
 def leaderboard(*args):
-    return run_cli("leaderboard.cli", *args, timeout=300)
+    return run_cli("malt_apps.leaderboard_cli", *args, timeout=300)
 
 
 def make_runs(tmp_path_factory, tiny_model_dir: Path, shared_data: Path) -> dict[str, Path]:
@@ -235,6 +235,40 @@ def test_turn_accuracy_on_known_answers():
     assert turn_accuracy(
         "malt_csqa", [{**rows[0], "doc": None, "target": "B", "answers_by_role": {"generator": ["(B)"]}}]
     ).correct == {"generator": 1}
+
+
+def test_turn_accuracy_reads_the_logged_grades_only():
+    """Rows whose target and answers cannot be graded: the grades written by the evaluation decide."""
+    from leaderboard.collect import ResultsError
+    from leaderboard.turns import turn_accuracy as read_turns
+
+    grades = {
+        "generator": {"answer": "x", "correct": False},
+        "verifier": {"answer": None, "correct": False},
+        "refiner": {"answer": "y", "correct": True},
+    }
+    rows = [{"doc_id": 0, "target": "not an answer", "acc": 1.0, "doc": None, "turn_grades": grades}]
+    t = read_turns("malt_gsm8k", rows)
+    assert t.correct == {"generator": 0, "verifier": 0, "refiner": 1} and t.stated["verifier"] == 0
+    assert t.g_to_final["incorrect→correct"] == 1 and t.final_correct == 1
+    with pytest.raises(ResultsError, match="no per-turn grades"):
+        read_turns("malt_gsm8k", [{"doc_id": 0, "acc": 0.0, "target": "1"}])
+
+
+def test_turns_table_comes_from_the_grades_in_the_sample_log(runs, tmp_path):
+    """A real log whose targets, docs and answers are made ungradable gives the same turn-wise table."""
+    before = leaderboard("turns", runs["gvr"], "--json", tmp_path / "before.json")
+    assert before.returncode == 0, before.stderr
+    blind = edited_copy(runs["gvr"], tmp_path / "blind", lambda d: None)
+    (samples,) = blind.glob("samples_malt_gsm8k_*.jsonl")
+    rows = [json.loads(line) for line in samples.read_text().splitlines()]
+    assert all(set(r["turn_grades"]) == {"generator", "verifier", "refiner"} for r in rows)
+    assert all(isinstance(t["correct"], bool) for r in rows for s in r["samples"] for t in s["turns"].values())
+    blank = [{**r, "target": "?", "doc": None, "answers_by_role": {}, "samples": []} for r in rows]
+    samples.write_text("".join(json.dumps(r) + "\n" for r in blank))
+    after = leaderboard("turns", blind, "--json", tmp_path / "after.json")
+    assert after.returncode == 0, after.stderr
+    assert json.loads((tmp_path / "after.json").read_text()) == json.loads((tmp_path / "before.json").read_text())
 
 
 # --------------------------------------------------------------------------- statistics

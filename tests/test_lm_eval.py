@@ -82,3 +82,16 @@ def test_stock_lm_eval_hf_runs_our_yaml(tiny_model_dir, small_data, tmp_path):
     )
     assert r.returncode == 0, r.stderr[-3000:]
     assert "malt_gsm8k" in r.stdout and "acc" in r.stdout
+
+
+def test_malt_lm_takes_the_spec_fields_and_refuses_unknown_ones():
+    from harness.backends.scripted import ScriptedBackend
+    from harness.errors import MaltError
+    from harness.lm import MaltLM
+    from harness.solver import RoleEngine
+
+    engines = {"generator": RoleEngine(ScriptedBackend())}
+    lm = MaltLM(agents="g", votes=3, temperature=0.5, generator_adapter="a", device="cpu", engines=engines)
+    assert (lm.spec.votes, lm.spec.temperature, lm.spec.role_adapters) == (3, 0.5, {"generator": "a"})
+    with pytest.raises(MaltError, match="unknown option"):
+        MaltLM(agents="g", gnerator_model="x", engines=engines)

@@ -108,7 +108,7 @@ def _free_port() -> int:
 
 
 def _eval(*args, data, env: dict | None = None):
-    return run_cli("harness.cli", *args, data=data, env_extra={**NO_PROXY, **(env or {})})
+    return run_cli("malt_apps.eval_cli", *args, data=data, env_extra={**NO_PROXY, **(env or {})})
 
 
 def _texts(out) -> list:

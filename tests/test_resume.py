@@ -56,7 +56,7 @@ def _interrupt(args: list, data: Path, out: Path, sig: signal.Signals) -> str:
     ckpt = out / "checkpoint.jsonl"
     before = ckpt.stat().st_size if ckpt.exists() else 0
     env = dict(os.environ, MALT_DATA_DIR=str(data))
-    cmd = [sys.executable, "-m", "harness.cli", *map(str, args)]
+    cmd = [sys.executable, "-m", "malt_apps.eval_cli", *map(str, args)]
     proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 300
     while time.time() < deadline and proc.poll() is None and not (ckpt.exists() and ckpt.stat().st_size > before):

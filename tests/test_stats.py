@@ -4,7 +4,7 @@ import json
 
 from click.testing import CliRunner
 
-from malt_train.cli import main
+from malt_apps.train_cli import main
 from malt_train.stats import tree_stats
 from tests.test_label import full_tree, load
 

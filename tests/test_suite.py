@@ -15,7 +15,7 @@ from harness.evaluate import EvalConfig, run_task
 from harness.prompts import load_prompts
 from harness.solver import RoleEngine, SolveContext
 from harness.state import SolveState
-from harness.suite import suite
+from malt_apps.suite import suite
 from tests.conftest import malt_eval
 
 DOCS = [{"question": f"What is {i} + 1?", "answer": f"#### {i + 1}"} for i in range(4)]
@@ -177,7 +177,7 @@ def test_suite_with_malt_run_uses_sft_and_final_adapters_and_one_model(lora_run,
 def test_baseline_rows_are_reused_when_a_malt_run_is_added(tmp_path):
     """MA rows run before training (no --model: the default) have the options of the same rows with --malt-run."""
     from harness.models import DEFAULT_MODEL
-    from harness.suite import SuiteConfig, _run_adapters, plan_rows, row_options
+    from malt_apps.suite import SuiteConfig, _run_adapters, plan_rows, row_options
 
     run = tmp_path / "run"  # a finished run of the default model that trained nothing (no adapter to find)
     run.mkdir()
@@ -196,7 +196,7 @@ def test_baseline_rows_are_reused_when_a_malt_run_is_added(tmp_path):
 
 
 def test_help_mentions_the_suite():
-    from harness.cli import main
+    from malt_apps.eval_cli import main
 
     r = CliRunner().invoke(main, ["--help"])
     assert r.exit_code == 0 and "malt-eval suite --help" in r.output
@@ -234,7 +234,7 @@ def test_bad_input_through_the_entry_point(tmp_path):
     [(["--debate", "3x3", "--votes", "3"], "leave --votes at 1"), (["--debate", "3"], "expected AGENTSxROUNDS")],
 )
 def test_bad_debate_option_of_malt_eval(args, message):
-    from harness.cli import main
+    from malt_apps.eval_cli import main
 
     r = CliRunner().invoke(main, args)
     assert r.exit_code == 2 and r.stderr == f"malt-eval: error: {r.stderr.split('error: ', 1)[1]}"

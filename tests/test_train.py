@@ -6,7 +6,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from malt_train.cli import main as malt_train_main
+from malt_apps.train_cli import main as malt_train_main
 from tests.conftest import malt_eval, malt_train
 
 FAST = ["--max-steps", 2, "--batch-size-train", 2, "--max-length", 256, "--sft-lr", 5e-2, "--dpo-lr", 5e-2]

@@ -27,7 +27,7 @@ import torch
 from click.testing import CliRunner
 from safetensors.torch import load_file
 
-from malt_train.cli import main as malt_train_main
+from malt_apps.train_cli import main as malt_train_main
 from tests.conftest import REPO, malt_train
 
 ROLE = "verifier"
@@ -104,8 +104,8 @@ def test_accelerate_two_processes_match_one(tiny_model_dir, tmp_path):
     invoke("sft", one, "--role", ROLE, *steps, *FAST)
     invoke("dpo", one, "--role", ROLE, *steps, *FAST)
 
-    # accelerate launch -m malt_train.cli, as a user types it
-    r = launch(*TWO, "-m", "malt_train.cli", "sft", two, "--role", ROLE, *steps, *FAST)
+    # accelerate launch -m malt_apps.train_cli, as a user types it
+    r = launch(*TWO, "-m", "malt_apps.train_cli", "sft", two, "--role", ROLE, *steps, *FAST)
     assert r.returncode == 0, r.stderr[-3000:]
     written_once(two, "adapters-sft", r.stdout, "sft")
     assert_same(one / "adapters-sft" / ROLE, two / "adapters-sft" / ROLE)
@@ -122,7 +122,7 @@ def test_accelerate_two_processes_match_one(tiny_model_dir, tmp_path):
 def _worker(parent: subprocess.Popen, rank: int) -> psutil.Process | None:
     for p in psutil.Process(parent.pid).children(recursive=True):
         try:
-            if p.environ().get("RANK") == str(rank) and "malt_train.cli" in p.cmdline():
+            if p.environ().get("RANK") == str(rank) and "malt_apps.train_cli" in p.cmdline():
                 return p
         except psutil.Error:
             continue
@@ -137,7 +137,7 @@ def test_accelerate_worker_killed_then_rerun_resumes(tiny_model_dir, tmp_path):
     invoke("sft", ref, *args)
 
     run = make_run(tmp_path / "run", tiny_model_dir)
-    cmd = [sys.executable, "-m", "malt_train.cli", "sft", str(run), *map(str, args), "--num-processes", "2"]
+    cmd = [sys.executable, "-m", "malt_apps.train_cli", "sft", str(run), *map(str, args), "--num-processes", "2"]
     env = dict(os.environ, OMP_NUM_THREADS="1")
     log = (tmp_path / "killed.log").open("w+")  # a file, not a pipe nobody reads while training runs
     proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, text=True)
@@ -177,7 +177,7 @@ def test_accelerate_two_launches_on_one_run_are_refused(tiny_model_dir, tmp_path
             f"malt-train: error: {run} is in use by another malt-train (pid {holder.pid}); "
             "wait for it or use another output folder"
         ]
-        r = launch(*TWO, "-m", "malt_train.cli", "sft", run, "--role", ROLE)  # rank 0 locks, both stop
+        r = launch(*TWO, "-m", "malt_apps.train_cli", "sft", run, "--role", ROLE)  # rank 0 locks, both stop
         assert r.returncode != 0 and r.stderr.count("is in use by another malt-train") == 1
         assert "exitcode  : 2" in r.stderr
     finally:
@@ -234,13 +234,13 @@ def one_line_error_env(*args) -> str:
 def test_accelerate_launch_passes_the_training_options_on(tmp_path):
     """``run --num-processes 2`` launches each step with its training options, and only those; the worker
     parses them back into the same step configurations."""
-    from malt_train.cli import _launch, _step_configs
+    from malt_apps.train_cli import _launch, _step_configs
 
     given = ["--out", tmp_path, "--num-processes", 2, "--lora-rank", 4, "--max-steps", 3, "--task", "malt_math"]
     parent = malt_train_main.commands["run"].make_context("run", [str(a) for a in given])
     cmd = _launch(parent.params).command("dpo", tmp_path, "refiner", "M")
     assert cmd[:6] == [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2"]
-    assert cmd[6:14] == ["-m", "malt_train.cli", "dpo", str(tmp_path), "--role", "refiner", "--model", "M"]
+    assert cmd[6:14] == ["-m", "malt_apps.train_cli", "dpo", str(tmp_path), "--role", "refiner", "--model", "M"]
     opts = dict(zip(cmd[14::2], cmd[15::2], strict=True))  # the training options all take a value
     assert opts["--lora-rank"] == "4" and opts["--max-steps"] == "3" and opts["--beta"] == "0.2"
     assert not {"--task", "--num-processes", "--accelerate-config", "--out"} & set(opts)

@@ -44,7 +44,7 @@ def test_killed_sft_resumes_from_its_checkpoint(tiny_model_dir, tmp_path):
     assert r.returncode == 0, r.stderr[-3000:]
 
     run = _run_dir(tmp_path / "killed", tiny_model_dir)
-    cmd = [sys.executable, "-m", "malt_train.cli", "sft", str(run), *map(str, ARGS)]
+    cmd = [sys.executable, "-m", "malt_apps.train_cli", "sft", str(run), *map(str, ARGS)]
     proc = subprocess.Popen(cmd, cwd=REPO, env=dict(os.environ), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     ckpt = run / "work" / "sft-generator" / "checkpoints"
     deadline = time.time() + 300

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from tests.conftest import REPO
 
-SOURCES = ("harness", "malt_train", "leaderboard", "tasks", "pyproject.toml", "README.md")
+SOURCES = ("harness", "malt_train", "leaderboard", "malt_apps", "tasks", "pyproject.toml", "README.md")
 
 
 def test_wheel_ships_tasks_and_evaluates_from_another_folder(tmp_path, tiny_model_dir, small_data):
@@ -45,7 +45,7 @@ def test_wheel_ships_tasks_and_evaluates_from_another_folder(tmp_path, tiny_mode
     out = tmp_path / "out"
     args = ["--model", tiny_model_dir, "--agents", "g", "--limit", 1, "--max-new-tokens", 4, "--temperature", 0]
     r = subprocess.run(
-        [sys.executable, "-m", "harness.cli", *map(str, args), "--output-path", str(out)],
+        [sys.executable, "-m", "malt_apps.eval_cli", *map(str, args), "--output-path", str(out)],
         capture_output=True,
         text=True,
         cwd=elsewhere,

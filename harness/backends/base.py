@@ -7,6 +7,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 Messages = list[dict[str, str]]
+#: The MALT paper's sampling temperature: the default of every sampled step (evaluation votes, trees).
+PAPER_TEMPERATURE = 0.3
 
 
 @dataclass(frozen=True)

@@ -58,7 +58,7 @@ def build(dirs: tuple[str, ...], out: str, title: str) -> None:
     from leaderboard.html import html_page
     from leaderboard.plots import accuracy_plot, task_plots
     from leaderboard.render import LEGEND, board_dict, csv_text, main_table, markdown
-    from leaderboard.turns import board_turns
+    from malt_apps.logs import board_turns
 
     runs = load_runs(list(dirs))
     board = build_board(runs)
@@ -111,7 +111,7 @@ def turns(dirs: tuple[str, ...], json_path: str | None) -> None:
     from leaderboard.board import build_board
     from leaderboard.collect import load_runs
     from leaderboard.render import TURNS_LEGEND, turns_table
-    from leaderboard.turns import board_turns
+    from malt_apps.logs import board_turns
 
     runs = load_runs(list(dirs))
     found = board_turns(build_board(runs), runs, strict=True)
@@ -131,8 +131,8 @@ def audit(dirs: tuple[str, ...], out: str) -> None:
     (MATH), lm-eval's multi_choice_regex (CSQA). Writes OUT/disagreements.jsonl (text tail, every reader's
     answer and grade, gold) and OUT/summary.json; prints the summary per task, role and reader.
     """
-    from leaderboard.audit import audit as run_audit
-    from leaderboard.audit import summary_rows, summary_table, write_audit
+    from malt_apps.audit import audit as run_audit
+    from malt_apps.audit import summary_rows, summary_table, write_audit
 
     audits = run_audit(list(dirs))
     dis, summ = write_audit(audits, Path(out))
@@ -149,7 +149,7 @@ def regrade(dirs: tuple[str, ...], json_path: str | None) -> None:
     """Grade the runs under DIRS again with the current grader, from their sample logs (no generation)."""
     from tabulate import tabulate
 
-    from leaderboard.regrade import regrade as run_regrade
+    from malt_apps.regrade import regrade as run_regrade
 
     found = run_regrade(list(dirs))
     rows = [

@@ -27,9 +27,9 @@ from pathlib import Path
 from tabulate import tabulate
 
 from harness.grading import (
-    _csqa_choices,
     answers_match,
     canonical_task,
+    csqa_choices,
     extract_answer,
     gold_answer,
     normalize_answer,
@@ -212,7 +212,7 @@ def _gsm8k_readers(text: str, doc: dict) -> dict[str, Reading]:
 
 
 def _csqa_readers(text: str, doc: dict) -> dict[str, Reading]:
-    choices = _csqa_choices(doc)
+    choices = csqa_choices(doc)
     letters = list(choices)
     mc = {"choices": list(choices.values())}
     gold = gold_answer("malt_csqa", doc)

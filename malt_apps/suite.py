@@ -1,6 +1,6 @@
 """``malt-eval suite``: the MALT paper's table rows (baselines, STaR, MALT, ablations, debate) in one command.
 
-Every row is one ``malt-eval --output-path OUT/<slug>`` evaluation on the same seeded subsets, run in
+Every row is one evaluation spec (``malt-eval --output-path OUT/<slug>``) on the same seeded subsets, run in
 this process with the base model loaded once (:func:`harness.engines.shared_backends`). A row whose
 folder already holds its results for the same options and prompts is reused as it is; an
 interrupted row resumes from its checkpoint. At the end the rows are put on a leaderboard
@@ -9,6 +9,7 @@ interrupted row resumes from its checkpoint. At the end the rows are put on a le
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 from dataclasses import dataclass, field
@@ -17,9 +18,17 @@ from pathlib import Path
 import click
 
 from harness.errors import MaltError, OneLineUsageErrors, interrupt_on_sigterm
+from harness.identity import as_json, identity_diff
+from harness.spec import EvalSpec, option
+from malt_apps.options import field_values, options_from
 
 MARKER = "suite-row.json"  # in each row folder: the options and prompt hashes its results were made with
-ROLE_LETTERS = {"generator": "g", "verifier": "v", "refiner": "r"}
+#: The malt-eval options the suite passes to every row as they are.
+SHARED = (
+    "tasks", "seeds", "subset", "limit", "temperature", "batch_size", "max_new_tokens", "prompts_file", "backend",
+    "base_url", "api_key", "dtype", "data_dir", "log_samples",
+)  # fmt: skip
+SHARED_DEFAULTS = {"tasks": "malt_gsm8k,malt_math,malt_csqa", "seeds": 4, "log_samples": True}
 
 
 @dataclass(frozen=True)
@@ -38,15 +47,17 @@ class Row:
 class SuiteConfig:
     """What ``malt-eval suite`` runs; the other ``malt-eval`` options are passed to every row as they are."""
 
-    out: Path
-    model: str | None = None
-    malt_run: str | None = None  # a malt-train run: STaR (adapters-sft) and MALT (adapters) rows
-    mv: int = 3  # votes of the majority-voting rows (the paper's MV@3)
-    ablation_swap: bool = False  # Table 4: each trained role in turn played by the base model
-    ablation_agents: bool = False  # Table 5: g, g+v, g+r (and g+v+r) with the trained agents
-    debate: bool = False  # the multi-agent debate baseline, 3 agents x 3 rounds
-    rows: tuple[str, ...] = ()  # only these row slugs (all planned rows when empty)
-    eval_options: dict = field(default_factory=dict)  # malt-eval options shared by every row
+    out: Path = option(None, "Folder of the rows (one subfolder each) and the board.", required=True, type=click.Path())
+    model: str | None = option(None, "Base model (default: the --malt-run's base, else qwen2.5-coder-0.5b).")
+    malt_run: str | None = option(None, "A malt-train run: adds the STaR (SFT adapters) and MALT rows.")
+    mv: int = option(3, "Votes of the majority-voting (MV) rows (the paper's MV@3).")
+    ablation_swap: bool = option(False, "Table 4: each trained role in turn swapped back to the base.")
+    ablation_agents: bool = option(False, "Table 5: g, g+v, g+r with trained agents (g+v+r = MALT).")
+    debate: bool = option(False, "Multi-agent debate baseline: 3 agents x 3 rounds (9 calls/question).")
+    rows: tuple[str, ...] = option(
+        (), "Only these rows, by folder name (e.g. ma-mv3,malt-mv3); default all planned rows."
+    )
+    eval_options: dict = field(default_factory=dict)  # malt-eval options shared by every row (SHARED)
 
     def check(self) -> None:
         """Raise ``MaltError`` for options that cannot run."""
@@ -96,14 +107,10 @@ def select_rows(rows: list[Row], slugs: tuple[str, ...]) -> list[Row]:
     return [r for r in rows if r.slug in slugs]
 
 
-def row_options(cfg: SuiteConfig, row: Row, model: str | None) -> dict:
-    """The ``malt-eval`` options of one row (what :func:`harness.cli.run` takes)."""
-    from harness.cli import ROLE_NAMES
-    from harness.cli import main as eval_command
-
-    opts = {p.name: p.default for p in eval_command.params if p.name}
-    opts.update(cfg.eval_options)
-    opts.update(
+def row_spec(cfg: SuiteConfig, row: Row, model: str | None) -> EvalSpec:
+    """The evaluation of one row: the shared options, the row's system, its folder and label."""
+    return dataclasses.replace(
+        EvalSpec.from_options(cfg.eval_options),
         model=model,
         agents=row.agents,
         votes=row.votes,
@@ -111,21 +118,24 @@ def row_options(cfg: SuiteConfig, row: Row, model: str | None) -> dict:
         malt_run=None,
         label=row.label,
         debate=row.debate,
+        role_models={},
+        role_adapters=dict(row.adapters),  # as --malt-run gives them (served names, remotely)
     )
-    for role in ROLE_NAMES:
-        opts[f"{role}_model"] = None
-        opts[f"{role}_adapter"] = row.adapters.get(role)  # as --malt-run gives them (served names, remotely)
-    return opts
 
 
-def _prompt_hashes(opts: dict) -> dict:
-    from harness.grading import canonical_task
+def row_options(cfg: SuiteConfig, row: Row, model: str | None) -> dict:
+    """The ``malt-eval`` options of one row (its spec as option values)."""
+    return row_spec(cfg, row, model).options()
+
+
+def _prompt_hashes(spec: EvalSpec) -> dict:
     from harness.prompts import load_prompts
 
+    plan = spec.solver_plan()
     out = {}
-    for t in (t.strip() for t in opts["tasks"].split(",") if t.strip()):
-        p = load_prompts(canonical_task(t), opts["prompts_file"])
-        out[p.task] = [p.hash, p.step_hash("debate") if opts.get("debate") else None]
+    for t in spec.task_names():
+        p = load_prompts(t, spec.prompts_file)
+        out[p.task] = [p.hash, plan.step_hash(p)]
     return out
 
 
@@ -139,25 +149,23 @@ def _finished(folder: Path, marker: dict) -> bool:
         have = json.loads((folder / MARKER).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return False
-
-    def key(m: dict) -> tuple:
-        options = {k: v for k, v in (m.get("options") or {}).items() if k != "output_path"}
-        return options, m.get("prompt_hash")
-
-    return key(have) == key(marker) and (folder / str(have.get("results"))).is_file()
+    if not isinstance(have, dict) or have.get("prompt_hash") != marker["prompt_hash"]:
+        return False
+    same = not identity_diff(have.get("options") or {}, marker["options"], ("output_path",), EvalSpec().options())
+    return same and (folder / str(have.get("results"))).is_file()
 
 
 def run_row(cfg: SuiteConfig, row: Row, model: str | None) -> bool:
     """Evaluate one row (or reuse its finished results); True when it was reused."""
-    from harness.cli import run as run_eval
     from harness.runfiles import atomic_write
+    from malt_apps.report import evaluate_and_print
 
-    opts = row_options(cfg, row, model)
-    folder = Path(opts["output_path"])
-    marker = {"options": json.loads(json.dumps(opts, default=str)), "prompt_hash": _prompt_hashes(opts)}
+    spec = row_spec(cfg, row, model)
+    folder = Path(spec.output_path)
+    marker = {"options": as_json(spec.options()), "prompt_hash": _prompt_hashes(spec)}
     if _finished(folder, marker):
         return True
-    run_eval(**opts)
+    evaluate_and_print(spec)
     newest = max(folder.glob("results_*.json"), key=lambda p: p.name)
     atomic_write(folder / MARKER, json.dumps({**marker, "results": newest.name}, indent=2))
     return False
@@ -171,11 +179,13 @@ def _run_adapters(cfg: SuiteConfig) -> tuple[str | None, dict[str, str], dict[st
 
         remote = get_backend(cfg.eval_options.get("backend") or "hf").remote  # remote: the server's model
         return cfg.model or (None if remote else DEFAULT_MODEL), {}, {}
-    from harness.cli import _malt_run
+    from harness.maltrun import stage_adapters
+    from malt_apps.report import note
 
-    model, sft = _malt_run(cfg.malt_run, "sft", cfg.model)
-    _, final = _malt_run(cfg.malt_run, "final", cfg.model)
-    return model, sft, final
+    sft, final = (stage_adapters(cfg.malt_run, stage, cfg.model) for stage in ("sft", "final"))
+    for text in (*sft.notes, *final.notes):
+        note(f"note: {text}")
+    return sft.model, sft.adapters, final.adapters
 
 
 def board(cfg: SuiteConfig, rows: list[Row]) -> str:
@@ -183,7 +193,7 @@ def board(cfg: SuiteConfig, rows: list[Row]) -> str:
     from leaderboard.board import build_board
     from leaderboard.collect import load_runs
     from leaderboard.render import LEGEND, main_table, markdown
-    from leaderboard.turns import board_turns
+    from malt_apps.logs import board_turns
 
     runs = load_runs([cfg.out / slug for slug in dict.fromkeys(r.slug for r in rows)])
     built = build_board(runs)
@@ -194,13 +204,10 @@ def board(cfg: SuiteConfig, rows: list[Row]) -> str:
 def run_suite(cfg: SuiteConfig) -> list[Row]:
     """Validate, run (or reuse) every row, print and write the leaderboard; return the rows."""
     from harness.engines import shared_backends
-    from harness.grading import canonical_task
     from harness.runfiles import RunLock
 
     cfg.check()
-    tasks = [canonical_task(t) for t in cfg.eval_options["tasks"].split(",") if t.strip()]
-    if not tasks:
-        raise MaltError("no task given: use --tasks malt_gsm8k,malt_math,malt_csqa")
+    EvalSpec.from_options(cfg.eval_options).task_names()  # an unknown task fails before anything runs
     model, sft, final = _run_adapters(cfg)
     rows = select_rows(plan_rows(cfg, sft, final), cfg.rows)
     reused = 0
@@ -223,32 +230,8 @@ class _Command(OneLineUsageErrors, click.Command):
 @click.command(
     "suite", cls=_Command, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100}
 )
-@click.option("--model", default=None, help="Base model (default: the --malt-run's base, else qwen2.5-coder-0.5b).")
-@click.option("--malt-run", default=None, help="A malt-train run: adds the STaR (SFT adapters) and MALT rows.")
-@click.option("--tasks", default="malt_gsm8k,malt_math,malt_csqa", show_default=True, help="Comma-separated tasks.")
-@click.option("--seeds", default=4, show_default=True, type=int, help="Runs per row, each on its own seeded subset.")
-@click.option("--subset", default=None, type=int, help="Random test questions per seed (same for every row).")
-@click.option("--limit", default=None, type=int, help="First N questions only (smoke runs; flagged).")
-@click.option("--out", required=True, type=click.Path(), help="Folder of the rows (one subfolder each) and the board.")
-@click.option("--mv", default=3, show_default=True, type=int, help="Votes of the majority-voting (MV) rows.")
-@click.option("--temperature", default=0.3, show_default=True, type=float, help="Sampling temperature of every row.")
-@click.option("--ablation-swap", is_flag=True, help="Table 4: each trained role in turn swapped back to the base.")
-@click.option("--ablation-agents", is_flag=True, help="Table 5: g, g+v, g+r with trained agents (g+v+r = MALT).")
-@click.option("--debate", is_flag=True, help="Multi-agent debate baseline: 3 agents x 3 rounds (9 calls/question).")
-@click.option(
-    "--rows", default="", help="Only these rows, by folder name (e.g. ma-mv3,malt-mv3); default all planned rows."
-)
-@click.option("--batch-size", default=16, show_default=True, type=int, help="Questions per stage batch.")
-@click.option("--max-new-tokens", default=None, help="N for all roles or role=N,... (default per task).")
-@click.option("--prompts", "prompts_file", default=None, help="YAML file overriding the prompts.")
-@click.option("--backend", default="hf", show_default=True, help="Inference backend: hf, vllm or openai.")
-@click.option("--base-url", default=None, help="--backend openai: the server's API root.")
-@click.option("--api-key", default=None, help="--backend openai: API key.")
-@click.option("--dtype", default="auto", show_default=True, help="auto, bfloat16, float16 or float32.")
-@click.option("--data-dir", default=None, help="Folder of the benchmark JSONL files (default: $MALT_DATA_DIR).")
-@click.option(
-    "--log-samples/--no-log-samples", default=True, show_default=True, help="Per-question logs (compare, turns)."
-)
+@options_from(SuiteConfig, exclude=("eval_options",))
+@options_from(EvalSpec, only=SHARED, defaults=SHARED_DEFAULTS)
 def suite(**o) -> None:
     """Run the MALT paper's table rows on the same seeded subsets and print their leaderboard.
 
@@ -258,19 +241,12 @@ def suite(**o) -> None:
     in OUT/<row> with its label (malt.label) for malt-leaderboard.
     """
     interrupt_on_sigterm()
-    shared = ("tasks", "seeds", "subset", "limit", "temperature", "batch_size", "max_new_tokens", "prompts_file")
-    shared += ("backend", "base_url", "api_key", "dtype", "data_dir", "log_samples")
-    cfg = SuiteConfig(
-        out=Path(o["out"]),
-        model=o["model"],
-        malt_run=o["malt_run"],
-        mv=o["mv"],
-        ablation_swap=o["ablation_swap"],
-        ablation_agents=o["ablation_agents"],
-        debate=o["debate"],
-        rows=tuple(s.strip() for s in o["rows"].split(",") if s.strip()),
-        eval_options={k: o[k] for k in shared},
-    )
+    own = field_values(SuiteConfig, o) | {
+        "out": Path(o["out"]),
+        "rows": tuple(s.strip() for s in o["rows"].split(",") if s.strip()),
+        "eval_options": {k: o[k] for k in SHARED},
+    }
+    cfg = SuiteConfig(**own)
     try:
         run_suite(cfg)
     except MaltError as exc:

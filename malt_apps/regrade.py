@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from harness.grading import answers_match, canonical_task, extract_answer
 from harness.state import SolveState, Turn
 from harness.voting import majority_vote
-from leaderboard.audit import LogSource, log_sources
 from leaderboard.collect import ResultsError
+from malt_apps.audit import LogSource, log_sources
 
 _ROLES = {"generator", "verifier", "refiner"}
 

@@ -1,0 +1,206 @@
+"""One call evaluates a spec: :func:`run_eval` (what ``malt-eval``, the suite and the README's example run).
+
+Validation comes first (no model or data loaded for a bad spec); with ``output_path`` the run takes the
+folder's lock, checks the folder's run record (:mod:`harness.identity`) and keeps every finished batch
+(:mod:`harness.checkpoint`), so a rerun of the same spec resumes, and a finished one rereads its results
+without loading any model.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from harness.backends.base import SamplingParams
+from harness.checkpoint import Checkpoint
+from harness.data import data_dir, load_split
+from harness.errors import MaltError
+from harness.evaluate import EvalConfig, TaskResult, batches, run_task
+from harness.maltrun import stage_adapters
+from harness.models import DEFAULT_MODEL
+from harness.plans import SolverPlan
+from harness.prompts import PromptSet, load_prompts
+from harness.results import build_results, summary_table, write_results
+from harness.roles import letters
+from harness.runfiles import RunLock
+from harness.solver import RoleEngine, SolveContext
+from harness.spec import EvalSpec
+
+log = logging.getLogger("harness")
+Notes = Callable[[str], None]
+
+
+@dataclass
+class EvalResults:
+    """What an evaluation produced: the results document (lm-eval's layout plus ``malt``), per-task results
+    with their graded rows, and the results file when the spec had an ``output_path``."""
+
+    doc: dict
+    tasks: list[TaskResult]
+    path: Path | None = None
+
+    def acc(self, task: str) -> float:
+        """Accuracy on ``task`` (mean over seeds)."""
+        return self.doc["results"][task]["acc,none"]
+
+    def table(self) -> str:
+        """The summary table ``malt-eval`` prints."""
+        return summary_table(self.doc)
+
+
+@dataclass
+class _Run:
+    """A validated spec with what it needs loaded: plan, protocol, prompts, questions, models per role."""
+
+    spec: EvalSpec
+    plan: SolverPlan
+    cfg: EvalConfig
+    tasks: list[str]
+    prompts: dict[str, PromptSet]
+    docs: dict[str, list[dict]]
+    model: str | None
+    role_models: dict[str, str | None]
+    role_adapters: dict[str, str | None]
+
+    def identity(self) -> dict:
+        """What makes two runs in one output folder the same run (``OUT/run.json``)."""
+        s, cfg = self.spec, self.cfg
+        return {
+            "model": self.model or DEFAULT_MODEL,
+            "role_models": self.role_models,
+            "role_adapters": {r: a and os.path.abspath(a) for r, a in self.role_adapters.items()},
+            "backend": s.backend,
+            "dtype": s.dtype,
+            "agents": letters(cfg.roles),
+            "votes": cfg.votes,
+            "temperature": cfg.temperature,
+            "top_p": cfg.top_p,
+            "subset": cfg.subset,
+            "limit": cfg.limit,
+            "batch_size": cfg.batch_size,
+            "max_new_tokens": cfg.max_new_tokens,
+            **self.plan.info(self.prompts),
+        }
+
+
+def run_eval(
+    spec: EvalSpec,
+    *,
+    engines: Mapping[str, RoleEngine] | None = None,
+    notes: Notes | None = None,
+    progress: bool = True,
+) -> EvalResults:
+    """Evaluate ``spec`` on every task and return the results (written to ``spec.output_path`` if set).
+
+    Args:
+        spec: what to evaluate.
+        engines: ready-made role engines (e.g. a scripted backend) instead of loading ``spec``'s models.
+        notes: receives one-line notes (a resumed run, a taken-over lock, roles without an adapter);
+            default: the ``harness`` logger.
+        progress: show a progress bar per task.
+
+    Raises:
+        MaltError: bad spec, data, prompts, model or output folder (before any model is loaded where it can).
+    """
+    notes = notes or log.warning
+    run = _prepare(spec, notes)
+    if not spec.output_path:
+        return _run_tasks(run, None, engines, progress)
+    with RunLock(spec.output_path, "malt-eval") as lock:
+        if lock.took_over:
+            notes(f"note: took over the stale lock of dead process {lock.took_over}")
+        ckpt = Checkpoint(spec.output_path, run.identity())
+        if ckpt.n_done:
+            notes(f"resuming: {ckpt.n_done} finished batches on record in {spec.output_path}")
+        return _run_tasks(run, ckpt, engines, progress)
+
+
+def _prepare(spec: EvalSpec, notes: Notes) -> _Run:
+    """Check the spec, load prompts and questions, resolve ``malt_run``: everything but the models."""
+    plan = spec.check()
+    cfg = spec.protocol(plan)
+    tasks = spec.task_names()
+    folder = data_dir(spec.data_dir)
+    prompts = {t: load_prompts(t, spec.prompts_file) for t in tasks}
+    plan.info(prompts)  # a plan's own templates must exist before anything runs
+    docs = {t: load_split(t, "test", folder) for t in tasks}
+    for t in tasks:  # fail on impossible subsets before loading any model
+        if cfg.subset and cfg.subset > len(docs[t]):
+            raise MaltError(f"--subset {cfg.subset} is larger than {t}'s split ({len(docs[t])} questions)")
+    model = spec.model
+    role_adapters = {r: spec.role_adapters.get(r) for r in cfg.roles}
+    if spec.malt_run:
+        trained = stage_adapters(spec.malt_run, spec.stage, spec.model)
+        for note in trained.notes:
+            notes(f"note: {note}")
+        model = trained.model
+        role_adapters = {r: role_adapters[r] or trained.adapters.get(r) for r in cfg.roles}
+    role_models = {r: spec.role_models.get(r) for r in cfg.roles}
+    return _Run(spec, plan, cfg, tasks, prompts, docs, model, role_models, role_adapters)
+
+
+def _engines(run: _Run, ckpt: Checkpoint | None) -> tuple[Mapping[str, RoleEngine], dict]:
+    s = run.spec
+    engines, described = s.engines(run.cfg.roles, s.batch_size, run.model, run.role_models, run.role_adapters)
+    if ckpt is not None:
+        ckpt.roles = described
+    return engines, described
+
+
+def _given(run: _Run, engines: Mapping[str, RoleEngine], ckpt: Checkpoint | None) -> dict:
+    """How ready-made engines are described in the results."""
+    described = {
+        r: {"model": run.model or getattr(engines[r].backend, "model_id", None), "path": None, "adapter": None}
+        for r in run.cfg.roles
+    }
+    if ckpt is not None:
+        ckpt.roles = described
+    return described
+
+
+def _run_tasks(
+    run: _Run, ckpt: Checkpoint | None, engines: Mapping[str, RoleEngine] | None, progress: bool
+) -> EvalResults:
+    from tqdm.auto import tqdm
+
+    cfg, docs, prompts = run.cfg, run.docs, run.prompts
+    todo = [
+        (t, seed, start)
+        for t in run.tasks
+        for seed, start, chunk in batches(len(docs[t]), cfg)
+        if ckpt is None or ckpt.get(t, seed, start, prompts[t].hash, chunk) is None
+    ]
+    if engines is not None:
+        described = _given(run, engines, ckpt)
+    elif todo:
+        engines, described = _engines(run, ckpt)
+    else:  # everything is on record: no model needed
+        engines, described = {}, ckpt.roles
+    results, used_tokens = [], {}
+    for task in run.tasks:
+        tokens = run.spec.task_tokens(task, cfg.roles)
+        used_tokens[task] = tokens
+        params = {r: SamplingParams(tokens[r], cfg.temperature, cfg.top_p) for r in cfg.roles}
+        n_q = sum(len(chunk) for _, _, chunk in batches(len(docs[task]), cfg))
+        bar = tqdm(total=n_q, desc=f"{task} [{letters(cfg.roles)}]", unit="q", disable=not progress)
+        seen = {"tokens": 0}
+        t0 = time.time()
+
+        def on_stage(role: str, n: int, toks: int, bar=bar, seen=seen, t0=t0) -> None:
+            seen["tokens"] += toks
+            bar.set_postfix_str(f"{role} done, {seen['tokens'] / max(1e-9, time.time() - t0):.1f} tok/s")
+
+        ctx = SolveContext({task: prompts[task]}, dict(engines), params, on_stage=on_stage)
+        results.append(run_task(task, docs[task], ctx, cfg, progress=bar.update, checkpoint=ckpt))
+        bar.close()
+    model_name = run.model or described.get(cfg.roles[0], {}).get("model") or DEFAULT_MODEL
+    n_docs = {t: len(docs[t]) for t in run.tasks}
+    doc = build_results(results, cfg, prompts, described, model_name, n_docs, used_tokens, run.spec.label, run.plan)
+    path = None
+    if run.spec.output_path:
+        path = write_results(doc, results, run.spec.output_path, cfg.log_samples)
+    return EvalResults(doc, results, path)

@@ -1,0 +1,250 @@
+"""What an evaluation is, as one typed object: :class:`EvalSpec` (each field carries its help text).
+
+``malt-eval``'s flags, ``malt-eval suite``'s shared flags, ``malt-train generate``'s model flags and the
+``malt`` lm-eval model's arguments are all made from these fields (TRL's ``*Config`` pattern): a new
+option is one new field here. :func:`harness.runner.run_eval` evaluates a spec.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from harness.backends.base import PAPER_TEMPERATURE
+from harness.errors import MaltError
+from harness.evaluate import EvalConfig
+from harness.maltrun import STAGES
+from harness.models import DEFAULT_MODEL, EMBEDDED
+from harness.plans import SolverPlan, agents_plan, debate_plan
+from harness.roles import ROLES
+from harness.taskinfo import TASKS, canonical_task, task_info
+
+
+def option(default: Any, help: str, **meta: Any) -> Any:
+    """A dataclass field with its help text (and CLI hints: ``flag``, ``type``, ``choices``, ``metavar``,
+    ``per_role`` for a role -> value mapping shown as one flag per role)."""
+    if isinstance(default, dict):
+        return field(default_factory=lambda: dict(default), metadata={"help": help, **meta})
+    return field(default=default, metadata={"help": help, **meta})
+
+
+@dataclass
+class EngineSpec:
+    """Where the roles run: the model, the inference backend and its settings."""
+
+    model: str | None = option(
+        None,
+        "Model dir, hub id or embedded alias ("
+        + ", ".join(f"{m} [default]" if m == DEFAULT_MODEL else m for m in EMBEDDED)
+        + ").",
+    )
+    data_dir: str | None = option(None, "Folder of the benchmark JSONL files (default: $MALT_DATA_DIR, else the hub).")
+    prompts_file: str | None = option(None, "YAML file overriding the role prompts.", flag="--prompts")
+    backend: str = option("hf", "Inference backend: hf, vllm or openai.")
+    base_url: str | None = option(None, "--backend openai: the server's API root (default http://127.0.0.1:8000/v1).")
+    api_key: str | None = option(None, "--backend openai: API key (default $OPENAI_API_KEY, else EMPTY).")
+    dtype: str = option("auto", "auto, bfloat16, float16 or float32.")
+
+    def engines(
+        self,
+        roles: tuple[str, ...],
+        batch_size: int,
+        model: str | None = None,
+        role_models: Mapping[str, str | None] | None = None,
+        role_adapters: Mapping[str, str | None] | None = None,
+    ) -> tuple[dict, dict]:
+        """Load the roles' engines (:func:`harness.engines.build_engines`): ``model`` (default: this spec's)
+        on this spec's backend and dtype; return them with a description of what each role runs."""
+        from harness.engines import backend_options, build_engines
+
+        return build_engines(
+            model or self.model,
+            roles,
+            role_models,
+            role_adapters,
+            self.backend,
+            batch_size=batch_size,
+            dtype=self.dtype,
+            **backend_options(self.backend, self.base_url, self.api_key),
+        )
+
+
+@dataclass
+class EvalSpec(EngineSpec):
+    """One evaluation: which system (models, adapters, agents or a debate, votes, sampling) answers which
+    benchmark questions (tasks, seeds, subsets), and where its results go.
+
+    Example::
+
+        from harness import EvalSpec, run_eval
+
+        results = run_eval(EvalSpec(model="smollm2-135m", agents="g,v,r", tasks="malt_gsm8k", limit=5))
+    """
+
+    agents: str = option("g,v,r", "g, g,v, g,r or g,v,r.")
+    tasks: tuple[str, ...] | str = option("malt_gsm8k", "Comma-separated: malt_gsm8k,malt_math,malt_csqa.")
+    votes: int = option(1, "Independent pipelines per question, majority-voted.")
+    temperature: float = option(PAPER_TEMPERATURE, "Sampling temperature (0 with --votes 1: greedy).")
+    seeds: int = option(1, "Runs, each on its own seeded subset.")
+    subset: int | None = option(None, "Random test questions per seed (the paper's protocol).", type=int)
+    limit: int | None = option(None, "First N questions only (smoke runs; flagged in the results).", type=int)
+    batch_size: int = option(16, "Questions per stage batch and sequences per forward.")
+    max_new_tokens: int | str | dict[str, int] | None = option(
+        None,
+        "N for all roles or role=N,... (default per task: "
+        + ", ".join(f"{t.alias} {t.max_new_tokens}" for t in TASKS.values())
+        + ").",
+        type=str,
+    )
+    output_path: str | None = option(None, "Folder for the results JSON (and sample logs).")
+    log_samples: bool = option(False, "Write every role's prompt, text and answer per question.")
+    malt_run: str | None = option(None, "A malt-train run folder: use its base model and role adapters.")
+    stage: str = option(
+        "final", "With --malt-run: final (MALT) adapters or sft (STaR baseline) adapters.", choices=tuple(STAGES)
+    )
+    debate: str | None = option(
+        None,
+        "Multi-agent debate instead of the roles: A agents x R rounds (e.g. 3x3) on the generator's model.",
+        metavar="AxR",
+    )
+    label: str | None = option(None, "Name of this system on malt-leaderboard (malt.label in the results).")
+    role_models: dict[str, str | None] = option({}, "Base model of the {role} (default: --model).", per_role="model")
+    role_adapters: dict[str, str | None] = option({}, "PEFT LoRA adapter dir for the {role}.", per_role="adapter")
+
+    # ------------------------------------------------------------------ reading the fields
+    def task_names(self) -> list[str]:
+        """The canonical task names, in order, each once (an unknown name is an ``UnknownTaskError``)."""
+        names = self.tasks.split(",") if isinstance(self.tasks, str) else list(self.tasks)
+        names = [t.strip() for t in names if t and t.strip()]
+        if not names:
+            raise MaltError("no task given: use --tasks malt_gsm8k,malt_math,malt_csqa")
+        return list(dict.fromkeys(canonical_task(t) for t in names))
+
+    def solver_plan(self) -> SolverPlan:
+        """The plan the spec asks for: the ``agents`` chain, or a ``debate`` (which fixes the votes)."""
+        if not self.debate:
+            return agents_plan(self.agents)
+        if self.votes != 1:
+            raise MaltError("--debate AxR sets the votes (A agents, majority-voted): leave --votes at 1")
+        return debate_plan(self.debate)
+
+    def role_tokens(self, roles: tuple[str, ...] = ROLES) -> dict[str, int | None]:
+        """``max_new_tokens`` per role (``None``: the task's default, :attr:`TaskInfo.max_new_tokens`)."""
+        value = self.max_new_tokens
+        if isinstance(value, Mapping):
+            out = {r: value.get(r) for r in roles}
+            unknown = [r for r in value if r not in ROLES]
+            if unknown:
+                raise MaltError(f"--max-new-tokens: unknown role {unknown[0]!r}")
+        elif value is None or (isinstance(value, str) and not value.strip()):
+            return dict.fromkeys(roles)
+        else:
+            out = _parse_tokens(str(value), roles)
+        if any(v is not None and (not isinstance(v, int) or v < 1) for v in out.values()):
+            raise MaltError("--max-new-tokens must be at least 1")
+        return out
+
+    def task_tokens(self, task: str, roles: tuple[str, ...]) -> dict[str, int]:
+        """The token budget of each role on ``task``."""
+        default = task_info(task).max_new_tokens
+        return {r: n or default for r, n in self.role_tokens(roles).items()}
+
+    def protocol(self, plan: SolverPlan | None = None) -> EvalConfig:
+        """The questions, votes, sampling and batching of the run (what :func:`harness.evaluate.run_task` takes)."""
+        plan = plan or self.solver_plan()
+        return EvalConfig(
+            roles=plan.roles,
+            votes=plan.votes or self.votes,
+            temperature=self.temperature,
+            seeds=self.seeds,
+            subset=self.subset,
+            limit=self.limit,
+            batch_size=self.batch_size,
+            max_new_tokens=self.role_tokens(plan.roles),
+            log_samples=self.log_samples,
+            solver=plan.build(),
+        )
+
+    def check(self) -> SolverPlan:
+        """Raise ``MaltError`` for anything that cannot run (before any model or data is loaded); return the plan."""
+        plan = self.solver_plan()
+        self.task_names()
+        if self.stage not in STAGES:
+            raise MaltError(f"--stage must be one of {', '.join(STAGES)}, got {self.stage!r}")
+        self.protocol(plan).check()
+        return plan
+
+    # ------------------------------------------------------------------ as options
+    def options(self) -> dict[str, Any]:
+        """The spec as ``malt-eval`` option values, keyed by option name (roles' options one per role)."""
+        out: dict[str, Any] = {}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if f.metadata.get("per_role"):
+                for role in ROLES:
+                    out[f"{role}_{f.metadata['per_role']}"] = value.get(role)
+            elif f.name == "tasks" and not isinstance(value, str):
+                out[f.name] = ",".join(value)
+            elif f.name == "max_new_tokens" and value is not None:
+                out[f.name] = _tokens_text(value)
+            else:
+                out[f.name] = value
+        return out
+
+    @classmethod
+    def from_options(cls, options: Mapping[str, Any]) -> EvalSpec:
+        """A spec from option values keyed by field or option name (``generator_adapter=...`` per role).
+
+        Raises:
+            MaltError: for a name that is no option.
+        """
+        return from_options(cls, options)
+
+
+def from_options(cls: type, options: Mapping[str, Any]) -> Any:
+    """An instance of the dataclass ``cls`` from option values (per-role fields as ``<role>_<kind>`` keys)."""
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    per_role = {f.metadata["per_role"]: f.name for f in fields.values() if f.metadata.get("per_role")}
+    kwargs: dict[str, Any] = {}
+    unknown = []
+    for key, value in options.items():
+        role, _, kind = key.partition("_")
+        if key in fields:
+            kwargs[key] = dict(value or {}) if key in per_role.values() else value
+        elif role in ROLES and kind in per_role:
+            kwargs.setdefault(per_role[kind], {})[role] = value
+        else:
+            unknown.append(key)
+    if unknown:
+        known = [n for n in fields if n not in per_role.values()] + [f"<role>_{k}" for k in per_role]
+        raise MaltError(f"unknown option(s) {', '.join(unknown)} (known: {', '.join(known)})")
+    for name in per_role.values():
+        if name in kwargs:
+            kwargs[name] = {r: v for r, v in kwargs[name].items() if v is not None}
+    return cls(**kwargs)
+
+
+def _parse_tokens(value: str, roles: tuple[str, ...]) -> dict[str, int | None]:
+    """``"512"`` (all roles) or ``"generator=512,verifier=256"``."""
+    out: dict[str, int | None] = dict.fromkeys(roles)
+    try:
+        if "=" not in value:
+            return dict.fromkeys(roles, int(value))
+        for part in value.split(","):
+            role, n = part.split("=")
+            role = role.strip()
+            if role not in ROLES:
+                raise MaltError(f"--max-new-tokens: unknown role {role!r}")
+            if role in out:
+                out[role] = int(n)
+    except ValueError:
+        raise MaltError(f"--max-new-tokens: expected N or role=N,..., got {value!r}") from None
+    return out
+
+
+def _tokens_text(value: int | str | Mapping[str, int]) -> str:
+    if isinstance(value, Mapping):
+        return ",".join(f"{r}={n}" for r, n in value.items() if n is not None)
+    return str(value)

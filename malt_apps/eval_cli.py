@@ -1,0 +1,54 @@
+"""``malt-eval``: evaluate a generator / verifier / refiner system on the malt_* tasks (``malt-eval suite``: many)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+
+import click
+
+from harness.errors import MaltError, OneLineUsageErrors, interrupt_on_sigterm
+from harness.spec import EvalSpec
+from malt_apps.options import options_from
+from malt_apps.report import evaluate_and_print
+
+CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+
+class _Command(OneLineUsageErrors, click.Command):
+    prog = "malt-eval"
+
+    def main(self, args=None, prog_name=None, **extra):  # noqa: D102 - `malt-eval suite ...` dispatch
+        argv = list(sys.argv[1:] if args is None else args)
+        if argv[:1] == ["suite"]:
+            from malt_apps.suite import suite
+
+            return suite.main(argv[1:], "malt-eval suite", **extra)
+        return super().main(argv, prog_name, **extra)
+
+
+@click.command(cls=_Command, context_settings=CONTEXT)
+@options_from(EvalSpec)
+def main(**opts) -> None:
+    """Evaluate a multi-agent (generator -> verifier -> refiner) system with lm-eval tasks.
+
+    All of the MALT paper's table rows (baselines, STaR, MALT, ablations, debate) in one command:
+    see `malt-eval suite --help`.
+    """
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    interrupt_on_sigterm()
+    try:
+        evaluate_and_print(EvalSpec.from_options(opts))
+    except MaltError as exc:
+        click.echo(f"malt-eval: error: {exc}", err=True)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        where = f": finished batches are kept in {opts['output_path']}; rerun the same command to resume"
+        click.echo("malt-eval: interrupted" + (where if opts.get("output_path") else ""), err=True)
+        sys.exit(130)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    main()

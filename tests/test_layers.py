@@ -1,0 +1,92 @@
+"""The import graph, from the sources' ``ast``: libraries below apps, no circles, no private names across modules."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+from tests.conftest import REPO
+
+PACKAGES = ("harness", "malt_train", "leaderboard", "malt_apps")
+#: What each package may import from the project (its layer and the ones below it).
+ALLOWED = {
+    "harness": {"harness"},
+    "malt_train": {"harness", "malt_train"},
+    "leaderboard": {"harness", "leaderboard"},
+    "malt_apps": set(PACKAGES),
+}
+
+
+def module_name(path: Path) -> str:
+    parts = list(path.relative_to(REPO).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def imports() -> dict[str, set[tuple[str, str]]]:
+    """Module -> ``(imported module, imported name or "")`` of every import statement, at any depth."""
+    graph: dict[str, set[tuple[str, str]]] = {}
+    for pkg in PACKAGES:
+        for path in sorted((REPO / pkg).rglob("*.py")):
+            mod, found = module_name(path), set()
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+                if isinstance(node, ast.Import):
+                    found |= {(a.name, "") for a in node.names}
+                elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                    found |= {(node.module, a.name) for a in node.names}
+            graph[mod] = {(m, n) for m, n in found if m.split(".")[0] in PACKAGES}
+    return graph
+
+
+def project_modules(graph: dict) -> dict[str, set[str]]:
+    """Module -> the project modules it imports (``from pkg import module`` counts as that module)."""
+    out = {}
+    for mod, found in graph.items():
+        out[mod] = {f"{m}.{n}" if f"{m}.{n}" in graph else m for m, n in found} & set(graph)
+    return out
+
+
+def test_libraries_import_nothing_above_them():
+    wrong = [
+        f"{mod} -> {m}"
+        for mod, found in imports().items()
+        for m, _ in found
+        if m.split(".")[0] not in ALLOWED[mod.split(".")[0]]
+    ]
+    assert wrong == []
+
+
+def test_leaderboard_reads_grades_and_never_grades():
+    graded = [f"{mod} -> {m}" for mod, found in imports().items() if mod.startswith("leaderboard") for m, _ in found]
+    assert not [x for x in graded if x.endswith(("harness.grading", "harness.voting", "harness.evaluate"))]
+
+
+def test_no_import_circles():
+    graph = project_modules(imports())
+    state: dict[str, int] = {}
+    cycles = []
+
+    def visit(mod: str, stack: list[str]) -> None:
+        state[mod] = 1
+        for dep in sorted(graph.get(mod, ())):
+            if dep == mod or dep.startswith(mod + "."):  # a package importing its own submodules
+                continue
+            if state.get(dep) == 1:
+                cycles.append(" -> ".join([*stack[stack.index(dep) :], dep]))
+            elif dep not in state:
+                visit(dep, [*stack, dep])
+        state[mod] = 2
+
+    for mod in sorted(graph):
+        if mod not in state:
+            visit(mod, [mod])
+    assert cycles == []
+
+
+def test_no_private_name_is_imported_from_another_module():
+    private = [
+        f"{mod}: from {m} import {n}"
+        for mod, found in imports().items()
+        for m, n in found
+        if n.startswith("_") and not n.startswith("__")
+    ]
+    assert private == []
