@@ -42,7 +42,11 @@ class EngineSpec:
     )
     data_dir: str | None = option(None, "Folder of the benchmark JSONL files (default: $MALT_DATA_DIR, else the hub).")
     prompts_file: str | None = option(None, "YAML file overriding the role prompts.", flag="--prompts")
-    backend: str = option("hf", "Inference backend: hf, vllm or openai.")
+    backend: str = option(
+        "hf",
+        "Inference backend: hf (generate() on CPUs, continuous batching on GPUs), hf-generate, hf-continuous, "
+        "vllm or openai.",
+    )
     base_url: str | None = option(None, "--backend openai: the server's API root (default http://127.0.0.1:8000/v1).")
     api_key: str | None = option(None, "--backend openai: API key (default $OPENAI_API_KEY, else EMPTY).")
     dtype: str = option("auto", "auto, bfloat16, float16 or float32.")
