@@ -83,7 +83,8 @@ class MaltLM(LM):
         super().__init__()
         unknown = [k for k in options if k not in MODEL_ARGS]
         if unknown:
-            raise MaltError(f"--model malt: unknown model_args {', '.join(unknown)} (known: {', '.join(MODEL_ARGS)})")
+            names, known = ", ".join(unknown), ", ".join(MODEL_ARGS)
+            raise MaltError(f"--model malt: unknown option(s) in model_args: {names} (known: {known})")
         spec = EvalSpec.from_options({**options, "prompts_file": prompts, "batch_size": _batch_size(batch_size)})
         self._setup(spec, engines, "temperature" in options, device)
 

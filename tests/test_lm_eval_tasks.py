@@ -163,7 +163,7 @@ def test_generic_prompts_overridable_per_task_or_group(tmp_path):
 def test_model_args_checked_and_agent_lists_without_commas():
     from harness.lm import MaltLM
 
-    with pytest.raises(MaltError, match="unknown model_args generator_adaptor"):
+    with pytest.raises(MaltError, match="unknown option.s. in model_args: generator_adaptor"):
         MaltLM(model="x", generator_adaptor="a")
     assert MaltLM(model="x", agents="g+v+r").plan.roles == ROLES
     assert MaltLM(model="x", agents="gr").plan.roles == ("generator", "refiner")
@@ -189,7 +189,7 @@ def test_name_never_remapped_and_checks_before_loading(local_tasks):
         (["lm-eval", "--model", "malt", "--model_args", "model=M,agents=g,v,r", "--tasks", "gsm8k"], "agents=g+v+r"),
         (
             ["lm-eval", "--model", "malt", "--model_args", "model=M,dtype=float32,devise=cpu"],
-            "unknown model_args devise",
+            "unknown option(s) in model_args: devise",
         ),
         (["--tasks", "gsm8k_cot_zeroshott"], "close names: gsm8k_cot_zeroshot"),
     ],
