@@ -5,12 +5,17 @@ its own process (peak RSS per row, no shared caches), generation time only (mode
 
 - lm-eval ``hf`` on ``malt_gsm8k`` (single model, chat template on) — the anchor;
 - ours, ``--agents g`` and ``--agents g,v,r`` (greedy), hf backend and, when vllm imports, vllm;
+- ours, ``--agents g,v,r`` on the hf backend's other generation path (continuous batching where the
+  device's default is ``generate()``, and the reverse): the two paths on the same questions;
 - MALT tree generation (8 questions, branching 3): n-sampling vs the same trees by repeated prompts;
 - our ``g`` at N and 4N questions (peak memory must stay flat);
-- the machine's fp32 matmul GFLOP/s and the fraction of it each row reaches.
+- the device's matmul rate (fp32 on a CPU, bf16 on a GPU) and the fraction of it each row reaches; the decode
+  ceiling (CPU: the model's linear layers at the batch size; GPU: the lower of its weight-bandwidth and
+  matmul bounds) and each row's share of it.
 
-Prints a table with the targets, appends it to BENCHMARKS.md and ends with the line
-``ratio_vs_lmeval_hf=<our g,v,r hf tokens/s / lm-eval hf tokens/s>``.
+Prints a table with the targets, appends it to BENCHMARKS.md and ends with the lines
+``ratio_gvr_vs_generate=<our g,v,r hf tokens/s, continuous batching / generate()>`` and
+``ratio_vs_lmeval_hf=<our g,v,r hf tokens/s / lm-eval hf tokens/s>``. ``--rows`` measures some rows only.
 
 Resumable: each finished row is kept in ``--work`` (default ``.cache/bench/<settings>``), so rerunning
 the same command after an interruption measures only the rows still missing (``--fresh`` starts over).
@@ -38,13 +43,15 @@ import tempfile
 from pathlib import Path
 
 from tabulate import tabulate
-from throughput_rows import linear_gflops, linear_shapes, matmul_gflops, param_count
+from throughput_rows import copy_gbps, linear_gflops, linear_shapes, matmul_gflops, param_count
+
+from harness.backends.device import generation_path, has_cuda
 
 REPO = Path(__file__).resolve().parent.parent
 ROW_SCRIPT = Path(__file__).resolve().parent / "throughput_rows.py"
 QUICK = {"model": "smollm2-135m", "questions": 16, "max_new_tokens": 64, "tree_questions": 4, "batch_size": 16}
 FULL = {"model": "qwen2.5-coder-0.5b", "questions": 64, "max_new_tokens": 256, "tree_questions": 8, "batch_size": 64}
-TARGETS = {"gvr_vs_lmeval": 1.0, "vllm_vs_hf": 1.5, "tree": 1.3, "memory_growth": 0.10}
+TARGETS = {"gvr_vs_lmeval": 1.0, "vllm_vs_hf": 1.5, "tree": 1.3, "memory_growth": 0.10, "continuous_cpu": 1.2}
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -64,11 +71,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--work", help="folder keeping finished rows for a rerun (default .cache/bench/<settings>)")
     ap.add_argument("--fresh", action="store_true", help="measure every row again, ignoring kept rows")
     ap.add_argument("--report-only", action="store_true", help="report the kept rows, measure nothing (partial table)")
+    ap.add_argument("--rows", help="comma-separated row keys to measure (default: all; e.g. gvr_hf,gvr_hf_continuous)")
     a = ap.parse_args(argv)
     for key, value in (QUICK if a.quick else FULL).items():
         if getattr(a, key) is None:
             setattr(a, key, value)
     a.memory_questions = a.memory_questions or 4 * a.questions
+    a.rows = [k.strip() for k in a.rows.split(",") if k.strip()] if a.rows else None
+    a.device = bench_device()  # where the rows run: the GPU when there is one
     return a
 
 
@@ -124,14 +134,34 @@ def vllm_installed() -> bool:
     return importlib.util.find_spec("vllm") is not None
 
 
+def bench_device() -> str:
+    """Where the rows run (``throughput_rows`` puts the model on the GPU when there is one)."""
+    return "cuda" if has_cuda() else "cpu"
+
+
+def other_path(device: str) -> str:
+    """The hf generation path the device does not use by default."""
+    return "generate" if generation_path(device) == "continuous" else "continuous"
+
+
+def path_rows(device: str) -> dict[str, str]:
+    """Row key of our hf ``g,v,r`` on each generation path: the default row and the other path's row."""
+    return {generation_path(device): "gvr_hf", other_path(device): f"gvr_hf_{other_path(device)}"}
+
+
+NOT_SELECTED = "not selected (--rows)"
+
+
 def plan(a: argparse.Namespace, model_dir: str) -> list[tuple[str, str, dict | str]]:
     """``(key, label, spec)`` of every row; a string instead of a spec is why the row is skipped."""
+    device = a.device
     base = {"model_dir": model_dir, "max_new": a.max_new_tokens, "batch": a.batch_size, "dtype": a.dtype}
     base["threads"] = a.threads
     ev = {**base, "questions": a.questions}
     tree = {**base, "kind": "tree", "questions": a.tree_questions, "branching": a.branching}
     no_vllm = "skipped: vllm not installed"
     vllm = vllm_installed()
+    path = generation_path(device)
     rows: list[tuple[str, str, dict | str]] = [("lmeval", "lm-eval hf (single model)", {**ev, "kind": "lmeval"})]
     for backend in ("hf", "vllm"):
         for agents, key in (("g", "g"), ("g,v,r", "gvr")):
@@ -139,10 +169,18 @@ def plan(a: argparse.Namespace, model_dir: str) -> list[tuple[str, str, dict | s
             rows.append(
                 (
                     f"{key}_{backend}",
-                    f"malt-eval --agents {agents} ({backend})",
+                    f"malt-eval --agents {agents} ({backend}{', ' + path if backend == 'hf' else ''})",
                     spec if backend == "hf" or vllm else no_vllm,
                 )
             )
+    other = other_path(device)
+    rows.append(
+        (
+            path_rows(device)[other],
+            f"malt-eval --agents g,v,r (hf, {other})",
+            {**ev, "kind": "ours", "agents": "g,v,r", "backend": f"hf-{other}"},
+        )
+    )
     trees = f"tree n={a.branching}, {a.tree_questions} q"
     for backend in ("hf", "vllm") if vllm else ("hf",):
         rows.append((f"tree_n_{backend}", f"{trees}: n-sampling ({backend})", {**tree, "backend": backend}))
@@ -155,7 +193,15 @@ def plan(a: argparse.Namespace, model_dir: str) -> list[tuple[str, str, dict | s
         )
     mem = {**base, "kind": "ours", "agents": "g", "backend": "hf", "questions": a.memory_questions}
     rows.append(("g_hf_mem", "malt-eval --agents g (hf), memory row", mem))
-    return rows
+    return select(rows, a.rows) if a.rows else rows
+
+
+def select(rows: list[tuple[str, str, dict | str]], keys: list[str]) -> list[tuple[str, str, dict | str]]:
+    """The plan with only the rows named in ``keys`` measured; ``ValueError`` naming any unknown key."""
+    unknown = sorted(set(keys) - {key for key, _, _ in rows})
+    if unknown:
+        raise ValueError(f"unknown --rows {', '.join(unknown)}; known: {', '.join(k for k, _, _ in rows)}")
+    return [(k, label, spec if k in keys else NOT_SELECTED) for k, label, spec in rows]
 
 
 def run_row(spec: dict, workdir: Path) -> dict:
@@ -200,7 +246,8 @@ def table(rows: list[tuple[str, str, dict | str]], res: dict[str, dict], params:
             continue
         rate = tok_s(r)
         roof = f"{200 * params * rate / (gflops * 1e9):.1f}%" if params and gflops else "-"
-        vs = "-" if key.startswith("tree") else f"{ratio(r, res.get('lmeval')) or float('nan'):.2f}x"
+        vs_lmeval = None if key.startswith("tree") else ratio(r, res.get("lmeval"))
+        vs = "-" if vs_lmeval is None else f"{vs_lmeval:.2f}x"
         body.append(
             [
                 label,
@@ -272,13 +319,34 @@ def target_notes(res: dict[str, dict], a: argparse.Namespace) -> list[str]:
         )
     else:
         notes.append("Target peak memory flat as questions grow: not measured.")
+    notes.append(path_note(res, a.device))
     return notes
 
 
-def method_notes(res: dict[str, dict], params: int | None, gflops: float) -> list[str]:
+def path_ratio(res: dict[str, dict], device: str) -> float | None:
+    """Our hf ``g,v,r`` tokens/s on continuous batching over the same row on ``generate()``."""
+    keys = path_rows(device)
+    return ratio(res.get(keys["continuous"]), res.get(keys["generate"]))
+
+
+def path_note(res: dict[str, dict], device: str) -> str:
+    """Continuous batching against ``generate()``, and which of them the hf backend takes on this device."""
+    r, path = path_ratio(res, device), generation_path(device)
+    text = f"hf `g,v,r`, continuous batching / `generate()`: {fmt(r)}; the hf backend's path on this {device}: {path}"
+    if device == "cpu":
+        target = TARGETS["continuous_cpu"]
+        text += f". Target (CPU) continuous batching >= {target}x `generate()`: {verdict(r, target)}"
+        if r is not None and r < target and path == "generate":
+            text += " — so the backend keeps `generate()` on CPUs (the `g,v,r (hf, generate)` row is its speed)"
+    return text + "."
+
+
+def method_notes(res: dict[str, dict], params: int | None, gflops: float, device: str = "cpu") -> list[str]:
     p = f"{params / 1e6:.0f}M" if params else "unknown"
+    size, dtype = (8192, "bf16") if device.startswith("cuda") else (2048, "fp32")
+    mm = f"{dtype} matmul {gflops:.1f} GFLOP/s (best of 8 torch {size}x{size} matmuls on the {device})"
     notes = [
-        f"Roofline: measured fp32 matmul {gflops:.1f} GFLOP/s (best of 8 torch 2048x2048 matmuls). A row's fraction"
+        f"Roofline: measured {mm}. A row's fraction"
         f" = 2 x P x generated tokens / wall / that rate, P = {p} linear-layer parameters (LM head included,"
         " embedding lookup not): decode FLOPs ~ 2 FLOPs per parameter per generated token, ignoring prefill"
         " and attention (so rows with long prompts — v, r, trees — do more work than credited).",
@@ -288,8 +356,9 @@ def method_notes(res: dict[str, dict], params: int | None, gflops: float) -> lis
         " process tree sampled every 0.5 s (vLLM's EngineCore and worker, which hold weights and KV cache)."
         " `*`: a row kept from before that sampler existed: `ru_maxrss` only, complete for an hf row (one"
         " process) but without vLLM's engine processes for a vLLM row. GPU memory not included.",
-        "Tokens: ours count the stop token of each finished sequence; lm-eval's are its texts retokenized, and"
-        " lm-eval also stops at the task's `until` strings. Evaluation rows are greedy; tree rows sample at"
+        "Tokens: the token ids each row generates, each finished sequence's stop token included (lm-eval's row"
+        " counts the ids its `generate` returns up to the first stop or pad token, not its texts retokenized;"
+        " lm-eval also cuts texts at the task's `until` strings). Evaluation rows are greedy; tree rows sample at"
         " temperature 0.3 (seed 0), so the two tree rows generate similar, not identical, token counts.",
     ]
     tn = res.get("tree_n_hf", {})
@@ -337,22 +406,50 @@ def linear_params(model_dir: str) -> int | None:
         return param_count(model_dir)
 
 
-def decode_ceiling(model_dir: str, batch: int, threads: int | None) -> dict | None:
-    """The decode tokens/s this machine's fp32 ``F.linear`` allows at ``batch`` tokens per step (linear layers only)."""
+def decode_ceiling(model_dir: str, batch: int, threads: int | None, device: str = "cpu") -> dict | None:
+    """The decode tokens/s ``device`` allows at ``batch`` tokens per step: on a CPU its fp32 ``F.linear`` over the
+    model's linear layers, on a GPU :func:`gpu_ceiling` from its measured bf16 matmul rate and copy bandwidth."""
     try:
+        weights = linear_params(model_dir)
+        if device.startswith("cuda"):
+            return gpu_ceiling(weights, batch, matmul_gflops(device=device), copy_gbps(device))
         rate = linear_gflops(model_dir, batch, threads=threads)
     except (OSError, KeyError, ValueError):
         return None
-    weights = linear_params(model_dir)
     return {"batch": batch, "gflops": rate, "params": weights, "tok_s": rate * 1e9 / (2 * weights)}
+
+
+def gpu_ceiling(weights: int, batch: int, gflops: float, gbps: float) -> dict:
+    """A GPU's decode ceiling: each step reads every bf16 linear weight once (2 bytes each, at the copy bandwidth
+    ``gbps``) for ``batch`` tokens, and multiplies them at ``gflops`` (2 FLOPs per weight per token); the lower
+    of the two bounds holds. KV-cache reads and attention are not counted (a ceiling, not a prediction)."""
+    bandwidth = batch * gbps * 1e9 / (2 * weights)
+    compute = gflops * 1e9 / (2 * weights)
+    return {
+        "batch": batch,
+        "gflops": gflops,
+        "gbps": gbps,
+        "params": weights,
+        "tok_s_bandwidth": bandwidth,
+        "tok_s_compute": compute,
+        "tok_s": min(bandwidth, compute),
+    }
 
 
 def ceiling_note(res: dict[str, dict], ceiling: dict | None) -> list[str]:
     if not ceiling:
         return []
-    fractions = ", ".join(
-        f"{key} {tok_s(r) / ceiling['tok_s']:.0%}" for key, r in res.items() if tok_s(r) and not key.startswith("tree")
-    )
+    share = "{:.2%}" if "gbps" in ceiling else "{:.0%}"  # GPU rows reach fractions of a percent
+    rates = {key: tok_s(r) for key, r in res.items() if tok_s(r) and not key.startswith("tree")}
+    fractions = ", ".join(f"{key} {share.format(rate / ceiling['tok_s'])}" for key, rate in rates.items())
+    if "gbps" in ceiling:
+        return [
+            f"Decode ceiling (GPU): a step reads the model's {ceiling['params'] / 1e6:.0f}M bf16 linear-layer weights"
+            f" ({2 * ceiling['params'] / 1e9:.2f} GB) at the measured copy bandwidth {ceiling['gbps']:.0f} GB/s for"
+            f" {ceiling['batch']} tokens: {ceiling['tok_s_bandwidth']:,.0f} tokens/s; the measured bf16 matmul rate"
+            f" {ceiling['gflops'] / 1e3:.1f} TFLOP/s allows {ceiling['tok_s_compute']:,.0f} tokens/s; the ceiling is"
+            f" the lower, {ceiling['tok_s']:,.0f} tokens/s. Evaluation rows reach: {fractions}."
+        ]
     return [
         f"Decode ceiling: this machine's fp32 `F.linear` over the model's {ceiling['params'] / 1e6:.0f}M linear-layer"
         f" weights at {ceiling['batch']} tokens per call (one decoding step of a full batch) runs at"
@@ -376,7 +473,7 @@ def report(
     mode = " (--quick)" if a.quick else ""
     missing = sum(r.get("error") == NOT_YET for r in res.values())
     mode += f" (partial: {missing} of {len(res)} rows not measured yet)" if missing else ""
-    notes = target_notes(res, a) + method_notes(res, params, gflops) + ceiling_note(res, ceiling)
+    notes = target_notes(res, a) + method_notes(res, params, gflops, a.device) + ceiling_note(res, ceiling)
     notes += timing_notes(res) + a.note
     bullets = "\n".join(f"- {n}" for n in notes)
     return (
@@ -396,10 +493,15 @@ def main(argv: list[str] | None = None) -> None:
 
     load0 = os.getloadavg()[0]
     model_dir = str(resolve_model(a.model))
-    params, gflops = linear_params(model_dir), matmul_gflops(threads=a.threads)
-    print(f"{a.model}: {params or 0:,} linear-layer parameters; fp32 matmul {gflops:.1f} GFLOP/s", flush=True)
-    ceiling = decode_ceiling(model_dir, a.batch_size, a.threads)
-    rows = plan(a, model_dir)
+    try:
+        rows = plan(a, model_dir)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+    params, gflops = linear_params(model_dir), matmul_gflops(threads=a.threads, device=a.device)
+    kind = "bf16" if a.device.startswith("cuda") else "fp32"
+    print(f"{a.model}: {params or 0:,} linear-layer parameters; {kind} matmul {gflops:.1f} GFLOP/s", flush=True)
+    ceiling = decode_ceiling(model_dir, a.batch_size, a.threads, a.device)
     res: dict[str, dict] = {}
     work = work_dir(a)
     print(f"finished rows are kept in {work}", flush=True)
@@ -416,6 +518,8 @@ def main(argv: list[str] | None = None) -> None:
     print(text)
     with open(a.out, "a", encoding="utf-8") as fh:
         fh.write(text)
+    paths = path_ratio(res, a.device)
+    print(f"ratio_gvr_vs_generate={paths:.2f}" if paths is not None else "ratio_gvr_vs_generate=nan")
     gvr = ratio(res.get("gvr_hf"), res.get("lmeval"))
     print(f"ratio_vs_lmeval_hf={gvr:.2f}" if gvr is not None else "ratio_vs_lmeval_hf=nan")
 

@@ -77,22 +77,44 @@ class PromptCounter(Backend):
         return self.inner.generate(prompts, params, adapter=adapter)
 
 
-def matmul_gflops(size: int = 2048, reps: int = 8, threads: int | None = None) -> float:
-    """Best fp32 ``size x size`` matmul rate of this machine in GFLOP/s (torch; its default threads or ``threads``)."""
+def _seconds(fn, device: str) -> float:
+    """Wall seconds of one ``fn()`` call (the accelerator synchronised before and after)."""
+    import torch
+
+    sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
+    sync()
+    t0 = time.perf_counter()
+    fn()
+    sync()
+    return time.perf_counter() - t0
+
+
+def matmul_gflops(size: int | None = None, reps: int = 8, threads: int | None = None, device: str = "cpu") -> float:
+    """Best ``size x size`` matmul rate of this device in GFLOP/s: fp32 2048^2 on a CPU (torch's default threads or
+    ``threads``), bf16 8192^2 on a GPU (the dtype GPUs decode in)."""
     import torch
 
     if threads:
         torch.set_num_threads(threads)
-
-    a, b = torch.randn(size, size), torch.randn(size, size)
+    gpu = device.startswith("cuda")
+    size = size or (8192 if gpu else 2048)
+    dtype = torch.bfloat16 if gpu else torch.float32
+    a, b = torch.randn(size, size, device=device, dtype=dtype), torch.randn(size, size, device=device, dtype=dtype)
     for _ in range(2):
         a @ b
-    best = float("inf")
-    for _ in range(reps):
-        t0 = time.perf_counter()
-        a @ b
-        best = min(best, time.perf_counter() - t0)
+    best = min(_seconds(lambda: a @ b, device) for _ in range(reps))
     return 2 * size**3 / best / 1e9
+
+
+def copy_gbps(device: str, numel: int = 1 << 29, reps: int = 5) -> float:
+    """Best device-to-device copy bandwidth (bytes read + written) of a bf16 buffer, GB/s (1 GiB on a GPU)."""
+    import torch
+
+    src = torch.randn(numel, device=device, dtype=torch.bfloat16)
+    dst = torch.empty_like(src)
+    dst.copy_(src)
+    best = min(_seconds(lambda: dst.copy_(src), device) for _ in range(reps))
+    return 2 * src.numel() * src.element_size() / best / 1e9
 
 
 def linear_shapes(model_dir: str) -> list[tuple[int, int]]:
@@ -164,6 +186,7 @@ def row_lmeval(spec: dict) -> dict:
             timed["wall"] += time.perf_counter() - t0
 
     lm.generate_until = generate_until
+    counted = count_generated(lm)
     out = lm_eval.simple_evaluate(
         model=lm,
         tasks=[TASK],
@@ -173,9 +196,36 @@ def row_lmeval(spec: dict) -> dict:
         apply_chat_template=True,
         log_samples=True,
     )
-    texts = [s["resps"][0][0] for s in out["samples"][TASK]]
-    tokens = sum(len(lm.tokenizer(t, add_special_tokens=False)["input_ids"]) for t in texts)
-    return {"tokens": tokens, "wall": timed["wall"], "questions": len(texts)}
+    questions = len(out["samples"][TASK])
+    return {"tokens": counted["tokens"], "wall": timed["wall"], "questions": questions}
+
+
+def generated_tokens(new_ids: list[list[int]], stops: set[int]) -> int:
+    """Tokens generated per sequence, up to and including its first stop token (as the hf backend counts)."""
+    total = 0
+    for seq in new_ids:
+        stop = next((k for k, t in enumerate(seq) if t in stops), None)
+        total += len(seq) if stop is None else stop + 1
+    return total
+
+
+def count_generated(lm) -> dict[str, int]:
+    """Wrap ``lm._model_generate`` (lm-eval's HFLM) to count the token ids it generates, not its texts
+    retokenized (a run of 16 newlines is one token of Qwen's vocabulary)."""
+    counted = {"tokens": 0}
+    inner = lm._model_generate
+    gen_eos = lm.model.generation_config.eos_token_id
+    stops = {lm.tokenizer.pad_token_id, lm.tokenizer.eos_token_id}
+    stops |= set(gen_eos if isinstance(gen_eos, list) else [gen_eos])
+    stops.discard(None)
+
+    def _model_generate(context, *args, **kwargs):
+        out = inner(context, *args, **kwargs)
+        counted["tokens"] += generated_tokens(out[:, context.shape[1] :].tolist(), stops)
+        return out
+
+    lm._model_generate = _model_generate
+    return counted
 
 
 def _engines(spec: dict, roles: tuple[str, ...]):

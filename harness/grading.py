@@ -6,7 +6,11 @@ Public API: :func:`extract_answer`, :func:`normalize_answer`, :func:`is_correct`
 input string: malformed text simply yields ``None`` / ``False``.
 
 Extraction rule (all tasks): the *last* stated final answer wins, whichever of
-``Final Answer:``, ``The answer is``, ``####`` or ``\\boxed{}`` states it.
+``Final Answer:``, ``The answer is`` (also ``the correct/final answer is``, ``the answer to the <word>
+is``), ``####`` or ``\\boxed{}`` states it. A marker ending its line (a heading such as
+``**Final Answer**``) states the paragraph under it. A statement that is a verdict (``the answer is
+correct``) or, for GSM8K, holds no number states nothing, so it does not hide an earlier answer.
+GSM8K: a stated calculation (``400 + 400 = 1000 friends``) answers with the number after its last ``=``.
 """
 
 from __future__ import annotations
@@ -33,16 +37,34 @@ _MAX_TEXT = 200_000  # longer texts are graded on their tail only
 _MAX_ANSWER = 2_000  # an "answer" longer than this is not an answer
 MATH_VERIFY_BUDGET_S = 3.0  # seconds for math-verify per comparison: a grading call stays well under 5 s
 
-# "Final Answer: x", "The final answer is x", "The answer is x", "#### x" up to the end of line.
+# "Final Answer: x", "**Final Answer:** x", "The final answer is x", "The answer is x", "The correct answer is
+# x", "The answer to the problem/puzzle/... is x", "#### x" up to the end of line; "Final Answer" alone on its line (a
+# heading) states the paragraph under it. "the final answer, ..." in a sentence states nothing.
 _STATED = re.compile(
-    r"(?:final\s+answer\s*(?:is)?\s*[:：]?|the\s+answer\s+is\s*:?|####)[ \t]*([^\n]*)",
+    r"(?:final\s+answer(?:\s*\*\*)?\s*(?:is\b\s*:?|[:：]|(?=[*#\s]*(?:\n|$)))"
+    r"|the\s+(?:correct\s+|final\s+|right\s+)?answer(?:\s+to\s+(?:the|this)\s+\w+)?\s+is\b\s*:?"
+    r"|####)[ \t]*([^\n]*)",
     re.IGNORECASE,
 )
+_HEADING_REST = re.compile(r"[*#\s]*")  # what may follow a heading marker on its line
+_HEADING_LEAD = re.compile(r"[\s#*>\-\d.]*")  # and precede it: markdown ("### ", "**", "- ", "3. ")
+_PARAGRAPH = re.compile(r"\n[ \t]*\n")
+# A statement that judges instead of answering: "the answer is correct", "... is not accurate", or negates:
+# "the answer is not A: classroom".
+_VERDICT = re.compile(
+    r"not\b|(?:\w+ly\s+|also\s+|indeed\s+|still\s+)*"
+    r"(?:correct|incorrect|wrong|right|accurate|inaccurate|valid|invalid)\b(?!\s*[:(])",
+    re.IGNORECASE,
+)
+_FILLER = re.compile(r"(?:indeed|actually|simply|just|clearly)\b[\s,:]*", re.IGNORECASE)  # "is indeed 144"
+_PLACEHOLDER = re.compile(r"\$?<[^<>\n]*>\$?")  # the prompt's "<number>", "<letter>", "$<correct answer in LaTeX>$"
+# CSQA: a stated answer offering two letters ("B or C", "(B)/(C)", "B and C") is a hedge.
+_HEDGE = re.compile(r"(?<![\w'])\(?([A-E])\)?(?:\s*[:.]\s*[^\n/]*?)?\s*(?:\bor\b|\band\b|/)\s*\(?(?!\1)[A-E]\b(?!')")
 _BOXED = re.compile(r"\\(?:boxed|fbox)\s*\{")
 _NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?(?:/\d+)?|-?\.\d+")
 _LETTER_PATTERNS = [
     re.compile(r"^\(?\s*([A-Ea-e])\s*\)?\s*(?:[:.)\]]|$)"),  # "B", "(B)", "B:", "B.", "b)"
-    re.compile(r"^(?:option|choice|answer)?\s*\(?([A-E])\)?\b"),
+    re.compile(r"^(?:(?i:option|choice|answer)\s*[:.]?)?\s*\(?([A-E])\)?\b"),  # "Option B", "choice (B) rope"
 ]
 
 
@@ -80,6 +102,7 @@ def _clean_stated(ans: str) -> str:
         if inner:
             ans = inner[-1][1]
         ans = ans.strip().strip("*").strip()
+        ans = ans[_FILLER.match(ans).end() :] if _FILLER.match(ans) else ans
         if ans.startswith("$") and ans.endswith("$") and len(ans) > 1:
             ans = ans.strip("$")
         for wrap in (("\\(", "\\)"), ("\\[", "\\]")):
@@ -90,20 +113,54 @@ def _clean_stated(ans: str) -> str:
             return ans
 
 
-def _last_stated(text: str) -> str | None:
-    """The last final answer stated in ``text`` by any of the supported markers."""
+def _stated_text(text: str, m: re.Match) -> str:
+    """What a marker states: the rest of its line, or for a heading (alone on its line) the paragraph under it."""
+    rest = m.group(1)
+    if _HEADING_REST.fullmatch(rest) is None:
+        return rest
+    marker = m.group(0)[: m.start(1) - m.start()].rstrip()
+    if not marker.endswith((":", "：", "is")) and not _HEADING_LEAD.fullmatch(
+        text[text.rfind("\n", 0, m.start()) + 1 : m.start()]
+    ):
+        return ""  # "... we compute the final answer" ending a line of prose is no heading
+    after = text[m.end() :].lstrip("\n \t")
+    end = _PARAGRAPH.search(after)
+    return after[: end.start() if end else _MAX_ANSWER]
+
+
+def _unnest(task: str, cand: str) -> str:
+    """A statement holding another marker ("Final Answer: The answer is (C) garden", "The answer is B. Final
+    Answer: C") states what the last of them states, when that is an answer."""
+    for _ in range(8):
+        inner = _STATED.search(cand)
+        if inner is None:
+            return cand
+        stated = _clean_stated(inner.group(1))
+        if not _states_answer(task, stated):
+            return cand
+        cand = stated
+    return cand
+
+
+def _states_answer(task: str, cand: str) -> bool:
+    """Whether a stated candidate is an answer: not a verdict; for GSM8K one holding a number; for CSQA a letter
+    or at most 10 words (every choice text but 3 of CommonsenseQA's 54,810 is that short; longer is prose)."""
+    if not cand or len(cand) > _MAX_ANSWER or _VERDICT.match(cand) or _PLACEHOLDER.fullmatch(cand):
+        return False
+    if task == "malt_csqa":
+        return _csqa_letter(cand) is not None or len(cand.split()) <= 10
+    return task != "malt_gsm8k" or _NUMBER.search(cand) is not None
+
+
+def _last_stated(text: str, task: str = "") -> str | None:
+    """The last final answer stated in ``text`` by any of the supported markers (see the module docstring)."""
     text = text[-_MAX_TEXT:]
-    best: tuple[int, str] | None = None
-    for m in _STATED.finditer(text):
-        cand = _clean_stated(m.group(1))
-        if cand and (best is None or m.start() >= best[0]):
-            best = (m.start(), cand)
-    boxed = _boxed_contents(text)
-    if boxed and (best is None or boxed[-1][0] > best[0]):
-        best = (boxed[-1][0], _clean_stated(boxed[-1][1]))
-    if best is None or not best[1] or len(best[1]) > _MAX_ANSWER:
-        return None
-    return best[1]
+    found = [(m.start(), _unnest(task, _clean_stated(_stated_text(text, m)))) for m in _STATED.finditer(text)]
+    found += [(pos, _clean_stated(content)) for pos, content in _boxed_contents(text)[-1:]]
+    for _, cand in sorted(found, key=lambda pc: pc[0], reverse=True):
+        if _states_answer(task, cand):
+            return cand
+    return None
 
 
 def _number(s: str) -> Fraction | None:
@@ -155,11 +212,12 @@ def extract_answer(task: str, text: str) -> str | None:
         task = canonical_task(task)
         if not isinstance(text, str) or not text.strip():
             return None
-        stated = _last_stated(text)
+        stated = _last_stated(text, task)
         if task == "malt_gsm8k":
             if stated is None:
                 return None
-            num = _number(stated)
+            num = _number(stated.rsplit("=", 1)[-1]) if "=" in stated else None
+            num = num if num is not None else _number(stated)
             return _format_number(num) if num is not None else None
         if task == "malt_math":
             return stated
@@ -167,6 +225,8 @@ def extract_answer(task: str, text: str) -> str | None:
             stated = _clean_stated(text.strip().splitlines()[-1]) if len(text.strip()) < 40 else None
             if not stated:
                 return None
+        if _HEDGE.search(stated):  # "B or C": undecided, no answer
+            return None
         return _csqa_letter(stated) or stated
     except Exception:  # noqa: BLE001 - the grader must never raise
         return None
@@ -176,6 +236,7 @@ def extract_answer(task: str, text: str) -> str | None:
 
 _LATEX_DROP = re.compile(r"\\left|\\right|\\!|\\,|\\;|\\:|\\displaystyle|\s+")
 _FRAC_SHORT = re.compile(r"\\[dt]?frac(\d)(\d)")
+_PROSE = re.compile(r"(?<![\\a-zA-Z])[a-zA-Z]{3,}\s+[a-zA-Z]{2,}\s+[a-zA-Z]{2,}")  # three words, no \commands
 _FRAC_BRACED = re.compile(r"\\[dt]?frac\{(-?\d+)\}\{(\d+)\}")
 
 
@@ -225,7 +286,7 @@ def gold_answer(task: str, doc: dict) -> str:
     return str(doc["answerKey"]).strip().upper()
 
 
-def _csqa_choices(doc: dict) -> dict[str, str]:
+def csqa_choices(doc: dict) -> dict[str, str]:
     q = doc.get("question")
     if isinstance(q, dict):
         return {c["label"]: c["text"] for c in q.get("choices", [])}
@@ -255,7 +316,12 @@ def _math_verify(gold: str, pred: str) -> bool:
     def check() -> bool:
         g = parse(f"${gold}$", parsing_timeout=None)
         p = parse(f"${pred}$", parsing_timeout=None)
-        return bool(g and p and verify(g, p, timeout_seconds=None))
+        if g and p and verify(g, p, timeout_seconds=None):
+            return True
+        if _PROSE.search(pred):  # a sentence ("... is 72 degrees"): math-verify reads it as text, its last math
+            p = parse(pred, parsing_timeout=None)
+            return bool(g and p and verify(g, p, timeout_seconds=None))
+        return False
 
     if threading.current_thread() is not threading.main_thread():
         return check()
@@ -284,7 +350,7 @@ def answers_match(task: str, answer: str | None, doc: dict) -> bool:
             letter = _csqa_letter(answer)
             if letter is None:
                 wanted = answer.strip().strip(".").lower()
-                letter = next((k for k, v in _csqa_choices(doc).items() if v.strip().lower() == wanted), None)
+                letter = next((k for k, v in csqa_choices(doc).items() if v.strip().lower() == wanted), None)
             return letter == gold
         if normalize_answer(task, answer) == normalize_answer(task, gold):
             return True

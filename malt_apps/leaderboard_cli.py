@@ -120,5 +120,56 @@ def turns(dirs: tuple[str, ...], json_path: str | None) -> None:
         _write(Path(json_path), json.dumps([{"system": s, **t.to_dict()} for s, t in found], indent=2))
 
 
+@main.command(context_settings=_CTX)
+@click.argument("dirs", nargs=-1, required=True)
+@click.option("-o", "--out", required=True, type=click.Path(file_okay=False), help="Output folder.")
+@_one_line_errors
+def audit(dirs: tuple[str, ...], out: str) -> None:
+    """Grader audit: every role text in the sample logs under DIRS read by our grader and by independent readers.
+
+    Readers: lm-eval's strict-match and flexible-extract (GSM8K), math-verify on the last boxed/math span
+    (MATH), lm-eval's multi_choice_regex (CSQA). Writes OUT/disagreements.jsonl (text tail, every reader's
+    answer and grade, gold) and OUT/summary.json; prints the summary per task, role and reader.
+    """
+    from malt_apps.audit import audit as run_audit
+    from malt_apps.audit import summary_rows, summary_table, write_audit
+
+    audits = run_audit(list(dirs))
+    dis, summ = write_audit(audits, Path(out))
+    click.echo(summary_table(summary_rows(audits)))
+    n_dis = sum(1 for _ in dis.open(encoding="utf-8"))
+    click.echo(f"\n{len(audits)} texts, {n_dis} with a disagreement; written: {dis}, {summ}")
+
+
+@main.command(context_settings=_CTX)
+@click.argument("dirs", nargs=-1, required=True)
+@click.option("--json", "json_path", default=None, type=click.Path(dir_okay=False), help="Also write the numbers here.")
+@_one_line_errors
+def regrade(dirs: tuple[str, ...], json_path: str | None) -> None:
+    """Grade the runs under DIRS again with the current grader, from their sample logs (no generation)."""
+    from tabulate import tabulate
+
+    from malt_apps.regrade import regrade as run_regrade
+
+    found = run_regrade(list(dirs))
+    rows = [
+        [
+            r.run,
+            r.task,
+            r.agents,
+            r.n,
+            f"{r.logged} ({100 * r.logged / r.n:.1f}%)",
+            f"{r.regraded} ({100 * r.regraded / r.n:.1f}%)",
+            sum(c["now"] for c in r.changed),
+            sum(c["was"] for c in r.changed),
+        ]
+        for r in found
+    ]
+    headers = ["run", "task", "agents", "n", "logged correct", "regraded correct", "wrong->right", "right->wrong"]
+    click.echo(tabulate(rows, headers=headers, tablefmt="github"))
+    if json_path:
+        _write(Path(json_path), json.dumps([r.to_dict() for r in found], indent=2, ensure_ascii=False))
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -18,6 +18,7 @@ from harness.spec import EngineSpec
 from malt_apps.options import field_values, options_from
 from malt_train import pipeline
 from malt_train.generate import GenerateConfig
+from malt_train.launch import Launch, is_main, launcher_holds_lock, share, world_size
 
 
 class _Group(OneLineUsageErrors, click.Group):
@@ -28,10 +29,12 @@ class _Group(OneLineUsageErrors, click.Group):
         try:
             return super().invoke(ctx)
         except MaltError as exc:
-            click.echo(f"malt-train: error: {exc}", err=True)
+            if is_main():  # under a launch every process meets the same error; one says it
+                click.echo(f"malt-train: error: {exc}", err=True)
             sys.exit(2)
         except KeyboardInterrupt:
-            click.echo("malt-train: interrupted; rerun the same command to resume", err=True)
+            if is_main():
+                click.echo("malt-train: interrupted; rerun the same command to resume", err=True)
             sys.exit(130)
 
 
@@ -56,6 +59,7 @@ def _train_options(fn):
     opts = [
         click.option("--lora-rank", default=16, show_default=True, type=int),
         click.option("--lora-alpha", default=32, show_default=True, type=int),
+        click.option("--lora-dropout", default=0.05, show_default=True, type=float),
         click.option("--sft-lr", default=1e-4, show_default=True, type=float),
         click.option("--dpo-lr", default=5e-5, show_default=True, type=float),
         click.option("--epochs", default=1.0, show_default=True, type=float),
@@ -65,7 +69,7 @@ def _train_options(fn):
             default=8,
             show_default=True,
             type=int,
-            help="Effective batch size (the paper's 8), by gradient accumulation.",
+            help="Effective batch size (the paper's 8) over all processes, by gradient accumulation.",
         ),
         click.option("--micro-batch-size", default=1, show_default=True, type=int),
         click.option("--max-length", default=1024, show_default=True, type=int),
@@ -73,6 +77,18 @@ def _train_options(fn):
         click.option("--beta", default=0.2, show_default=True, type=float, help="DPO beta."),
         click.option(
             "--save-steps", default=50, show_default=True, type=int, help="Checkpoint every N steps (resume point)."
+        ),
+        click.option(
+            "--num-processes",
+            default=None,
+            type=int,
+            help="Train each step on N processes (GPUs) with `accelerate launch` (DDP unless --accelerate-config).",
+        ),
+        click.option(
+            "--accelerate-config",
+            default=None,
+            type=click.Path(path_type=Path),
+            help="accelerate config file to launch each step with (configs/accelerate/*.yaml: DDP, FSDP, ZeRO-3).",
         ),
     ]
     for o in reversed(opts):
@@ -86,6 +102,7 @@ def _step_configs(o: dict):
     common = dict(
         lora_rank=o["lora_rank"],
         lora_alpha=o["lora_alpha"],
+        lora_dropout=o["lora_dropout"],
         epochs=o["epochs"],
         batch_size=o["train_batch"],
         micro_batch_size=o["micro_batch_size"],
@@ -98,18 +115,65 @@ def _step_configs(o: dict):
     )
 
 
+LAUNCH_OPTIONS = ("num_processes", "accelerate_config")
+MODULE = "malt_apps.train_cli"  # what `accelerate launch -m` runs in every process
+
+
+def _launch(o: dict) -> Launch | None:
+    """The ``accelerate launch`` that --num-processes / --accelerate-config ask for, with the training
+    options passed on as given; ``None`` to train in this process (also inside a launch)."""
+    if world_size() > 1:  # a worker of a launch: it trains
+        return None
+    launch = Launch(o.get("num_processes"), o.get("accelerate_config"), module=MODULE)
+    if not launch.wanted:
+        return None
+    for p in main.commands["sft"].params:  # sft and dpo take the same training options
+        if isinstance(p, click.Option) and p.name in o and p.name not in (*LAUNCH_OPTIONS, "role", "model"):
+            if p.is_flag:
+                launch.args += [p.opts[0]] if o[p.name] else []
+            else:
+                launch.args += [p.opts[0], str(o[p.name])]
+    return launch
+
+
+def _single_process(command: str) -> None:
+    if world_size() > 1:
+        raise MaltError(
+            f"`malt-train {command}` runs once, not under accelerate launch: launch `malt-train sft|dpo` there, "
+            f"or give `{command}` --num-processes N to launch its training steps"
+        )
+
+
 # ---------------------------------------------------------------------------------------------- steps
 
 
 @contextlib.contextmanager
 def _locked(run: Path) -> Iterator[None]:
-    """An exclusive lock on the run folder: a second malt-train on it refuses; a dead one's lock is taken."""
+    """An exclusive lock on the run folder: a second malt-train on it refuses; a dead one's lock is taken.
+
+    Under a launch the main process locks (all processes stop with its error), or, when ``malt-train``
+    launched the processes, the launching process holds the lock for them."""
     from harness.runfiles import RunLock
 
-    with RunLock(run, "malt-train") as lock:
+    if launcher_holds_lock(run):
+        yield
+        return
+    lock, error = RunLock(run, "malt-train"), None
+    if is_main():
+        try:
+            lock.acquire()
+        except MaltError as exc:
+            error = str(exc)
+    error = share(error)
+    if error:
+        raise MaltError(error)
+    try:
         if lock.took_over:
             click.echo(f"malt-train: note: took over the stale lock of dead process {lock.took_over}", err=True)
         yield
+    finally:
+        if is_main():
+            lock.release()
 
 
 # ---------------------------------------------------------------------------------------------- commands
@@ -121,6 +185,7 @@ def _locked(run: Path) -> Iterator[None]:
 @click.option("--out", "run", required=True, type=click.Path(path_type=Path), help="Run folder (RUN).")
 def generate_cmd(run: Path, **o) -> None:
     """Sample a tree per training question (resumable: rerun the same command to continue)."""
+    _single_process("generate")
     with _locked(run):
         pipeline.generate_tree(run, *_generate_config(o), say=click.echo)
 
@@ -178,8 +243,9 @@ def build_cmd(labeled: Path, out: Path, pairs_per_parent: int | None) -> None:
 @_train_options
 def sft_cmd(run: Path, role: str, model: str | None, **o) -> None:
     """LoRA SFT of one role on RUN/data/ROLE/sft.jsonl -> RUN/adapters-sft/ROLE."""
+    launch = _launch(o)
     with _locked(run):
-        pipeline.sft(run, role, run_model(run, model), _step_configs(o)[0], say=click.echo)
+        pipeline.sft(run, role, run_model(run, model), _step_configs(o)[0], launch, say=click.echo)
 
 
 @main.command("dpo")
@@ -189,8 +255,9 @@ def sft_cmd(run: Path, role: str, model: str | None, **o) -> None:
 @_train_options
 def dpo_cmd(run: Path, role: str, model: str | None, **o) -> None:
     """LoRA DPO of one role from its SFT adapter (reference = SFT model) -> RUN/adapters/ROLE."""
+    launch = _launch(o)
     with _locked(run):
-        pipeline.dpo(run, role, run_model(run, model), _step_configs(o)[1], say=click.echo)
+        pipeline.dpo(run, role, run_model(run, model), _step_configs(o)[1], launch, say=click.echo)
 
 
 @main.command("run")
@@ -203,11 +270,13 @@ def dpo_cmd(run: Path, role: str, model: str | None, **o) -> None:
 @click.option("--generator-dpo", is_flag=True, help="Also DPO-train the generator (helps base models).")
 def run_cmd(run: Path, threshold: float, pooling: str, pairs_per_parent: int | None, generator_dpo: bool, **o) -> None:
     """generate -> label -> build -> sft (all roles) -> dpo (verifier, refiner); finished steps are kept."""
+    _single_process("run")
     cfg, engine = _generate_config(o)
     sft_cfg, dpo_cfg = _step_configs(o)
+    launch = _launch(o)  # --num-processes: training steps under accelerate launch, the tree in this process
     with _locked(run):
         pipeline.run_all(
-            run, cfg, engine, sft_cfg, dpo_cfg, threshold, pooling, pairs_per_parent, generator_dpo, say=click.echo
+            run, cfg, engine, sft_cfg, dpo_cfg, threshold, pooling, pairs_per_parent, generator_dpo, launch, click.echo
         )
     click.echo(
         f"evaluate with:\n  malt-eval --malt-run {run} --agents g,v,r --tasks {cfg.task}\n"

@@ -27,6 +27,7 @@ from harness.maltrun import (
 from harness.roles import ROLES
 from harness.spec import EngineSpec
 from malt_train.generate import GenerateConfig
+from malt_train.launch import Launch, is_main
 
 Say = Callable[[str], None]
 
@@ -108,28 +109,58 @@ def _place(adapter: Path | None, dest: Path) -> str:
     return str(dest)
 
 
-def sft(run: Path, role: str, model: str, cfg, say: Say = _quiet) -> str:
-    """LoRA SFT of ``role`` on ``RUN/data/ROLE/sft.jsonl`` -> ``RUN/adapters-sft/ROLE``; return where it went."""
+def _launched(launch: Launch | None, step: str, run: Path, role: str, model: str, cfg) -> str | None:
+    """Train ``step`` under ``launch`` when there is one and the set has examples (its workers place and
+    report the adapter); ``None``: train here. The checks a worker would fail on are made first."""
+    from malt_train.launch import accumulation, check_examples
+    from malt_train.train import read_rows
+
+    if launch is None:
+        return None
+    data = run / DATA_DIR / role / f"{step}.jsonl"
+    rows = read_rows(data, ("prompt", "completion") if step == "sft" else ("prompt", "chosen", "rejected"))
+    if not rows:
+        return None  # an empty set is skipped here as without a launch
+    check_examples(len(rows), launch.processes, data)
+    accumulation(cfg.batch_size, cfg.micro_batch_size, launch.processes)
+    launch.run(step, run, role, model)
+    return str(adapter_dir(run, "sft" if step == "sft" else "final", role))
+
+
+def sft(run: Path, role: str, model: str, cfg, launch: Launch | None = None, say: Say = _quiet) -> str:
+    """LoRA SFT of ``role`` on ``RUN/data/ROLE/sft.jsonl`` -> ``RUN/adapters-sft/ROLE`` (under ``launch``, on
+    several processes); return where it went ("" on a worker process of a launch)."""
     from harness.models import resolve_model
     from malt_train.train import train_sft
 
+    launched = _launched(launch, "sft", run, role, model, cfg)
+    if launched:
+        return launched
     data = run / DATA_DIR / role / "sft.jsonl"
     adapter = train_sft(resolve_model(model), data, run / WORK_DIR / f"sft-{role}", cfg)
+    if not is_main():
+        return ""
     where = _place(adapter, adapter_dir(run, "sft", role))
     say(f"sft {role}: {where}")
     return where
 
 
-def dpo(run: Path, role: str, model: str, cfg, say: Say = _quiet) -> str:
-    """LoRA DPO of ``role`` from its SFT adapter -> ``RUN/adapters/ROLE``; return where it went."""
+def dpo(run: Path, role: str, model: str, cfg, launch: Launch | None = None, say: Say = _quiet) -> str:
+    """LoRA DPO of ``role`` from its SFT adapter -> ``RUN/adapters/ROLE`` (under ``launch``, on several
+    processes); return where it went ("" on a worker process of a launch)."""
     from harness.models import resolve_model
     from malt_train.train import train_dpo
 
+    launched = _launched(launch, "dpo", run, role, model, cfg)
+    if launched:
+        return launched
     start = adapter_dir(run, "sft", role)
     start_adapter = str(start) if has_adapter(start) else None
     adapter = train_dpo(
         resolve_model(model), run / DATA_DIR / role / "dpo.jsonl", run / WORK_DIR / f"dpo-{role}", cfg, start_adapter
     )
+    if not is_main():
+        return ""
     if adapter is None and start_adapter:  # no preference pair: DPO from the SFT adapter would leave it as is
         adapter = start
         say(f"dpo {role}: no pair, so the SFT adapter is the final one")
@@ -148,6 +179,7 @@ def run_all(
     pooling: str,
     pairs_per_parent: int | None,
     generator_dpo: bool,
+    launch: Launch | None = None,
     say: Say = _quiet,
 ) -> dict:
     """generate -> label -> build -> sft (all roles) -> dpo (verifier, refiner; generator when asked).
@@ -167,13 +199,13 @@ def run_all(
     dpo_roles = [r for r in ROLES if r != "generator" or generator_dpo]
     for role in ROLES:
         done = adapter_dir(run, "sft", role)
-        steps[f"sft-{role}"] = str(done) if has_adapter(done) else sft(run, role, model, sft_cfg, say)
+        steps[f"sft-{role}"] = str(done) if has_adapter(done) else sft(run, role, model, sft_cfg, launch, say)
     for role in ROLES:
         final = adapter_dir(run, "final", role)
         if has_adapter(final):
             steps[f"final-{role}"] = str(final)
         elif role in dpo_roles:
-            steps[f"final-{role}"] = dpo(run, role, model, dpo_cfg, say)
+            steps[f"final-{role}"] = dpo(run, role, model, dpo_cfg, launch, say)
         else:
             start = adapter_dir(run, "sft", role)
             steps[f"final-{role}"] = _place(start if start.exists() else None, final)

@@ -3,6 +3,10 @@
 One data and adapter layer shared by both steps; TRL's ``SFTTrainer``/``DPOTrainer`` are used as
 they are. DPO starts from the role's SFT adapter and, as in the paper, uses the SFT model as the
 reference (TRL keeps a frozen copy of the starting adapter as the reference).
+
+Under ``accelerate launch`` (see ``malt_train.launch``) the same code trains on N processes: the trainer
+shards the data, gradient accumulation is divided by N so that the effective batch stays ``batch_size``,
+and only the main process writes the adapter, the logs and removes the checkpoints.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from pathlib import Path
 
 from harness.errors import MaltError
 from harness.runfiles import iter_jsonl
+from malt_train.launch import accumulation, check_examples, is_main, world_size
 
 log = logging.getLogger(__name__)
 
@@ -24,10 +29,10 @@ class SFTStepConfig:
 
     lora_rank: int = 16  # LoRA rank r
     lora_alpha: int = 32  # LoRA scaling alpha
-    lora_dropout: float = 0.05
+    lora_dropout: float = 0.05  # > 0: masks are drawn per process, so N processes differ from 1 by that noise
     learning_rate: float = 1e-4
     epochs: float = 1.0
-    batch_size: int = 8  # effective batch size, reached by gradient accumulation
+    batch_size: int = 8  # effective batch size over all processes, reached by gradient accumulation
     micro_batch_size: int = 1  # sequences per forward pass (memory: 152k-vocab logits)
     max_length: int = 1024  # tokens of prompt + completion
     max_steps: int = -1  # > 0 overrides epochs (smoke runs)
@@ -44,7 +49,7 @@ class DPOStepConfig(SFTStepConfig):
     beta: float = 0.2  # the paper's DPO beta
 
 
-def _read_rows(path: Path, keys: tuple[str, ...]) -> list[dict]:
+def read_rows(path: Path, keys: tuple[str, ...]) -> list[dict]:
     if not path.is_file():
         return []
     rows = []
@@ -82,14 +87,15 @@ def _common_args(cfg: SFTStepConfig, out: Path) -> dict:
     return dict(
         output_dir=str(out / "checkpoints"),
         per_device_train_batch_size=cfg.micro_batch_size,
-        gradient_accumulation_steps=max(1, cfg.batch_size // cfg.micro_batch_size),
+        gradient_accumulation_steps=accumulation(cfg.batch_size, cfg.micro_batch_size, world_size()),
         learning_rate=cfg.learning_rate,
         num_train_epochs=cfg.epochs,
         max_steps=cfg.max_steps,
         max_length=cfg.max_length,
         gradient_checkpointing=cfg.gradient_checkpointing,
         bf16=_bf16(),
-        use_cpu=not torch.cuda.is_available(),
+        use_cpu=not torch.cuda.is_available(),  # also what makes torchrun's workers use gloo on a CPU machine
+        ddp_find_unused_parameters=False,  # LoRA: every trainable weight is used in each forward pass
         report_to="none",
         logging_steps=1,
         save_strategy="steps",
@@ -111,24 +117,47 @@ def _lora(cfg: SFTStepConfig):
     )
 
 
-def _last_checkpoint(out: Path) -> str | None:
-    """The newest complete TRL checkpoint (``trainer_state.json`` is written last)."""
+def _complete(ckpt: Path, world: int) -> bool:
+    """The main process writes ``trainer_state.json`` last, but each of N processes writes its own RNG
+    state (``rng_state_<rank>.pth``) with no barrier between: a checkpoint is complete when all are there."""
+    if not (ckpt / "trainer_state.json").is_file():
+        return False
+    if world == 1 or (ckpt / "rng_state.pth").is_file():
+        return True
+    return all((ckpt / f"rng_state_{rank}.pth").is_file() for rank in range(world))
+
+
+def _last_checkpoint(out: Path, world: int = 1) -> str | None:
+    """The newest complete TRL checkpoint of ``out``, for a run on ``world`` processes."""
     ckpts = [p for p in (out / "checkpoints").glob("checkpoint-*") if p.name.split("-")[-1].isdigit()]
-    complete = [p for p in ckpts if (p / "trainer_state.json").is_file()]
+    complete = [p for p in ckpts if _complete(p, world)]
     best = max(complete, key=lambda p: int(p.name.split("-")[-1]), default=None)
-    if best is not None:
+    if best is not None and is_main():
         log.warning("resuming training from %s", best)
     return str(best) if best else None
 
 
+ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")
+
+
 def _finish(trainer, out: Path, cfg: SFTStepConfig, kind: str, n_rows: int) -> Path:
+    """Train (from the last checkpoint), then the main process writes ``out/adapter`` once."""
     import shutil
 
-    trainer.train(resume_from_checkpoint=_last_checkpoint(out))
-    adapter = out / "adapter"
-    trainer.model.save_pretrained(str(adapter), selected_adapters=["default"])
-    (adapter / "malt_step.json").write_text(json.dumps({"step": kind, "rows": n_rows, **asdict(cfg)}, indent=2))
-    shutil.rmtree(out / "checkpoints", ignore_errors=True)
+    trainer.train(resume_from_checkpoint=_last_checkpoint(out, world_size()))
+    saved, adapter = out / "saved", out / "adapter"
+    trainer.save_model(str(saved))  # every process: FSDP / ZeRO-3 gather their shards; the main one writes
+    if trainer.accelerator.is_main_process:
+        shutil.rmtree(adapter, ignore_errors=True)
+        adapter.mkdir(parents=True)
+        for name in ADAPTER_FILES:  # the trained "default" adapter, not DPO's frozen "ref" copy (saved/ref)
+            shutil.copy2(saved / name, adapter / name)
+        (adapter / "malt_step.json").write_text(
+            json.dumps({"step": kind, "rows": n_rows, "processes": world_size(), **asdict(cfg)}, indent=2)
+        )
+        shutil.rmtree(out / "checkpoints", ignore_errors=True)
+        shutil.rmtree(saved, ignore_errors=True)
+    trainer.accelerator.wait_for_everyone()
     return adapter
 
 
@@ -138,14 +167,16 @@ def train_sft(model_ref: str, data: Path, out: Path, cfg: SFTStepConfig | None =
     from trl import SFTConfig, SFTTrainer
 
     cfg = cfg or SFTStepConfig()
-    rows = _read_rows(data, ("prompt", "completion"))
+    rows = read_rows(data, ("prompt", "completion"))
     if not rows:
         log.warning("empty SFT set %s: skipped", data)
         return None
+    check_examples(len(rows), world_size(), data)
+    args = SFTConfig(**_common_args(cfg, out))  # before the model: DeepSpeed ZeRO-3 partitions it while loading
     model, tok = _load(model_ref)
     trainer = SFTTrainer(
         model=model,
-        args=SFTConfig(**_common_args(cfg, out)),
+        args=args,
         train_dataset=Dataset.from_list(rows),
         processing_class=tok,
         peft_config=_lora(cfg),
@@ -161,12 +192,13 @@ def train_dpo(
     from trl import DPOConfig, DPOTrainer
 
     cfg = cfg or DPOStepConfig()
-    rows = _read_rows(data, ("prompt", "chosen", "rejected"))
+    rows = read_rows(data, ("prompt", "chosen", "rejected"))
     if not rows:
         log.warning("empty DPO set %s: skipped", data)
         return None
-    model, tok = _load(model_ref, start_adapter)
+    check_examples(len(rows), world_size(), data)
     args = DPOConfig(beta=cfg.beta, **_common_args(cfg, out))
+    model, tok = _load(model_ref, start_adapter)
     trainer = DPOTrainer(
         model=model,
         args=args,

@@ -15,7 +15,15 @@ from malt_train.generate import grow_trees
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
 import throughput  # noqa: E402
-from throughput_rows import PromptCounter, RepeatedPrompts, TreeMemory  # noqa: E402
+from throughput_rows import (  # noqa: E402
+    PromptCounter,
+    RepeatedPrompts,
+    TreeMemory,
+    copy_gbps,
+    count_generated,
+    generated_tokens,
+    matmul_gflops,
+)
 
 DOCS = {0: {"question": "Tom has 2 apples and buys 1 more. How many?", "answer": "2 + 1 = 3\n#### 3"}}
 
@@ -58,6 +66,7 @@ def test_plan_skips_vllm_rows_without_vllm(monkeypatch):
         16,
         64,
     )
+    a.device = "cpu"
     rows = {key: spec for key, _, spec in throughput.plan(a, "/m")}
     assert rows["g_vllm"] == rows["gvr_vllm"] == "skipped: vllm not installed"
     assert rows["tree_rep_hf"]["repeat"] and not rows["tree_n_hf"].get("repeat")
@@ -198,3 +207,106 @@ def test_table_marks_rows_without_the_process_tree_sample():
     lines = throughput.table(rows, res, None, 0.0).splitlines()
     assert "1000" in lines[2] and "*" not in lines[2]
     assert "1000 *" in lines[3]
+
+
+@pytest.mark.parametrize(
+    ("device", "other", "backend"), [("cpu", "continuous", "hf-continuous"), ("cuda", "generate", "hf-generate")]
+)
+def test_plan_has_a_gvr_row_on_each_generation_path(monkeypatch, device, other, backend):
+    monkeypatch.setattr(throughput, "vllm_installed", lambda: False)
+    a = throughput.parse_args(["--quick"])
+    a.device = device
+    rows = {key: (label, spec) for key, label, spec in throughput.plan(a, "/m")}
+    label, spec = rows[f"gvr_hf_{other}"]
+    assert spec["backend"] == backend and spec["agents"] == "g,v,r" and other in label
+    assert {k: v for k, v in spec.items() if k != "backend"} == {
+        k: v for k, v in rows["gvr_hf"][1].items() if k != "backend"
+    }
+    assert rows["gvr_hf"][1]["backend"] == "hf"  # the device's own path, under its usual key
+    assert throughput.path_rows(device) == {
+        "continuous" if device == "cpu" else "generate": f"gvr_hf_{other}",
+        throughput.generation_path(device): "gvr_hf",
+    }
+
+
+def test_rows_selects_rows_and_rejects_unknown_keys(monkeypatch):
+    monkeypatch.setattr(throughput, "vllm_installed", lambda: False)
+    a = throughput.parse_args(["--quick", "--rows", "gvr_hf, gvr_hf_continuous"])
+    a.device = "cpu"
+    rows = throughput.plan(a, "/m")
+    measured = [key for key, _, spec in rows if isinstance(spec, dict)]
+    assert measured == ["gvr_hf", "gvr_hf_continuous"]
+    assert all(spec == throughput.NOT_SELECTED for key, _, spec in rows if key not in measured)
+    a.rows = ["gvr_hf", "gvr_fast"]
+    with pytest.raises(ValueError, match="unknown --rows gvr_fast"):
+        throughput.plan(a, "/m")
+
+
+def test_report_ends_with_the_two_ratio_lines(monkeypatch, tmp_path, capsys):
+    monkeypatch.setattr(throughput, "vllm_installed", lambda: False)
+    monkeypatch.setattr(throughput, "bench_device", lambda: "cpu")
+    monkeypatch.setattr(throughput, "matmul_gflops", lambda **kw: 100.0)
+    monkeypatch.setattr(throughput, "decode_ceiling", lambda *a: None)
+    monkeypatch.setattr("harness.models.resolve_model", lambda name: "/m")
+    monkeypatch.setattr(throughput, "linear_params", lambda model_dir: 1000)
+    rates = {"gvr_hf": 20, "gvr_hf_continuous": 10, "lmeval": 40}
+
+    def fake_measure(key, spec, work, fresh, report_only=False):
+        return {"tokens": rates[key] * 10, "wall": 10.0, "questions": 4, "peak_rss_mib": 1.0}, False
+
+    monkeypatch.setattr(throughput, "measure", fake_measure)
+    out = tmp_path / "B.md"
+    throughput.main(
+        ["--quick", "--rows", "lmeval,gvr_hf,gvr_hf_continuous", "--out", str(out), "--work", str(tmp_path)]
+    )
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[-2:] == ["ratio_gvr_vs_generate=0.50", "ratio_vs_lmeval_hf=0.50"]
+    text = out.read_text()
+    assert "continuous batching / `generate()`: 0.50x; the hf backend's path on this cpu: generate" in text
+    assert "not met — so the backend keeps `generate()` on CPUs" in text
+    assert "malt-eval --agents g,v,r (hf, continuous)" in text and "not selected (--rows)" in text
+
+
+def test_bad_rows_option_is_one_line_and_exit_2(monkeypatch, capsys):
+    monkeypatch.setattr("harness.models.resolve_model", lambda name: "/m")
+    with pytest.raises(SystemExit) as exc:
+        throughput.main(["--quick", "--rows", "nope"])
+    assert exc.value.code == 2
+    assert capsys.readouterr().err.strip().startswith("error: unknown --rows nope; known: lmeval, g_hf")
+
+
+def test_lmeval_row_counts_generated_token_ids_not_retokenized_text():
+    import torch
+
+    assert generated_tokens([[5, 5, 5, 2, 0, 0], [5, 5, 5, 5], [2, 0]], stops={2, 0}) == 4 + 4 + 1
+
+    class FakeLM:
+        tokenizer = type("T", (), {"pad_token_id": 0, "eos_token_id": 2})()
+        model = type("M", (), {"generation_config": type("G", (), {"eos_token_id": [2, 7]})()})()
+
+        def _model_generate(self, context, max_length, stop, **kwargs):
+            new = torch.tensor([[198] * 16, [198, 198, 7, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]])
+            return torch.cat([context, new], dim=1)
+
+    lm = FakeLM()
+    counted = count_generated(lm)
+    lm._model_generate(torch.ones(2, 5, dtype=torch.long), max_length=21, stop=["\n\n"])
+    assert counted["tokens"] == 16 + 3  # 16 newline tokens, whatever their text retokenizes to
+
+
+def test_gpu_ceiling_is_the_lower_of_bandwidth_and_matmul_bounds():
+    weights = 494_000_000
+    c = throughput.gpu_ceiling(weights, batch=64, gflops=788_000.0, gbps=4300.0)
+    assert c["tok_s_bandwidth"] == pytest.approx(64 * 4300e9 / (2 * weights))  # 2 bytes per bf16 weight per step
+    assert c["tok_s_compute"] == pytest.approx(788e12 / (2 * weights))  # 2 FLOPs per weight per token
+    assert c["tok_s"] == c["tok_s_bandwidth"] < c["tok_s_compute"]
+    big = throughput.gpu_ceiling(weights, batch=1024, gflops=788_000.0, gbps=4300.0)
+    assert big["tok_s"] == big["tok_s_compute"]
+    note = throughput.ceiling_note({"g_hf": {"tokens": 2786, "wall": 1.0}}, c)[0]
+    assert "Decode ceiling (GPU)" in note and "g_hf 1.00%" in note
+
+
+def test_device_rates_run_on_this_cpu():
+    """The GPU roofline's measurements, on small CPU buffers (the code path a GPU run takes, minus CUDA)."""
+    assert matmul_gflops(size=64, reps=2, device="cpu") > 0
+    assert copy_gbps("cpu", numel=1 << 16, reps=2) > 0

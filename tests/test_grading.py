@@ -1,3 +1,6 @@
+import json
+from pathlib import Path
+
 import pytest
 
 from harness.grading import extract_answer, gold_answer, is_correct, normalize_answer
@@ -104,3 +107,47 @@ def test_unknown_task_is_a_clear_error():
     with pytest.raises(ValueError, match="unknown task"):
         gold_answer("nope", {})
     assert extract_answer("nope", "Final Answer: 1") is None
+
+
+# --------------------------------------------------------------------------- real texts (the grader audit)
+
+_REAL = Path(__file__).parent / "fixtures" / "grading_real.jsonl"
+REAL = [json.loads(line) for line in _REAL.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+@pytest.mark.parametrize("case", REAL, ids=[c["source"] for c in REAL])
+def test_real_texts_the_audit_found(case):
+    """Texts of real runs that the grader misread before the audit (``was``), read as a person reads them."""
+    assert extract_answer(case["task"], case["text"]) == case["answer"], case["why"]
+    assert is_correct(case["task"], case["text"], case["doc"]) is case["correct"], case["why"]
+
+
+@pytest.mark.parametrize(
+    ("task", "text", "expected"),
+    [
+        ("malt_csqa", "Final Answer: B or C", None),  # a hedge between two letters is no answer
+        ("malt_csqa", "Final Answer: (B)/(C)", None),
+        ("malt_csqa", "Final Answer: B\nOn reflection it could be B or C.", "B"),  # no statement: the last one counts
+        ("malt_csqa", "Final Answer: B: rock and roll", "B"),  # "and" inside a choice's text is no hedge
+        ("malt_csqa", "Final Answer: Option C", "C"),
+        ("malt_csqa", "Final Answer: The answer is (C) garden", "C"),  # a marker inside a statement
+        ("malt_csqa", "The answer is (B). Final Answer: C", "C"),  # the last marker of a line
+        ("malt_csqa", "Final Answer: B\nSo the answer is not A: classroom.", "B"),  # a negation states nothing
+        ("malt_gsm8k", "Final Answer: 18, the answer is correct", "18"),
+        ("malt_math", "**Final Answer:** The final answer is $\\boxed{5}$. I hope it is correct.", "5"),
+        ("malt_gsm8k", "Final Answer: 5\nWait, that is wrong. Final Answer: 6", "6"),  # two final answers: the last
+        ("malt_gsm8k", "**Final Answer**\n\n18 apples", "18"),  # a heading states the paragraph under it
+        ("malt_gsm8k", "Final Answer: 18\nThe answer is correct.", "18"),  # a verdict states nothing
+        ("malt_math", "\\boxed{3}\nThe final answer is correct.", "3"),
+        ("malt_math", "\\boxed{3}\nFinal Answer: $<correct answer in LaTeX>$", "3"),  # the prompt's placeholder
+    ],
+)
+def test_documented_rules(task, text, expected):
+    assert extract_answer(task, text) == expected
+
+
+def test_math_answer_stated_in_a_sentence():
+    """math-verify reads a stated sentence as text (its last math), not as one LaTeX expression."""
+    doc = {"problem": "p", "answer": "72"}
+    assert is_correct("malt_math", "Final Answer:\nThe minimum number of degrees is 72 degrees.", doc)
+    assert not is_correct("malt_math", "Final Answer:\nThe minimum number of degrees is 208 degrees.", doc)

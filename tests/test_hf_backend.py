@@ -1,11 +1,22 @@
-"""The transformers backend on a tiny random Llama: padding, ordering, n samples, attention kernel."""
+"""The transformers backend on a tiny random Llama: padding, ordering, n samples, attention kernel, and its
+continuous-batching path against its ``generate()`` path."""
 
+import pytest
 import torch
 
 from harness.backends.base import SamplingParams
 from harness.backends.hf import HFBackend
 
 PROMPTS = [[{"role": "user", "content": "hi " * k}] for k in (1, 9, 3, 20)]
+
+
+@pytest.fixture(scope="module")
+def varied_model_dir(tmp_path_factory):
+    """The tiny random Llama with larger initial weights: greedy answers vary with the prompt (the default
+    one answers every prompt with newlines, which would make equal outputs prove little)."""
+    from tests.conftest import build_tiny_llama
+
+    return build_tiny_llama(tmp_path_factory.mktemp("tiny-llama-varied"), initializer_range=0.3)
 
 
 def test_batched_equals_one_by_one_and_keeps_order(tiny_model_dir):
@@ -65,9 +76,12 @@ def test_shared_prefill_runs_each_prompt_once(tiny_model_dir):
     assert all(shape == (6, 1) for shape in seen[1:])  # then one token per step for the 6 samples
 
 
-def test_sampling_is_the_whole_distribution(tiny_model_dir):
-    """temperature/top_p only: no top-k (transformers' default 50) cuts the tail of the distribution."""
-    be = HFBackend(str(tiny_model_dir), batch_size=64, dtype="float32")
+@pytest.mark.parametrize("backend", ["hf-generate", "hf-continuous"])
+def test_sampling_is_the_whole_distribution(tiny_model_dir, backend):
+    """temperature/top_p only: no top-k (transformers' default 50) cuts the tail of the distribution (both paths)."""
+    from harness.backends import get_backend
+
+    be = get_backend(backend)(str(tiny_model_dir), batch_size=64, dtype="float32")
     prompt = PROMPTS[1]
     ids = be.tokenizer(be.render(prompt), add_special_tokens=False, return_tensors="pt")["input_ids"]
     with torch.inference_mode():
@@ -85,3 +99,114 @@ def test_model_generation_config_does_not_change_the_recipe(tiny_model_dir):
     be.model.generation_config.repetition_penalty = 50.0
     be.model.generation_config.no_repeat_ngram_size = 1
     assert be.generate(PROMPTS, SamplingParams(max_new_tokens=12)) == plain
+
+
+# ---------------------------------------------------------------- the two generation paths
+
+
+def _both(model_dir, batch_size=8):
+    from harness.backends.hf import HFContinuousBackend, HFGenerateBackend
+
+    return (
+        HFContinuousBackend(str(model_dir), batch_size=batch_size, dtype="float32"),
+        HFGenerateBackend(str(model_dir), batch_size=batch_size, dtype="float32"),
+    )
+
+
+def test_continuous_batching_greedy_equals_generate(varied_model_dir):
+    fast, plain = _both(varied_model_dir)
+    prompts = [*PROMPTS, [{"role": "user", "content": "Tom has 3 apples and buys 4 more. How many?"}]]
+    a, b = fast.generate(prompts, SamplingParams(max_new_tokens=12)), plain.generate(prompts, SamplingParams(12))
+    assert a == b  # texts, token counts, truncation flags
+    assert len({c[0].text for c in a}) > 2  # the prompts get different answers: a comparison that can fail
+    assert fast.model.config._attn_implementation == "malt_sdpa_gqa"  # restored after the library's sdpa
+
+
+def test_continuous_batching_n_samples_differ_and_follow_the_seed(varied_model_dir):
+    fast, _ = _both(varied_model_dir)
+    params = SamplingParams(max_new_tokens=6, temperature=1.0, n=3, seed=5)
+    a = fast.generate(PROMPTS[:2], params)
+    assert [len(x) for x in a] == [3, 3] and all(len({c.text for c in x}) == 3 for x in a)
+    assert fast.generate(PROMPTS[:2], params) == a
+    assert fast.generate(PROMPTS[:2], SamplingParams(6, 1.0, n=3, seed=6)) != a
+    greedy = fast.generate(PROMPTS[:2], SamplingParams(max_new_tokens=6, n=2))  # n forked greedy samples agree
+    assert all(x[0] == x[1] for x in greedy)
+
+
+def test_continuous_batching_stops_at_eos_and_counts_it(varied_model_dir):
+    fast, plain = _both(varied_model_dir)
+    free = plain.generate(PROMPTS[1:2], SamplingParams(max_new_tokens=10))[0][0]
+    assert free.truncated and free.n_tokens == 10
+    ids = plain.tokenizer(plain.render(PROMPTS[1]), add_special_tokens=False)["input_ids"]
+    with torch.inference_mode():
+        out = plain.model.generate(torch.tensor([ids]), max_new_tokens=4, do_sample=False, top_k=None, top_p=None)
+    third = out[0, len(ids) + 2].item()  # the greedy third token becomes a stop token
+    for be in (fast, plain):
+        be.eos_ids = [third]
+    a, b = fast.generate(PROMPTS[1:2], SamplingParams(10)), plain.generate(PROMPTS[1:2], SamplingParams(10))
+    assert a == b and a[0][0].n_tokens == 3 and not a[0][0].truncated  # two tokens and the stop token
+
+
+def test_continuous_batching_truncates_long_prompts_like_generate(varied_model_dir):
+    fast, plain = _both(varied_model_dir)
+    lengths = [len(plain.tokenizer(plain.render(p), add_special_tokens=False)["input_ids"]) for p in PROMPTS]
+    fast.context = plain.context = sorted(lengths)[1] + 8  # room for 8 new tokens after the two shorter prompts
+    a, b = fast.generate(PROMPTS, SamplingParams(max_new_tokens=8)), plain.generate(PROMPTS, SamplingParams(8))
+    assert a == b
+    assert [c[0].prompt_truncated for c in a] == [n > sorted(lengths)[1] for n in lengths]
+    assert sum(c[0].prompt_truncated for c in a) == 2
+
+
+@pytest.fixture(scope="module")
+def lora_adapter(varied_model_dir, tmp_path_factory) -> str:
+    """A LoRA adapter of the varied tiny model with random (non-zero) weights."""
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    torch.manual_seed(0)
+    cfg = LoraConfig(r=8, lora_alpha=64, target_modules=["q_proj", "v_proj", "o_proj"], init_lora_weights=False)
+    out = tmp_path_factory.mktemp("adapter") / "verifier"
+    get_peft_model(AutoModelForCausalLM.from_pretrained(varied_model_dir), cfg).save_pretrained(out)
+    return str(out)
+
+
+def test_continuous_batching_applies_adapters_like_generate(varied_model_dir, lora_adapter, caplog):
+    fast, plain = _both(varied_model_dir)
+    for be in (fast, plain):
+        be.load_adapter("verifier", lora_adapter)
+    params = SamplingParams(max_new_tokens=10)
+    with caplog.at_level("WARNING", logger="harness.backends.hf"):
+        tuned, base = fast.generate(PROMPTS, params, adapter="verifier"), fast.generate(PROMPTS, params)
+    assert not caplog.records  # the fast path ran: no fallback to generate()
+    assert tuned == plain.generate(PROMPTS, params, adapter="verifier")
+    assert base == plain.generate(PROMPTS, params)
+    assert tuned != base  # the adapter changes the answers
+
+
+def test_continuous_batching_falls_back_to_generate_and_says_so_once(varied_model_dir, monkeypatch, caplog):
+    fast, plain = _both(varied_model_dir)
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("no paged attention here")
+
+    monkeypatch.setattr(type(fast.model), "generate_batch", broken)
+    with caplog.at_level("WARNING", logger="harness.backends.hf"):
+        out = [fast.generate(PROMPTS, SamplingParams(max_new_tokens=6)) for _ in range(2)]
+    assert out[0] == out[1] == plain.generate(PROMPTS, SamplingParams(max_new_tokens=6))
+    warnings = [r.getMessage() for r in caplog.records]
+    assert len(warnings) == 1 and "no paged attention here" in warnings[0] and "generate()" in warnings[0]
+
+
+def test_generation_path_per_device(tiny_model_dir):
+    from harness.backends import get_backend
+    from harness.backends.device import generation_path
+    from harness.backends.hf import HFBackend
+
+    assert (generation_path("cuda"), generation_path("cuda:1"), generation_path("cpu")) == (
+        "continuous",
+        "continuous",
+        "generate",
+    )
+    assert HFBackend(str(tiny_model_dir), device="cpu").path == "generate"
+    assert get_backend("hf-generate").path == "generate" and get_backend("hf-continuous").path == "continuous"
+    assert get_backend("hf").path is None  # decided per device when the model is loaded

@@ -186,6 +186,26 @@ def test_turns_command(runs, tmp_path):
     assert t["n"] == 2 and t["stated"]["generator"] == 2 and 0 <= t["stated"]["verifier"] <= 2
 
 
+def test_audit_and_regrade_real_runs(runs, tmp_path):
+    """The grader audit and the regrade read real logs of the tiny model; regrading with the grader that graded
+    the runs changes nothing."""
+    r = leaderboard("audit", runs["g"], runs["gvr"], "-o", tmp_path / "audit")
+    assert r.returncode == 0, r.stderr
+    texts = {
+        (row["task"], row["role"], row["reader"]): row["texts"]
+        for row in json.loads((tmp_path / "audit" / "summary.json").read_text())
+    }
+    assert texts[("malt_gsm8k", "generator", "flexible-extract")] == 4  # 2 questions in each run
+    assert (
+        texts[("malt_gsm8k", "refiner", "strict-match")] == 2
+        and texts[("malt_csqa", "generator", "lm-eval multi_choice_regex")] == 2
+    )
+    r = leaderboard("regrade", runs["g"], runs["gvr"], "--json", tmp_path / "r.json")
+    assert r.returncode == 0, r.stderr
+    found = json.loads((tmp_path / "r.json").read_text())
+    assert len(found) == 3 and all(f["n"] == 2 and f["logged"] == f["regraded"] and not f["changed"] for f in found)
+
+
 def test_turn_accuracy_on_known_answers():
     def row(g, v, r, final_ok):
         return {

@@ -27,3 +27,18 @@ def cpu_has_native_bf16(cpuinfo: str | None = None) -> bool:
 def default_dtype(device: str) -> str:
     """What ``--dtype auto`` means: bf16 on GPUs and on CPUs with native bf16, else fp32."""
     return "bfloat16" if device.startswith("cuda") or cpu_has_native_bf16() else "float32"
+
+
+GENERATION_PATHS = ("continuous", "generate")
+
+
+def generation_path(device: str) -> str:
+    """How the hf backend generates on ``device`` by default: the faster of its two paths there.
+
+    ``continuous``: transformers' continuous batching (paged KV cache, finished sequences leave the batch,
+    CUDA graphs where the library turns them on) — the path for GPUs. ``generate``: transformers'
+    ``generate()`` on length-sorted, left-padded batches — kept on CPUs, where continuous batching
+    measured 0.73x ``generate()`` (BENCHMARKS.md, "Continuous batching vs generate()": without flash
+    attention its SDPA path attends every query to every sequence's cache under a dense mask).
+    """
+    return "continuous" if device.startswith("cuda") else "generate"

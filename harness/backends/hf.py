@@ -1,9 +1,20 @@
-"""The transformers backend: batched, left-padded, length-sorted generation; LoRA adapters via PEFT."""
+"""The transformers backend: LoRA adapters via PEFT; two generation paths of transformers.
+
+- ``continuous``: ``model.generate_batch`` (continuous batching: a paged KV cache, finished sequences
+  leave the batch at once, the n samples of a prompt forked from its prefilled cache, CUDA graphs where
+  the library turns them on);
+- ``generate``: ``model.generate`` on length-sorted, left-padded batches, the n samples of a prompt
+  decoded from one shared prefill.
+
+``hf`` picks the faster path for its device (:func:`harness.backends.device.generation_path`);
+``hf-generate`` and ``hf-continuous`` fix one, for comparison (``bench/throughput.py``) or as a fallback.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import math
 from collections.abc import Iterator, Sequence
 from dataclasses import replace
 
@@ -11,7 +22,7 @@ import torch
 
 from harness.backends import register_backend
 from harness.backends.base import Backend, Completion, Messages, Prompt, SamplingParams, cut_at_stop
-from harness.backends.device import default_dtype
+from harness.backends.device import GENERATION_PATHS, default_dtype, generation_path
 from harness.errors import ModelError
 
 log = logging.getLogger(__name__)
@@ -85,6 +96,8 @@ class HFBackend(Backend):
         device: "cpu", "cuda", ...
     """
 
+    path: str | None = None  # generation path; None: the device's (``generation_path``)
+
     def __init__(self, model: str, batch_size: int = 16, dtype: str = "auto", device: str | None = None) -> None:
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -111,6 +124,9 @@ class HFBackend(Backend):
         self.eos_ids = sorted(i for i in eos if i is not None)
         self.adapters: set[str] = set()
         self.context = _context_length(self.model.config, self.tokenizer)
+        self.path = self.path or generation_path(self.device)
+        assert self.path in GENERATION_PATHS, self.path
+        self._warned: set[str] = set()
 
     # ------------------------------------------------------------------ prompts
     def render(self, messages: Prompt) -> str:
@@ -163,16 +179,41 @@ class HFBackend(Backend):
             ids = [x[-keep:] if i in cut else x for i, x in enumerate(ids)]
         else:
             cut = set()
+        with self._adapter(adapter):
+            out = self._generate_continuous(ids, params) if self.path == "continuous" else None
+            if out is None:
+                out = self._generate_padded(ids, params)
+        return [[replace(c, prompt_truncated=True) for c in out[i]] if i in cut else out[i] for i in range(len(out))]
+
+    def _warn_once(self, key: str, message: str) -> None:
+        if key not in self._warned:
+            self._warned.add(key)
+            log.warning(message)
+
+    def _completions(self, seqs: list[list[int]], stop_strings: Sequence[str] = ()) -> list[Completion]:
+        """Completions of generated token ids: cut at the first stop token, which counts as generated, and the
+        text before the first of ``stop_strings`` (lm-eval's ``until``)."""
+        comps = []
+        for seq in seqs:
+            stop = next((k for k, t in enumerate(seq) if t in self.eos_ids), None)
+            toks = seq if stop is None else seq[:stop]
+            text, stopped = cut_at_stop(self.tokenizer.decode(toks, skip_special_tokens=True), stop_strings)
+            comps.append(Completion(text, len(toks) + (stop is not None), truncated=stop is None and not stopped))
+        return comps
+
+    # ------------------------------------------------------------------ generate() path
+    def _generate_padded(self, ids: list[list[int]], params: SamplingParams) -> list[list[Completion]]:
+        """``model.generate`` on batches of ``batch_size`` sequences, longest prompts first."""
         order = sorted(range(len(ids)), key=lambda i: -len(ids[i]))  # longest first: OOM shows early
         per_batch = max(1, self.batch_size // max(1, params.n))
-        out: list[list[Completion]] = [[] for _ in prompts]
-        with self._adapter(adapter), torch.inference_mode():
+        out: list[list[Completion]] = [[] for _ in ids]
+        with torch.inference_mode():
             for start in range(0, len(order), per_batch):
                 batch = order[start : start + per_batch]
                 if params.seed is not None:
                     torch.manual_seed(params.seed + start)
                 for i, comps in zip(batch, self._generate_batch([ids[i] for i in batch], params), strict=True):
-                    out[i] = [replace(c, prompt_truncated=True) for c in comps] if i in cut else comps
+                    out[i] = comps
         return out
 
     def _prefill(self, input_ids: torch.Tensor, mask: torch.Tensor, n: int):
@@ -205,7 +246,7 @@ class HFBackend(Backend):
             else dict(do_sample=False, temperature=None, top_p=None, top_k=None)
         )
         kwargs.update(NEUTRAL_GENERATION)
-        if params.stop:  # stop each sequence at its first stop string (the text is cut there below)
+        if params.stop:  # stop each sequence at its first stop string (the text is cut there in _completions)
             kwargs.update(stop_strings=list(params.stop), tokenizer=self.tokenizer)
         n = params.n
         if n > 1 and width > 1:  # prefill each prompt once, then decode n samples from copies of its cache
@@ -221,13 +262,79 @@ class HFBackend(Backend):
             **kwargs,
         )
         new = gen[:, width:].tolist()
-        result: list[list[Completion]] = []
-        for p in range(len(ids)):
-            comps = []
-            for seq in new[p * params.n : (p + 1) * params.n]:
-                stop = next((k for k, t in enumerate(seq) if t in self.eos_ids), None)
-                toks = seq if stop is None else seq[:stop]
-                text, stopped = cut_at_stop(self.tokenizer.decode(toks, skip_special_tokens=True), params.stop)
-                comps.append(Completion(text, len(toks) + (stop is not None), truncated=stop is None and not stopped))
-            result.append(comps)
-        return result
+        return [self._completions(new[p * params.n : (p + 1) * params.n], params.stop) for p in range(len(ids))]
+
+    # ------------------------------------------------------------------ continuous batching path
+    def _generate_continuous(self, ids: list[list[int]], params: SamplingParams) -> list[list[Completion]] | None:
+        """All prompts through ``model.generate_batch``; ``None`` (after one warning) where it cannot run."""
+        try:
+            from transformers import ContinuousBatchingConfig, GenerationConfig
+        except ImportError:
+            self._warn_once("import", "this transformers has no continuous batching: the hf backend uses generate()")
+            return None
+        sample = params.temperature > 0
+        if not sample and params.n > 1:  # n greedy samples are one sample n times
+            once = self._generate_continuous(ids, replace(params, n=1))
+            return None if once is None else [comps * params.n for comps in once]
+        gen_config = GenerationConfig(
+            max_new_tokens=params.max_new_tokens,
+            do_sample=sample,
+            temperature=params.temperature if sample else None,
+            top_p=params.top_p if sample else None,
+            top_k=0 if sample else None,
+            num_return_sequences=params.n,
+            eos_token_id=self.eos_ids,
+            pad_token_id=self.tokenizer.pad_token_id,
+            **NEUTRAL_GENERATION,
+        )
+        cb_config = ContinuousBatchingConfig(seed=params.seed, **self._cache_size(ids, params))
+        model = self.model
+        attn = model.config._attn_implementation
+        if attn not in ("sdpa", "eager") and "flash" not in attn:  # ours (malt_sdpa_gqa): the library takes sdpa
+            model.set_attn_implementation("sdpa")
+        try:
+            # not under inference_mode: the library's thread updates tensors made here
+            with torch.no_grad():
+                results = model.generate_batch(ids, generation_config=gen_config, continuous_batching_config=cb_config)
+        except Exception as exc:  # noqa: BLE001 - any failure of the library's path: the other path still works
+            self._warn_once("error", f"continuous batching failed ({type(exc).__name__}: {exc}); using generate()")
+            return None
+        finally:
+            if model.config._attn_implementation != attn:
+                model.set_attn_implementation(attn)
+        outputs = list(results.values())
+        if len(outputs) != len(ids) * params.n or any(r.error is not None for r in outputs):
+            failed = next((r.error for r in outputs if r.error is not None), "missing results")
+            self._warn_once("error", f"continuous batching failed ({failed}); using generate()")
+            return None
+        # in input order, each prompt's forked samples right before the sample that was prefilled
+        n = params.n
+        return [
+            self._completions([r.generated_tokens for r in outputs[p * n : (p + 1) * n]], params.stop)
+            for p in range(len(ids))
+        ]
+
+    def _cache_size(self, ids: list[list[int]], params: SamplingParams) -> dict[str, int]:
+        """Continuous batching's limits: ``batch_size`` sequences at a time; on a GPU the library sizes the
+        KV cache from free memory, elsewhere (it would take 90% of RAM) to what ``batch_size`` sequences need."""
+        limits = {"max_requests_per_batch": self.batch_size}
+        if not self.device.startswith("cuda"):
+            page = 256  # ContinuousBatchingConfig's page_size
+            longest = max(len(x) for x in ids) + params.max_new_tokens
+            sequences = min(self.batch_size, len(ids) * params.n)
+            limits.update(num_blocks=sequences * (math.ceil(longest / page) + 1), max_batch_tokens=2048)
+        return limits
+
+
+@register_backend("hf-generate")
+class HFGenerateBackend(HFBackend):
+    """The hf backend on transformers' ``generate()`` on every device."""
+
+    path = "generate"
+
+
+@register_backend("hf-continuous")
+class HFContinuousBackend(HFBackend):
+    """The hf backend on transformers' continuous batching on every device."""
+
+    path = "continuous"
