@@ -1,51 +1,182 @@
-"""The multi-agent system as an lm-eval model: ``--model malt`` / ``simple_evaluate(model=MaltLM(...))``."""
+"""The multi-agent system as an lm-eval model: ``--model malt`` / ``simple_evaluate(model=MaltLM(...))``.
+
+On our malt_* tasks the roles use the tasks' tuned prompts and the voted answer is returned; on any other
+lm-eval ``generate_until`` task the generator answers lm-eval's own context and the verifier and refiner get
+generic role prompts (:mod:`harness.lm_eval_solver`), so the task's own filters and metrics score the result.
+Models load on the first request, so a task lm-eval refuses costs no model load.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from lm_eval.api.model import LM
 from lm_eval.api.registry import register_model
 
 from harness.backends.base import SamplingParams
+from harness.errors import MaltError
 from harness.evaluate import solve_questions
-from harness.grading import canonical_task, extract_answer, normalize_answer
+from harness.grading import extract_answer, normalize_answer
+from harness.lm_eval_solver import Request, chat_text, final_text, generic_prompts, request_params, solve
 from harness.prompts import load_prompts
+from harness.roles import ROLES
 from harness.solver import RoleEngine, SolveContext
 from harness.spec import EvalSpec
+from harness.taskinfo import TASKS
 from harness.voting import majority_vote
 
-#: Arguments lm-eval passes to every model; the system takes its batch size and ignores the others.
-_LM_EVAL_EXTRAS = ("max_batch_size", "device")
+#: ``--model_args`` keys of the ``malt`` model (fields of :class:`EvalSpec` describing the system); the rest of
+#: a run (tasks, limit, output, samples, batch size, few-shot, chat template...) are lm-eval's own flags.
+MODEL_ARGS = (
+    "model",
+    "agents",
+    "votes",
+    "temperature",
+    "max_new_tokens",
+    "backend",
+    "base_url",
+    "api_key",
+    "dtype",
+    "data_dir",
+    "malt_run",
+    "stage",
+    "debate",
+    "prompts",
+    "device",
+) + tuple(f"{r}_{kind}" for r in ROLES for kind in ("model", "adapter"))
+
+
+def _batch_size(value: Any) -> int:
+    """lm-eval's ``--batch_size``: N, or ``auto``/``auto:N`` (our default stage batch: questions per role call)."""
+    if value is None or str(value).startswith("auto"):
+        return int(EvalSpec.batch_size)
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise MaltError(f"--batch_size must be a number or auto, got {value!r}") from None
 
 
 @register_model("malt")
 class MaltLM(LM):
     """Generator -> verifier -> refiner (or a subset) answering lm-eval ``generate_until`` requests.
 
-    Takes the fields of :class:`harness.spec.EvalSpec` that describe the system (``model``, ``agents``,
-    ``votes``, ``temperature``, ``batch_size``, ``max_new_tokens``, ``backend``, ``dtype``, per-role
-    ``<role>_model``/``<role>_adapter``, ...) as keyword arguments, plus:
+    Keyword arguments are :data:`MODEL_ARGS` (``model``, ``agents``, ``votes``, ``temperature``, ``max_new_tokens``,
+    ``backend``, ``dtype``, ``device``, per-role ``<role>_model``/``<role>_adapter``, ...); an unknown key is a
+    one-line error. In ``--model_args`` (split at commas by lm-eval) write agent lists as ``agents=g+v+r`` or
+    ``agents=gvr``. ``batch_size`` is lm-eval's ``--batch_size`` (``auto``: 16 questions per stage batch).
 
     Args:
-        prompts: override prompts file (``EvalSpec.prompts_file``).
+        prompts: override prompts file (``EvalSpec.prompts_file``; for lm-eval tasks, the generic roles' file).
         engines: ready-made role engines (Python use, e.g. a scripted backend in tests).
     """
 
     def __init__(
-        self, prompts: str | None = None, engines: dict[str, RoleEngine] | None = None, **options: Any
+        self,
+        prompts: str | None = None,
+        engines: dict[str, RoleEngine] | None = None,
+        batch_size: Any = None,
+        max_batch_size: int | None = None,
+        device: str | None = None,
+        **options: Any,
     ) -> None:
         super().__init__()
-        options = {k: v for k, v in options.items() if k not in _LM_EVAL_EXTRAS}
-        self.spec = EvalSpec.from_options({**options, "prompts_file": prompts})
+        unknown = [k for k in options if k not in MODEL_ARGS]
+        if unknown:
+            names, known = ", ".join(unknown), ", ".join(MODEL_ARGS)
+            raise MaltError(f"--model malt: unknown option(s) in model_args: {names} (known: {known})")
+        spec = EvalSpec.from_options({**options, "prompts_file": prompts, "batch_size": _batch_size(batch_size)})
+        self._setup(spec, engines, "temperature" in options, device)
+
+    @classmethod
+    def from_spec(
+        cls, spec: EvalSpec, engines: dict[str, RoleEngine] | None = None, lm_eval_votes: bool = False
+    ) -> MaltLM:
+        """The model for ``spec``'s system. ``lm_eval_votes``: lm-eval's ``repeats`` carry the votes (one
+        pipeline per request, sampled at ``spec.temperature`` when ``spec.votes > 1``)."""
+        lm = cls.__new__(cls)
+        LM.__init__(lm)
+        given = spec.votes > 1
+        if lm_eval_votes:
+            spec = dataclasses.replace(spec, votes=1)
+        lm._setup(spec, engines, given, None)
+        return lm
+
+    def _setup(self, spec: EvalSpec, engines, temperature_given: bool, device: str | None) -> None:
+        self.spec = spec
+        self.temperature_given = temperature_given  # else each lm-eval request's own sampling decides
         self.plan = self.spec.solver_plan()
         self.votes = self.plan.votes or int(self.spec.votes)
         self.batch_size = int(self.spec.batch_size)
-        if engines is None:
-            s = self.spec
-            engines, _ = s.engines(self.plan.roles, self.batch_size, None, s.role_models, s.role_adapters)
-        self.engines = engines
+        self.device_arg = device
+        self._engines = engines
+        self._tokenizer = None
+        self._chats: dict[str, list[dict]] = {}  # chat-templated context -> the chat lm-eval built
+        self.records: dict[tuple[str, int], list[dict]] = {}  # (task, doc_id) -> each pipeline's states, in order
 
+    # ------------------------------------------------------------------ models (loaded on first use)
+    @property
+    def engines(self) -> dict[str, RoleEngine]:
+        if self._engines is None:
+            s = self.spec
+            model, adapters = s.model, dict(s.role_adapters)
+            if s.malt_run:
+                from harness.maltrun import stage_adapters
+
+                trained = stage_adapters(s.malt_run, s.stage, s.model)
+                model = trained.model
+                adapters = {r: adapters.get(r) or trained.adapters.get(r) for r in self.plan.roles}
+            extra = {}
+            if self.device_arg and s.backend == "hf" and not _absent_cuda(self.device_arg):
+                extra["device"] = self.device_arg
+            self._engines, _ = s.engines(self.plan.roles, self.batch_size, model, s.role_models, adapters, **extra)
+        return self._engines
+
+    # ------------------------------------------------------------------ lm-eval's chat-template hooks
+    def _tok(self):
+        if self._tokenizer is None:
+            backend = self._engines["generator"].backend if self._engines else None
+            self._tokenizer = getattr(backend, "tokenizer", None)
+        if self._tokenizer is None:
+            from harness.backends import get_backend
+
+            if get_backend(self.spec.backend).remote:
+                raise MaltError("--apply_chat_template needs the model's tokenizer: use --backend hf or vllm")
+            from transformers import AutoTokenizer
+
+            from harness.models import resolve_model
+
+            ref = resolve_model(self.spec.role_models.get("generator") or self.spec.model)
+            self._tokenizer = AutoTokenizer.from_pretrained(ref)
+        return self._tokenizer
+
+    @property
+    def tokenizer_name(self) -> str:
+        """The generator's tokenizer (lm-eval keys its request cache by it)."""
+        return str(self._tok().name_or_path).replace("/", "__")
+
+    def chat_template(self, chat_template: bool | str = False) -> str | None:
+        """The generator's chat template (a named one from a dict of templates)."""
+        tpl = self._tok().chat_template
+        if isinstance(tpl, dict):
+            tpl = tpl.get(chat_template if isinstance(chat_template, str) else "default")
+        return tpl or ""
+
+    def apply_chat_template(self, chat_history: list[dict[str, str]], add_generation_prompt: bool = True) -> str:
+        """The chat as the generator's prompt text (as lm-eval's hf model renders it: a template that refuses a
+        system turn gets the chat without it)."""
+        import jinja2
+
+        kw = dict(tokenize=False, add_generation_prompt=add_generation_prompt)
+        kw["continue_final_message"] = not add_generation_prompt
+        try:
+            text = self._tok().apply_chat_template(chat_history, **kw)
+        except jinja2.exceptions.TemplateError:
+            text = self._tok().apply_chat_template([m for m in chat_history if m["role"] != "system"], **kw)
+        self._chats[text] = list(chat_history)
+        return text
+
+    # ------------------------------------------------------------------ requests
     def _context(self, task: str, seed: int) -> SolveContext:
         tokens = self.spec.task_tokens(task, self.plan.roles)
         temperature = float(self.spec.temperature)
@@ -53,25 +184,86 @@ class MaltLM(LM):
         return SolveContext({task: load_prompts(task, self.spec.prompts_file)}, self.engines, params)
 
     def generate_until(self, requests, disable_tqdm: bool = False) -> list[str]:
-        """Run the pipeline over all requests, stage-batched per task; return the system's text."""
+        """Run the pipeline over all requests, stage-batched per task (and per sampling setting); return the
+        system's text for each."""
         out: list[str] = [""] * len(requests)
+        ours = [i for i, r in enumerate(requests) if r.task_name in TASKS]
+        foreign = [i for i, r in enumerate(requests) if r.task_name not in TASKS]
+        self._ours(requests, ours, out)
+        if foreign:
+            self._foreign(requests, foreign, out)
+        return out
+
+    def _ours(self, requests, idx: list[int], out: list[str]) -> None:
         by_task: dict[str, list[int]] = {}
-        for i, req in enumerate(requests):
-            by_task.setdefault(canonical_task(req.task_name), []).append(i)
-        for task, idx in by_task.items():
-            for start in range(0, len(idx), self.batch_size):
-                chunk = idx[start : start + self.batch_size]
+        for i in idx:
+            by_task.setdefault(requests[i].task_name, []).append(i)
+        for task, ids in by_task.items():
+            for start in range(0, len(ids), self.batch_size):
+                chunk = ids[start : start + self.batch_size]
                 docs = [(requests[i].doc_id, requests[i].doc) for i in chunk]
                 groups = solve_questions(task, docs, self._context(task, start), self.plan.build(), self.votes)
                 for i, group in zip(chunk, groups, strict=True):
                     out[i] = _final_text(task, group)
-        return out
+                    self.records.setdefault((task, requests[i].doc_id), []).extend(s.to_dict() for s in group)
+
+    def _foreign(self, requests, idx: list[int], out: list[str]) -> None:
+        if self.plan.key:
+            raise MaltError(
+                f"{self.plan.name} runs on malt_* tasks only; lm-eval tasks take --agents g, g,v, g,r, g,v,r"
+            )
+        if self.votes > 1:
+            raise MaltError(
+                "votes>1 on lm-eval tasks: use malt-eval --votes K (lm-eval's repeats + majority_vote on the task's "
+                "filters) or a task with repeats (e.g. gsm8k_cot_self_consistency)"
+            )
+        roles = self.plan.roles
+        tokens = self.spec.role_tokens(roles)
+        temperature = float(self.spec.temperature) if self.temperature_given else None
+        reqs = {
+            i: Request(r.task_name, r.doc_id, r.doc, r.args[0], dict(r.args[1] or {})) for i, r in _at(requests, idx)
+        }
+        groups: dict[str, list[int]] = {}
+        for i in idx:
+            groups.setdefault(reqs[i].key, []).append(i)
+        prompts: dict = {}
+        for ids in groups.values():
+            first = reqs[ids[0]]
+            if first.task not in prompts:
+                prompts[first.task] = generic_prompts(first.task, self.spec.prompts_file)
+            for start in range(0, len(ids), self.batch_size):
+                chunk = [reqs[i] for i in ids[start : start + self.batch_size]]
+                params = request_params(first.gen_kwargs, roles, tokens, temperature, seed=start)
+                ctx = SolveContext({first.task: prompts[first.task]}, self.engines, params)
+                questions = [
+                    chat_text(self._chats[r.context]) if r.context in self._chats else r.context for r in chunk
+                ]
+                states = solve(chunk, questions, ctx, roles)
+                for i, s in zip(ids[start : start + self.batch_size], states, strict=True):
+                    out[i] = final_text(s)
+                    self.records.setdefault((s.task, s.doc_id), []).append(s.to_dict())
 
     def loglikelihood(self, requests, disable_tqdm: bool = False):
-        raise NotImplementedError("the malt model answers generate_until tasks only")
+        raise MaltError(_NOT_GENERATIVE.format(kind="loglikelihood"))
 
     def loglikelihood_rolling(self, requests, disable_tqdm: bool = False):
-        raise NotImplementedError("the malt model answers generate_until tasks only")
+        raise MaltError(_NOT_GENERATIVE.format(kind="loglikelihood_rolling"))
+
+
+_NOT_GENERATIVE = "the malt model answers generate_until tasks only, not {kind} (multiple-choice) ones"
+
+
+def _at(requests, idx: list[int]):
+    return ((i, requests[i]) for i in idx)
+
+
+def _absent_cuda(device: str) -> bool:
+    """lm-eval's CLI passes ``device=cuda:0`` by default: on a machine without CUDA that means 'the default'."""
+    if not str(device).startswith("cuda"):
+        return False
+    import torch
+
+    return not torch.cuda.is_available()
 
 
 def _final_text(task: str, group: list) -> str:

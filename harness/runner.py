@@ -42,14 +42,20 @@ class EvalResults:
     doc: dict
     tasks: list[TaskResult]
     path: Path | None = None
+    lm_eval: dict | None = None  # lm-eval's results of the spec's lm-eval tasks (harness.lm_eval_run)
 
     def acc(self, task: str) -> float:
         """Accuracy on ``task`` (mean over seeds)."""
         return self.doc["results"][task]["acc,none"]
 
     def table(self) -> str:
-        """The summary table ``malt-eval`` prints."""
-        return summary_table(self.doc)
+        """The summary table ``malt-eval`` prints (and lm-eval's own table of its tasks)."""
+        parts = [summary_table(self.doc)] if self.tasks else []
+        if self.lm_eval is not None:
+            from lm_eval.utils import make_table
+
+            parts.append(make_table(self.lm_eval))
+        return "\n".join(parts)
 
 
 @dataclass
@@ -107,6 +113,27 @@ def run_eval(
         MaltError: bad spec, data, prompts, model or output folder (before any model is loaded where it can).
     """
     notes = notes or log.warning
+    lm_doc = None
+    lm_tasks = spec.lm_eval_task_names()
+    if lm_tasks:  # lm-eval's tasks run through lm-eval; ours below on the same loaded models
+        from dataclasses import replace
+
+        from harness.lm import MaltLM
+        from harness.lm_eval_run import run_lm_eval_tasks
+
+        spec.check()
+        lm = MaltLM.from_spec(spec, dict(engines) if engines else None, lm_eval_votes=True)
+        lm_doc = run_lm_eval_tasks(spec, lm_tasks, lm=lm)
+        if not spec.task_names():
+            return EvalResults(lm_doc, [], None, lm_doc)
+        engines, spec = lm.engines, replace(spec, tasks=tuple(spec.task_names()))
+    results = _run_spec(spec, notes, engines, progress)
+    results.lm_eval = lm_doc
+    return results
+
+
+def _run_spec(spec: EvalSpec, notes: Notes, engines: Mapping[str, RoleEngine] | None, progress: bool) -> EvalResults:
+    """Evaluate ``spec``'s malt_* tasks (run_eval's own runner)."""
     run = _prepare(spec, notes)
     if not spec.output_path:
         return _run_tasks(run, None, engines, progress)

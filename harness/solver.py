@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from harness.backends.base import Backend, Messages, SamplingParams
 from harness.errors import MaltError
@@ -17,6 +17,7 @@ from harness.grading import extract_answer
 from harness.prompts import PromptSet
 from harness.roles import LETTER_ROLES, ROLES
 from harness.state import SolveState, Turn
+from harness.taskinfo import TASKS
 
 VALID_AGENTS = ("g", "g,v", "g,r", "g,v,r")
 
@@ -43,7 +44,7 @@ class SolveContext:
         """One batched call of ``role`` on ``prompts`` with ``n`` samples each."""
         engine = self.engines[role]
         base = self.params[role]
-        params = SamplingParams(base.max_new_tokens, base.temperature, base.top_p, n, base.seed)
+        params = replace(base, n=n)
         out = engine.backend.generate(list(prompts), params, adapter=engine.adapter)
         tokens = sum(c.n_tokens for comps in out for c in comps)
         s = self.stats.setdefault(role, {"calls": 0, "tokens": 0, "backend_calls": 0, "prompts_truncated": 0})
@@ -59,8 +60,11 @@ class SolveContext:
 Step = Callable[[list[SolveState], SolveContext], list[SolveState]]
 
 
-def turn_issues(text: str, answer: str | None, truncated: bool, prompt_truncated: bool) -> list[str]:
-    """Why a turn may have gone wrong, for the sample logs (empty when nothing stands out)."""
+def turn_issues(
+    text: str, answer: str | None, truncated: bool, prompt_truncated: bool, graded: bool = True
+) -> list[str]:
+    """Why a turn may have gone wrong, for the sample logs (empty when nothing stands out); ``graded``: the task
+    has a grader of ours (an lm-eval task's answers are extracted by its own filters, not here)."""
     issues = []
     if prompt_truncated:
         issues.append("prompt cut to fit the context (oldest tokens dropped)")
@@ -68,15 +72,16 @@ def turn_issues(text: str, answer: str | None, truncated: bool, prompt_truncated
         issues.append("empty output" if not text else "whitespace-only output")
     if truncated:
         issues.append("hit the token limit before stopping")
-    if answer is None:
+    if answer is None and graded:
         issues.append("no answer found in the output")
     return issues
 
 
 def record_turn(state: SolveState, role: str, messages: Messages, comp) -> None:
-    answer = extract_answer(state.task, comp.text)
+    graded = state.task in TASKS
+    answer = extract_answer(state.task, comp.text) if graded else None
     cut = getattr(comp, "prompt_truncated", False)
-    issues = turn_issues(comp.text, answer, comp.truncated, cut)
+    issues = turn_issues(comp.text, answer, comp.truncated, cut, graded)
     state.turns[role] = Turn(role, messages, comp.text, answer, comp.n_tokens, comp.truncated, cut, issues)
 
 
@@ -103,12 +108,13 @@ def run_grouped(
 
 
 def generator() -> Step:
-    """Write a solution to the question."""
+    """Write a solution to the question (to the state's finished ``prompt`` as it is, when it has one)."""
 
     def step(states: list[SolveState], ctx: SolveContext) -> list[SolveState]:
-        return run_grouped(
-            "generator", states, ctx, lambda s: ctx.prompts[s.task].messages("generator", question=s.question)
-        )
+        def build(s: SolveState) -> Messages | str:
+            return s.prompt if s.prompt is not None else ctx.prompts[s.task].messages("generator", question=s.question)
+
+        return run_grouped("generator", states, ctx, build)
 
     return step
 
@@ -121,7 +127,9 @@ def verifier() -> Step:
             "verifier",
             states,
             ctx,
-            lambda s: ctx.prompts[s.task].messages("verifier", question=s.question, solution=s.turns["generator"].text),
+            lambda s: ctx.prompts[s.task].messages(
+                "verifier", question=s.question, solution=s.turns["generator"].text, doc=s.doc, task=s.task
+            ),
         )
 
     return step
@@ -140,6 +148,8 @@ def refiner() -> Step:
                 question=s.question,
                 solution=s.turns["generator"].text,
                 critique=s.turns["verifier"].text if "verifier" in s.turns else "",
+                doc=s.doc,
+                task=s.task,
             ),
         )
 
@@ -161,8 +171,12 @@ _STEPS = {"generator": generator, "verifier": verifier, "refiner": refiner}
 
 
 def parse_agents(agents: str) -> tuple[str, ...]:
-    """``"g,v,r"`` -> ``("generator", "verifier", "refiner")``; a clear error for bad lists."""
-    letters = [a.strip().lower() for a in (agents or "").split(",") if a.strip()]
+    """``"g,v,r"`` (also ``"g+v+r"`` or ``"gvr"``, for lm-eval's comma-split ``--model_args``) ->
+    ``("generator", "verifier", "refiner")``; a clear error for bad lists."""
+    text = (agents or "").replace("+", ",").strip()
+    if "," not in text and len(text) > 1 and set(text.lower()) <= set(LETTER_ROLES):
+        text = ",".join(text)
+    letters = [a.strip().lower() for a in text.split(",") if a.strip()]
     if not letters:
         raise MaltError("empty agent list: use one of " + ", ".join(VALID_AGENTS))
     unknown = [a for a in letters if a not in LETTER_ROLES]

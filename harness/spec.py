@@ -19,7 +19,7 @@ from harness.maltrun import STAGES
 from harness.models import DEFAULT_MODEL, EMBEDDED
 from harness.plans import SolverPlan, agents_plan, debate_plan
 from harness.roles import ROLES
-from harness.taskinfo import TASKS, canonical_task, task_info
+from harness.taskinfo import TASKS, task_info
 
 
 def option(default: Any, help: str, **meta: Any) -> Any:
@@ -58,9 +58,11 @@ class EngineSpec:
         model: str | None = None,
         role_models: Mapping[str, str | None] | None = None,
         role_adapters: Mapping[str, str | None] | None = None,
+        **backend_kwargs: Any,
     ) -> tuple[dict, dict]:
         """Load the roles' engines (:func:`harness.engines.build_engines`): ``model`` (default: this spec's)
-        on this spec's backend and dtype; return them with a description of what each role runs."""
+        on this spec's backend and dtype (``backend_kwargs``: more backend arguments, e.g. ``device``); return
+        them with a description of what each role runs."""
         from harness.engines import backend_options, build_engines
 
         return build_engines(
@@ -72,6 +74,7 @@ class EngineSpec:
             batch_size=batch_size,
             dtype=self.dtype,
             **backend_options(self.backend, self.base_url, self.api_key),
+            **backend_kwargs,
         )
 
 
@@ -88,7 +91,11 @@ class EvalSpec(EngineSpec):
     """
 
     agents: str = option("g,v,r", "g, g,v, g,r or g,v,r.")
-    tasks: tuple[str, ...] | str = option("malt_gsm8k", "Comma-separated: malt_gsm8k,malt_math,malt_csqa.")
+    tasks: tuple[str, ...] | str = option(
+        "malt_gsm8k",
+        "Comma-separated: our malt_gsm8k,malt_math,malt_csqa and/or any lm-eval generate_until task, group or tag "
+        "(stock, or from --include-path), e.g. gsm8k_cot_zeroshot.",
+    )
     votes: int = option(1, "Independent pipelines per question, majority-voted.")
     temperature: float = option(PAPER_TEMPERATURE, "Sampling temperature (0 with --votes 1: greedy).")
     seeds: int = option(1, "Runs, each on its own seeded subset.")
@@ -116,15 +123,32 @@ class EvalSpec(EngineSpec):
     label: str | None = option(None, "Name of this system on malt-leaderboard (malt.label in the results).")
     role_models: dict[str, str | None] = option({}, "Base model of the {role} (default: --model).", per_role="model")
     role_adapters: dict[str, str | None] = option({}, "PEFT LoRA adapter dir for the {role}.", per_role="adapter")
+    # lm-eval's own settings for lm-eval tasks (harness.lm_eval_run); the malt_* tasks have their own prompts.
+    include_path: str | None = option(None, "lm-eval tasks: a folder of extra task YAMLs (lm-eval's --include_path).")
+    num_fewshot: int | None = option(None, "lm-eval tasks: few-shot examples (default: each task's own).", type=int)
+    gen_kwargs: str | None = option(
+        None, "lm-eval tasks: k=v,... overriding the tasks' generation_kwargs (until, max_gen_toks, temperature...)."
+    )
+    apply_chat_template: bool = option(False, "lm-eval tasks: the generator's context in the model's chat template.")
+    system_instruction: str | None = option(None, "lm-eval tasks: a system instruction before each context.")
+    fewshot_as_multiturn: bool = option(False, "lm-eval tasks: few-shot examples as chat turns (needs the template).")
 
     # ------------------------------------------------------------------ reading the fields
-    def task_names(self) -> list[str]:
-        """The canonical task names, in order, each once (an unknown name is an ``UnknownTaskError``)."""
+    def all_task_names(self) -> list[str]:
+        """Every task name as given, in order, each once (never remapped: ``gsm8k`` is lm-eval's, not ours)."""
         names = self.tasks.split(",") if isinstance(self.tasks, str) else list(self.tasks)
         names = [t.strip() for t in names if t and t.strip()]
         if not names:
-            raise MaltError("no task given: use --tasks malt_gsm8k,malt_math,malt_csqa")
-        return list(dict.fromkeys(canonical_task(t) for t in names))
+            raise MaltError("no task given: use --tasks malt_gsm8k,malt_math,malt_csqa or an lm-eval task")
+        return list(dict.fromkeys(names))
+
+    def task_names(self) -> list[str]:
+        """Our malt_* tasks among :meth:`all_task_names` (run by :func:`harness.runner.run_eval` itself)."""
+        return [t for t in self.all_task_names() if t in TASKS]
+
+    def lm_eval_task_names(self) -> list[str]:
+        """The other tasks: lm-eval's, run through lm-eval with the solver as the model."""
+        return [t for t in self.all_task_names() if t not in TASKS]
 
     def solver_plan(self) -> SolverPlan:
         """The plan the spec asks for: the ``agents`` chain, or a ``debate`` (which fixes the votes)."""
@@ -174,7 +198,11 @@ class EvalSpec(EngineSpec):
     def check(self) -> SolverPlan:
         """Raise ``MaltError`` for anything that cannot run (before any model or data is loaded); return the plan."""
         plan = self.solver_plan()
-        self.task_names()
+        foreign = [t for t in self.all_task_names() if t not in TASKS]
+        if foreign:  # lm-eval's tasks: known and generative (one line with close names otherwise)
+            from harness.lmeval_tasks import check_tasks
+
+            check_tasks(foreign, self.include_path)
         if self.stage not in STAGES:
             raise MaltError(f"--stage must be one of {', '.join(STAGES)}, got {self.stage!r}")
         self.protocol(plan).check()

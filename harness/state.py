@@ -33,6 +33,7 @@ class SolveState:
     sample: int = 0
     turns: dict[str, Turn] = field(default_factory=dict)
     final_turn: str | None = None  # set by steps other than the roles (debate): the turn that answers
+    prompt: str | None = None  # a finished prompt the generator answers as it is (an lm-eval task's context)
 
     @property
     def answer(self) -> str | None:

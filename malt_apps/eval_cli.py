@@ -25,6 +25,10 @@ class _Command(OneLineUsageErrors, click.Command):
             from malt_apps.suite import suite
 
             return suite.main(argv[1:], "malt-eval suite", **extra)
+        if argv[:1] == ["lm-eval"]:
+            from malt_apps.lm_eval_cli import main as lm_eval_main
+
+            return lm_eval_main(argv[1:])
         return super().main(argv, prog_name, **extra)
 
 
@@ -34,7 +38,7 @@ def main(**opts) -> None:
     """Evaluate a multi-agent (generator -> verifier -> refiner) system with lm-eval tasks.
 
     All of the MALT paper's table rows (baselines, STaR, MALT, ablations, debate) in one command:
-    see `malt-eval suite --help`.
+    see `malt-eval suite --help`. lm-eval's own CLI with the `malt` model: `malt-eval lm-eval --model malt ...`.
     """
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     interrupt_on_sigterm()

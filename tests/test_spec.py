@@ -42,7 +42,7 @@ def test_checks_before_anything_loads():
     ):
         with pytest.raises(MaltError, match=message):
             spec.check()
-    assert EvalSpec(tasks="gsm8k,malt_gsm8k, csqa").task_names() == ["malt_gsm8k", "malt_csqa"]
+    assert EvalSpec(tasks="malt_gsm8k,malt_gsm8k, malt_csqa").task_names() == ["malt_gsm8k", "malt_csqa"]
 
 
 def test_plans_are_data_read_the_same_way():

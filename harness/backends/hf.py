@@ -21,7 +21,7 @@ from dataclasses import replace
 import torch
 
 from harness.backends import register_backend
-from harness.backends.base import Backend, Completion, Messages, SamplingParams
+from harness.backends.base import Backend, Completion, Messages, Prompt, SamplingParams, cut_at_stop
 from harness.backends.device import GENERATION_PATHS, default_dtype, generation_path
 from harness.errors import ModelError
 
@@ -129,8 +129,10 @@ class HFBackend(Backend):
         self._warned: set[str] = set()
 
     # ------------------------------------------------------------------ prompts
-    def render(self, messages: Messages) -> str:
-        """The prompt string the model sees for ``messages``."""
+    def render(self, messages: Prompt) -> str:
+        """The prompt string the model sees for ``messages`` (a finished prompt text is sent as it is)."""
+        if isinstance(messages, str):
+            return messages
         if self.tokenizer.chat_template:
             return self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
         return _render_fallback(messages)
@@ -165,13 +167,13 @@ class HFBackend(Backend):
 
     # ------------------------------------------------------------------ generation
     def generate(
-        self, prompts: Sequence[Messages], params: SamplingParams, adapter: str | None = None
+        self, prompts: Sequence[Prompt], params: SamplingParams, adapter: str | None = None
     ) -> list[list[Completion]]:
         texts = [self.render(m) for m in prompts]
         ids = [self.tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts]
         if self.context:  # leave room for the answer: keep the prompt's last tokens (lm-eval's side)
             max_new = min(params.max_new_tokens, self.context // 2)
-            params = SamplingParams(max_new, params.temperature, params.top_p, params.n, params.seed)
+            params = replace(params, max_new_tokens=max_new)
             keep = self.context - max_new
             cut = {i for i, x in enumerate(ids) if len(x) > keep}
             ids = [x[-keep:] if i in cut else x for i, x in enumerate(ids)]
@@ -188,14 +190,15 @@ class HFBackend(Backend):
             self._warned.add(key)
             log.warning(message)
 
-    def _completions(self, seqs: list[list[int]]) -> list[Completion]:
-        """Completions of generated token ids: cut at the first stop token, which counts as generated."""
+    def _completions(self, seqs: list[list[int]], stop_strings: Sequence[str] = ()) -> list[Completion]:
+        """Completions of generated token ids: cut at the first stop token, which counts as generated, and the
+        text before the first of ``stop_strings`` (lm-eval's ``until``)."""
         comps = []
         for seq in seqs:
             stop = next((k for k, t in enumerate(seq) if t in self.eos_ids), None)
             toks = seq if stop is None else seq[:stop]
-            text = self.tokenizer.decode(toks, skip_special_tokens=True)
-            comps.append(Completion(text, len(toks) + (stop is not None), truncated=stop is None))
+            text, stopped = cut_at_stop(self.tokenizer.decode(toks, skip_special_tokens=True), stop_strings)
+            comps.append(Completion(text, len(toks) + (stop is not None), truncated=stop is None and not stopped))
         return comps
 
     # ------------------------------------------------------------------ generate() path
@@ -243,6 +246,8 @@ class HFBackend(Backend):
             else dict(do_sample=False, temperature=None, top_p=None, top_k=None)
         )
         kwargs.update(NEUTRAL_GENERATION)
+        if params.stop:  # stop each sequence at its first stop string (the text is cut there in _completions)
+            kwargs.update(stop_strings=list(params.stop), tokenizer=self.tokenizer)
         n = params.n
         if n > 1 and width > 1:  # prefill each prompt once, then decode n samples from copies of its cache
             kwargs["past_key_values"] = self._prefill(input_ids[:, :-1], mask[:, :-1], n)
@@ -257,7 +262,7 @@ class HFBackend(Backend):
             **kwargs,
         )
         new = gen[:, width:].tolist()
-        return [self._completions(new[p * params.n : (p + 1) * params.n]) for p in range(len(ids))]
+        return [self._completions(new[p * params.n : (p + 1) * params.n], params.stop) for p in range(len(ids))]
 
     # ------------------------------------------------------------------ continuous batching path
     def _generate_continuous(self, ids: list[list[int]], params: SamplingParams) -> list[list[Completion]] | None:
@@ -306,7 +311,10 @@ class HFBackend(Backend):
             return None
         # in input order, each prompt's forked samples right before the sample that was prefilled
         n = params.n
-        return [self._completions([r.generated_tokens for r in outputs[p * n : (p + 1) * n]]) for p in range(len(ids))]
+        return [
+            self._completions([r.generated_tokens for r in outputs[p * n : (p + 1) * n]], params.stop)
+            for p in range(len(ids))
+        ]
 
     def _cache_size(self, ids: list[list[int]], params: SamplingParams) -> dict[str, int]:
         """Continuous batching's limits: ``batch_size`` sequences at a time; on a GPU the library sizes the

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 from harness.backends import register_backend
-from harness.backends.base import Backend, Completion, Messages, SamplingParams
+from harness.backends.base import Backend, Completion, Prompt, SamplingParams
 from harness.errors import MaltError, ModelError
 
 DEFAULT_BASE_URL = "http://127.0.0.1:8000/v1"
@@ -135,32 +135,32 @@ class OpenAIBackend(Backend):
             )
         self.adapters[name] = path
 
-    def _request(self, messages: Messages, params: SamplingParams, model: str, seed: int | None) -> list[Completion]:
+    def _request(self, messages: Prompt, params: SamplingParams, model: str, seed: int | None) -> list[Completion]:
         import openai
 
-        try:
-            resp = self.client.chat.completions.create(
-                model=model,
-                messages=messages,
-                n=params.n,
-                temperature=params.temperature,
-                top_p=params.top_p,
-                max_tokens=params.max_new_tokens,
-                seed=seed,
-            )
+        sampling = dict(
+            n=params.n, temperature=params.temperature, top_p=params.top_p, max_tokens=params.max_new_tokens
+        )
+        if params.stop:
+            sampling["stop"] = list(params.stop)
+        try:  # a finished prompt text (an lm-eval context) goes to /completions, a conversation to /chat/completions
+            if isinstance(messages, str):
+                resp = self.client.completions.create(model=model, prompt=messages, seed=seed, **sampling)
+            else:
+                resp = self.client.chat.completions.create(model=model, messages=messages, seed=seed, **sampling)
         except openai.OpenAIError as exc:
             raise self._error(exc) from None
         choices = sorted(resp.choices, key=lambda c: c.index)
         if len(choices) != params.n:
             raise MaltError(f"server {self.base_url} returned {len(choices)} choices, asked for n={params.n}")
-        texts = [c.message.content or "" for c in choices]
+        texts = [(c.text if isinstance(messages, str) else c.message.content) or "" for c in choices]
         cut = [c.finish_reason == "length" for c in choices]
         total = resp.usage.completion_tokens if resp.usage else 0
         counts = split_tokens(total, texts, cut, params.max_new_tokens)
         return [Completion(t, k, truncated=c) for t, k, c in zip(texts, counts, cut, strict=True)]
 
     def generate(
-        self, prompts: Sequence[Messages], params: SamplingParams, adapter: str | None = None
+        self, prompts: Sequence[Prompt], params: SamplingParams, adapter: str | None = None
     ) -> list[list[Completion]]:
         if adapter is not None and adapter not in self.adapters:
             raise ModelError(f"adapter {adapter!r} is not loaded")

@@ -5,15 +5,15 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 from harness.backends import register_backend
-from harness.backends.base import Backend, Completion, Messages, SamplingParams
+from harness.backends.base import Backend, Completion, Prompt, SamplingParams, cut_at_stop
 
-Responder = Callable[[Messages, int], "str | Completion"]
+Responder = Callable[[Prompt, int], "str | Completion"]
 
 
 @register_backend("scripted")
 class ScriptedBackend(Backend):
-    """Answers with ``responder(messages, sample_index)`` (a text, or a full :class:`Completion`);
-    keeps a log of every ``generate`` call."""
+    """Answers with ``responder(messages, sample_index)`` (a text, or a full :class:`Completion`; a text is cut
+    at the call's ``stop`` strings); keeps a log of every ``generate`` call."""
 
     def __init__(self, responder: Responder | None = None) -> None:
         self.responder = responder or (lambda messages, i: "Final Answer: 0")
@@ -21,12 +21,13 @@ class ScriptedBackend(Backend):
         self.adapters: dict[str, str] = {}
 
     def generate(
-        self, prompts: Sequence[Messages], params: SamplingParams, adapter: str | None = None
+        self, prompts: Sequence[Prompt], params: SamplingParams, adapter: str | None = None
     ) -> list[list[Completion]]:
         self.calls.append((len(prompts), params, adapter))
         out = []
         for msgs in prompts:
             replies = [self.responder(msgs, i) for i in range(params.n)]
+            replies = [cut_at_stop(r, params.stop)[0] if isinstance(r, str) else r for r in replies]
             out.append([r if isinstance(r, Completion) else Completion(r, len(r.split())) for r in replies])
         return out
 

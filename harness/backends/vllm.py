@@ -12,7 +12,7 @@ import os
 from collections.abc import Sequence
 
 from harness.backends import register_backend
-from harness.backends.base import Backend, Completion, Messages, SamplingParams
+from harness.backends.base import Backend, Completion, Prompt, SamplingParams
 from harness.backends.device import default_dtype, has_cuda
 from harness.errors import ModelError
 from harness.models import read_adapter_config
@@ -98,7 +98,7 @@ class VLLMBackend(Backend):
         self.adapters[name] = (len(self.adapters) + 1, path)
 
     def generate(
-        self, prompts: Sequence[Messages], params: SamplingParams, adapter: str | None = None
+        self, prompts: Sequence[Prompt], params: SamplingParams, adapter: str | None = None
     ) -> list[list[Completion]]:
         from vllm import SamplingParams as VSamplingParams
         from vllm.lora.request import LoRARequest
@@ -112,6 +112,8 @@ class VLLMBackend(Backend):
         # torch.Generator lacks; RBLN-SW/vllm-rbln#1025 describes the same crash.)
         seed = params.seed if has_cuda() else None
         sampling = dict(n=params.n, temperature=params.temperature, top_p=params.top_p, max_tokens=max_new, seed=seed)
+        if params.stop:
+            sampling["stop"] = list(params.stop)
         truncation: dict = {}
         try:  # older vLLM: truncation is a sampling parameter
             sp = VSamplingParams(**sampling, truncate_prompt_tokens=keep)
@@ -124,7 +126,9 @@ class VLLMBackend(Backend):
             lid, path = self.adapters[adapter]
             lora = LoRARequest(adapter, lid, path)
         try:
-            outs = self.llm.chat(list(prompts), sp, lora_request=lora, use_tqdm=False, **truncation)
+            # finished prompt texts (lm-eval contexts) are completed as they are; conversations get the chat template
+            run = self.llm.generate if prompts and all(isinstance(p, str) for p in prompts) else self.llm.chat
+            outs = run(list(prompts), sp, lora_request=lora, use_tqdm=False, **truncation)
         except Exception as exc:
             if type(exc).__name__ != "EngineDeadError":
                 raise

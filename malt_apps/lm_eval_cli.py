@@ -1,0 +1,63 @@
+"""``malt-eval lm-eval <lm-eval CLI arguments>``: lm-eval's own CLI with the ``malt`` model registered.
+
+Every lm-eval flag works as in ``lm-eval run`` (``--output_path``, ``--log_samples``, ``--use_cache``,
+``--wandb_args``, ``--hf_hub_log_args``, ``--apply_chat_template``, ...); our ``tasks/`` folder is added to
+``--include_path``. With ``--model malt`` the tasks and model_args are checked before anything loads: a task
+lm-eval does not know, a multiple-choice task or an unknown model_args key is one line and exit code 2.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+
+from harness.errors import MaltError
+
+PROG = "malt-eval lm-eval"
+_COMMA_AGENTS = re.compile(r"(?:^|,)agents=[gvr](?:,[gvr])+(?:,|$)")
+
+
+def _fail(message: str) -> None:
+    print(f"{PROG}: error: {message}", file=sys.stderr)
+    sys.exit(2)
+
+
+def _check_malt_run(args) -> None:
+    """Refuse, before any model loads, what the malt model cannot run."""
+    from harness.lm import MaltLM
+    from harness.lmeval_tasks import check_tasks
+
+    model_args = args.model_args if isinstance(args.model_args, dict) else {}
+    try:
+        check_tasks(args.tasks or [], args.include_path)
+        MaltLM(**model_args)  # validates the keys and values; loads nothing
+    except TypeError as exc:
+        _fail(f"--model_args: {exc}")
+
+
+def main(argv: list[str]) -> None:
+    """Run lm-eval's CLI on ``argv`` (as ``lm-eval`` would get it) with ``--model malt`` available."""
+    from lm_eval._cli import HarnessCLI
+    from lm_eval.utils import setup_logging
+
+    import harness.lm  # noqa: F401 - registers the ``malt`` model with lm-eval
+    from harness.prompts import tasks_dir
+
+    for i, arg in enumerate(argv):
+        if arg in ("--model_args", "-a") and i + 1 < len(argv) and _COMMA_AGENTS.search(argv[i + 1]):
+            _fail("--model_args: lm-eval splits model_args at commas; write agents=g+v+r (or agents=gvr)")
+    argv = list(argv)
+    if argv and argv[0] not in ("run", "ls", "validate", "-h", "--help"):
+        argv.insert(0, "run")
+    setup_logging()
+    sys.argv = ["lm-eval", *argv]
+    parser = HarnessCLI()
+    args = parser.parse_args()
+    if hasattr(args, "include_path"):  # our tasks/ joins the user's folder (malt_gsm8k, ... by name)
+        args.include_path = [p for p in (args.include_path, str(tasks_dir())) if p]
+    try:
+        if getattr(args, "model", None) == "malt":
+            _check_malt_run(args)
+        parser.execute(args)
+    except MaltError as exc:
+        _fail(str(exc))
