@@ -18,6 +18,7 @@ from typing import Any
 
 from harness.errors import MaltError
 from harness.lmeval_tasks import leaf_tasks, task_manager
+from harness.models import DEFAULT_MODEL
 from harness.solver import RoleEngine
 from harness.spec import EvalSpec
 
@@ -93,6 +94,8 @@ def run_lm_eval_tasks(
     tracker = EvaluationTracker(output_path=spec.output_path) if spec.output_path else None
     out = lm_eval.simple_evaluate(
         model=lm,
+        # lm-eval names the run (model_name, the output subfolder) from these; without them it draws a random id
+        model_args={"model": spec.model or DEFAULT_MODEL, "agents": lm.plan.name},
         tasks=task_specs(spec, names),
         task_manager=task_manager(spec.include_path),
         limit=spec.limit,

@@ -82,6 +82,8 @@ def test_stock_tasks_scored_by_their_own_filters(agents, local_tasks, tmp_path):
     [results_file] = (tmp_path / "out").rglob("results_*.json")
     written = json.loads(results_file.read_text())
     assert {"n-shot", "task_hashes", "model_name", "lm_eval_version", "git_hash", "configs", "versions"} <= set(written)
+    assert written["model_name"] == "qwen2.5-coder-0.5b"  # the spec's model (the default), not a random id
+    assert results_file.parent.name == "qwen2.5-coder-0.5b" and written["config"]["model_args"]["agents"] == agents
     assert written["configs"][GSM8K_5SHOT]["num_fewshot"] == 5
     [samples_file] = (tmp_path / "out").rglob(f"samples_{GSM8K_COT_ZS}_*.jsonl")
     line = json.loads(samples_file.read_text().splitlines()[0])
