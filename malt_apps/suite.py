@@ -207,7 +207,7 @@ def run_suite(cfg: SuiteConfig) -> list[Row]:
     from harness.runfiles import RunLock
 
     cfg.check()
-    EvalSpec.from_options(cfg.eval_options).task_names()  # an unknown task fails before anything runs
+    EvalSpec.from_options(cfg.eval_options).check()  # an unknown task (ours or lm-eval's) fails before anything runs
     model, sft, final = _run_adapters(cfg)
     rows = select_rows(plan_rows(cfg, sft, final), cfg.rows)
     reused = 0
