@@ -14,6 +14,7 @@ out=${1:-results/audit}
 chunk=${MALT_AUDIT_CHUNK_S:-570}
 export MALT_DATA_DIR=${MALT_DATA_DIR:-../shared/data} HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}  # one torch thread: on a shared CPU, 2 threads fight other jobs' threads
+dtype=${MALT_DTYPE:-auto}  # e.g. bfloat16 (2x faster than float32 on CPUs with AMX)
 wrap=${MALT_AUDIT_WRAP:-}   # e.g. /work/wt/bin/cpu-shared on a shared machine
 
 row() {  # row DIR ARGS...: run malt-eval in chunks until DIR has its results file
@@ -23,7 +24,7 @@ row() {  # row DIR ARGS...: run malt-eval in chunks until DIR has its results fi
     tries=$((tries + 1))
     [ "$tries" -gt "${MALT_AUDIT_MAX_CHUNKS:-20}" ] && { echo "$(date -u +%H:%M:%S) leaving $dir unfinished" >&2; return 0; }
     echo "$(date -u +%H:%M:%S) chunk $tries of $dir" >&2
-    $wrap timeout -s TERM "$chunk" .venv/bin/malt-eval "$@" --seeds 1 --subset 50 --output-path "$dir" --log-samples
+    $wrap timeout -s TERM "$chunk" .venv/bin/malt-eval "$@" --seeds 1 --subset 50 --dtype "$dtype" --output-path "$dir" --log-samples
   done
 }
 
