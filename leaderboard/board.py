@@ -75,9 +75,11 @@ class Board:
 
 
 def _model_arg(run: Run) -> str:
-    args = str(run.doc.get("config", {}).get("model_args", ""))
-    parts = dict(p.split("=", 1) for p in args.split(",") if "=" in p)
-    return parts.get("model", "?")
+    """``config.model_args``' model: a dict (lm-eval's and ours now) or ``k=v,...`` (older malt-eval results)."""
+    args = run.doc.get("config", {}).get("model_args") or {}
+    if not isinstance(args, dict):
+        args = dict(p.split("=", 1) for p in str(args).split(",") if "=" in p)
+    return str(args.get("model") or args.get("pretrained") or "?")
 
 
 def _roles(run: Run) -> dict[str, dict]:

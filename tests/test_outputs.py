@@ -1,0 +1,122 @@
+"""Outputs in lm-eval's layout plus ours: results files with every key lm-eval writes, sample lines with lm-eval's
+fields beside every role's turn, read by lm-eval's own loaders and by the leaderboard (issue 18, point 6)."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from harness.backends.scripted import ScriptedBackend
+from harness.results import task_hash
+from harness.roles import ROLES
+from harness.runner import run_eval
+from harness.solver import RoleEngine
+from harness.spec import EvalSpec
+from tests.lm_eval_local import GSM8K_COT_ZS, write_local_tasks
+
+LM_EVAL_SAMPLE_KEYS = {"doc_id", "doc", "target", "arguments", "resps", "filtered_resps", "filter", "metrics"}
+HASHES = {"doc_hash", "prompt_hash", "target_hash"}
+TOKENIZER_KEYS = {"tokenizer_pad_token", "tokenizer_eos_token", "tokenizer_bos_token", "eot_token_id", "max_length"}
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tiny_model_dir, shared_data, tmp_path_factory) -> Path:
+    """One real run on the tiny model: our malt_gsm8k and a stock lm-eval task (gsm8k-cot-zeroshot on local rows)."""
+    root = tmp_path_factory.mktemp("outputs")
+    tasks = write_local_tasks(root / "tasks", shared_data)
+    out = root / "out"
+    spec = EvalSpec(
+        model=str(tiny_model_dir),
+        agents="g,v,r",
+        tasks=f"malt_gsm8k,{GSM8K_COT_ZS}",
+        include_path=str(tasks),
+        limit=2,
+        max_new_tokens=6,
+        log_samples=True,
+        output_path=str(out),
+        data_dir=str(shared_data),
+    )
+    run_eval(spec, progress=False)
+    return out
+
+
+def _ours(out: Path) -> tuple[Path, Path]:
+    [results] = out.glob("results_*.json")  # malt_* tasks: OUT/results_<time>.json
+    [samples] = out.glob("samples_malt_gsm8k_*.jsonl")
+    return results, samples
+
+
+def _lm_evals(out: Path) -> tuple[Path, Path]:
+    [results] = out.glob("*/results_*.json")  # lm-eval tasks: OUT/<model>/results_<date>.json, by lm-eval
+    [samples] = out.glob(f"*/samples_{GSM8K_COT_ZS}_*.jsonl")
+    return results, samples
+
+
+def test_malt_results_carry_every_key_lm_eval_writes(tiny_run):
+    ours, lm_evals = (json.loads(_ours(tiny_run)[0].read_text()), json.loads(_lm_evals(tiny_run)[0].read_text()))
+    missing = set(lm_evals) - set(ours)
+    assert not missing, missing  # the same run's lm-eval results file has no key ours lacks
+    assert set(ours) >= TOKENIZER_KEYS  # what lm-eval adds for a model with a tokenizer (its hf model)
+    assert ours["tokenizer_eos_token"][0] and ours["max_length"] > 0 and ours["chat_template_sha"]
+    assert ours["model_name"] == lm_evals["model_name"] and ours["lm_eval_version"] == lm_evals["lm_eval_version"]
+    assert ours["results"]["malt_gsm8k"]["sample_len"] == 2 and ours["n-shot"] == {"malt_gsm8k": 0}
+    assert ours["configs"]["malt_gsm8k"]["metric_list"][0]["metric"] == "acc"  # the task's YAML, not a stub
+    assert "per_seed" in ours["malt"]  # ours stays
+
+
+def test_sample_lines_carry_lm_eval_fields_and_every_role(tiny_run):
+    from lm_eval.utils import hash_string
+
+    line = json.loads(_ours(tiny_run)[1].read_text().splitlines()[0])
+    lm_line = json.loads(_lm_evals(tiny_run)[1].read_text().splitlines()[0])
+    assert set(lm_line) - {"malt", *lm_line["metrics"]} <= set(line)
+    assert set(line) >= LM_EVAL_SAMPLE_KEYS | HASHES
+    assert line["prompt_hash"] == hash_string(line["arguments"]["gen_args_0"]["arg_0"])
+    assert line["resps"] == [[line["samples"][0]["turns"]["refiner"]["text"]]] and line["filter"] == "none"
+    assert list(line["samples"][0]["turns"]) == list(ROLES) and line["metrics"] == ["acc"] and "acc" in line
+    doc = json.loads(_ours(tiny_run)[0].read_text())
+    assert doc["task_hashes"]["malt_gsm8k"] == task_hash([json.loads(s) for s in _ours(tiny_run)[1].open()])
+
+
+def test_lm_eval_loaders_and_make_table_read_our_files(tiny_run):
+    from lm_eval.utils import (
+        get_file_task_name,
+        get_latest_filename,
+        get_results_filenames,
+        get_sample_results_filenames,
+        make_table,
+    )
+
+    files = [str(p) for p in tiny_run.rglob("*") if p.is_file()]
+    results = get_results_filenames(files)
+    assert str(_ours(tiny_run)[0]) in results and str(_lm_evals(tiny_run)[0]) in results
+    assert get_latest_filename([f for f in results if Path(f).parent == tiny_run]) == str(_ours(tiny_run)[0])
+    samples = get_sample_results_filenames(files)
+    assert str(_ours(tiny_run)[1]) in samples
+    assert get_file_task_name(_ours(tiny_run)[1].name) == "malt_gsm8k"
+    table = make_table(json.loads(Path(get_latest_filename(results)).read_text()))
+    assert "malt_gsm8k" in table or GSM8K_COT_ZS in table
+    ours = make_table(json.loads(_ours(tiny_run)[0].read_text()))
+    row = next(ln for ln in ours.splitlines() if "malt_gsm8k" in ln)
+    assert "|acc" in row.replace(" ", "") and "none" in row
+
+
+def test_hashes_equal_lm_evals_own_for_the_same_question(shared_data, monkeypatch):
+    """Our sample hashes are the ones lm-eval computes when it runs malt_gsm8k through the malt model."""
+    import lm_eval
+    from lm_eval.tasks import TaskManager
+
+    from harness.lm import MaltLM
+    from harness.prompts import tasks_dir
+
+    monkeypatch.setenv("MALT_DATA_DIR", str(shared_data))
+    engines = {r: RoleEngine(ScriptedBackend(lambda p, i: "Final Answer: 18")) for r in ROLES}
+    spec = EvalSpec(agents="g,v,r", tasks="malt_gsm8k", limit=2, log_samples=True)
+    ours = run_eval(spec, engines=engines, progress=False).tasks[0].samples
+    lm = MaltLM(agents="g+v+r", engines=engines)
+    tm = TaskManager(include_path=str(tasks_dir()))
+    theirs = lm_eval.simple_evaluate(model=lm, tasks=["malt_gsm8k"], limit=2, log_samples=True, task_manager=tm)
+    theirs = theirs["samples"]["malt_gsm8k"]
+    for key in HASHES:
+        assert [s[key] for s in ours] == [s[key] for s in theirs], key
+    assert task_hash(ours) == task_hash(theirs)
