@@ -9,7 +9,7 @@ Models load on the first request, so a task lm-eval refuses costs no model load.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from typing import Any, ClassVar
 
 from lm_eval.api.model import LM
 from lm_eval.api.registry import register_model
@@ -18,6 +18,7 @@ from harness.backends.base import SamplingParams
 from harness.errors import MaltError
 from harness.evaluate import solve_questions
 from harness.grading import extract_answer, normalize_answer
+from harness.lm_eval_outputs import doc_hash
 from harness.lm_eval_solver import Request, chat_text, final_text, generic_prompts, request_params, solve
 from harness.prompts import load_prompts
 from harness.roles import ROLES
@@ -71,6 +72,8 @@ class MaltLM(LM):
         engines: ready-made role engines (Python use, e.g. a scripted backend in tests).
     """
 
+    _last: ClassVar[MaltLM | None] = None
+
     def __init__(
         self,
         prompts: str | None = None,
@@ -113,6 +116,15 @@ class MaltLM(LM):
         self._tokenizer = None
         self._chats: dict[str, list[dict]] = {}  # chat-templated context -> the chat lm-eval built
         self.records: dict[tuple[str, int], list[dict]] = {}  # (task, doc_id) -> each pipeline's states, in order
+        self.doc_ids: dict[tuple[str, str], int] = {}  # (task, lm-eval's doc_hash) -> the requests' doc_id
+        MaltLM._last = self
+
+    @classmethod
+    def take_last(cls) -> MaltLM | None:
+        """The newest model built in this process, released (``malt-eval lm-eval`` adds its turns to lm-eval's
+        files after lm-eval's CLI has dropped it)."""
+        lm, cls._last = cls._last, None
+        return lm
 
     # ------------------------------------------------------------------ models (loaded on first use)
     @property
@@ -187,6 +199,8 @@ class MaltLM(LM):
         """Run the pipeline over all requests, stage-batched per task (and per sampling setting); return the
         system's text for each."""
         out: list[str] = [""] * len(requests)
+        for r in requests:
+            self.doc_ids.setdefault((r.task_name, doc_hash(r.doc)), r.doc_id)
         ours = [i for i, r in enumerate(requests) if r.task_name in TASKS]
         foreign = [i for i, r in enumerate(requests) if r.task_name not in TASKS]
         self._ours(requests, ours, out)

@@ -190,7 +190,9 @@ def lm_eval_fields(row: dict, prompts: PromptSet, gen_kwargs: dict) -> dict:
     which is the task's ``doc_to_text``; ``resps`` holds each vote's final text, ``filtered_resps`` the text of
     the voted pipeline; the filter is lm-eval's default ``none`` and the metric ``acc`` (the row's own value).
     """
-    from lm_eval.utils import handle_non_serializable, hash_string
+    from lm_eval.utils import hash_string
+
+    from harness.lm_eval_outputs import doc_hash
 
     doc = row["doc"]
     context = prompts.messages("generator", question=prompts.question(doc))[-1]["content"]
@@ -202,7 +204,7 @@ def lm_eval_fields(row: dict, prompts: PromptSet, gen_kwargs: dict) -> dict:
         "filtered_resps": [texts[chosen or 0] if texts else ""],
         "filter": "none",
         "metrics": ["acc"],
-        "doc_hash": hash_string(json.dumps(doc, indent=2, default=handle_non_serializable, ensure_ascii=False)),
+        "doc_hash": doc_hash(doc),
         "prompt_hash": hash_string(context),
         "target_hash": hash_string(str(row.get("target"))),
     }

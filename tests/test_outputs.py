@@ -120,3 +120,45 @@ def test_hashes_equal_lm_evals_own_for_the_same_question(shared_data, monkeypatc
     for key in HASHES:
         assert [s[key] for s in ours] == [s[key] for s in theirs], key
     assert task_hash(ours) == task_hash(theirs)
+
+
+@pytest.fixture(scope="module")
+def cli_run(tiny_model_dir, shared_data, tmp_path_factory) -> Path:
+    """``malt-eval lm-eval`` (lm-eval's own CLI) on the tiny model, one document picked with lm-eval's --samples."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+
+    root = tmp_path_factory.mktemp("cli")
+    tasks = write_local_tasks(root / "tasks", shared_data)
+    out = root / "out"
+    cmd = [sys.executable, "-m", "malt_apps.eval_cli", "lm-eval", "--model", "malt", "--include_path", str(tasks)]
+    cmd += ["--model_args", f"model={tiny_model_dir},agents=g+v+r,dtype=float32", "--tasks", GSM8K_COT_ZS]
+    cmd += ["--samples", json.dumps({GSM8K_COT_ZS: [3]}), "--output_path", str(out), "--log_samples"]
+    cmd += ["--gen_kwargs", "max_gen_toks=6"]
+    r = subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=str(REPO)), timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    return out
+
+
+def test_lm_eval_cli_sample_lines_carry_every_roles_turn(cli_run, shared_data):
+    from lm_eval.utils import get_results_filenames, get_sample_results_filenames, make_table
+
+    files = [str(p) for p in cli_run.rglob("*") if p.is_file()]
+    [results] = get_results_filenames(files)
+    [samples] = get_sample_results_filenames(files)
+    doc = json.loads(Path(results).read_text())
+    assert "strict-match" in make_table(doc)  # lm-eval's own table still reads it
+    assert doc["malt"]["agents"] == "g,v,r" and doc["malt"]["roles"] == list(ROLES)
+    lines = [json.loads(s) for s in Path(samples).read_text().splitlines()]
+    assert {ln["filter"] for ln in lines} == {"strict-match", "flexible-extract"}  # one line per filter, as lm-eval
+    question = json.loads((shared_data / "gsm8k" / "test.jsonl").read_text().splitlines()[3])["question"]
+    for line in lines:
+        assert set(line) >= LM_EVAL_SAMPLE_KEYS | HASHES and line["doc_id"] == 3
+        [pipeline] = line["malt"]["pipelines"]  # found by doc_hash: lm-eval's requests number the document 0
+        turns = pipeline["turns"]
+        assert list(turns) == list(ROLES) and question in turns["generator"]["messages"]
+        assert line["resps"] == [[turns["refiner"]["text"]]]  # what lm-eval scored is the refiner's text
+        assert all("issues" in t and isinstance(t["text"], str) for t in turns.values())
