@@ -124,7 +124,7 @@ def test_hashes_equal_lm_evals_own_for_the_same_question(shared_data, monkeypatc
 
 @pytest.fixture(scope="module")
 def cli_run(tiny_model_dir, shared_data, tmp_path_factory) -> Path:
-    """``malt-eval lm-eval`` (lm-eval's own CLI) on the tiny model, one document picked with lm-eval's --samples."""
+    """``malt-eval lm-eval`` (lm-eval's own CLI) on the tiny model, document 1 picked with lm-eval's --samples."""
     import os
     import subprocess
     import sys
@@ -136,7 +136,7 @@ def cli_run(tiny_model_dir, shared_data, tmp_path_factory) -> Path:
     out = root / "out"
     cmd = [sys.executable, "-m", "malt_apps.eval_cli", "lm-eval", "--model", "malt", "--include_path", str(tasks)]
     cmd += ["--model_args", f"model={tiny_model_dir},agents=g+v+r,dtype=float32", "--tasks", GSM8K_COT_ZS]
-    cmd += ["--samples", json.dumps({GSM8K_COT_ZS: [3]}), "--output_path", str(out), "--log_samples"]
+    cmd += ["--samples", json.dumps({GSM8K_COT_ZS: [1]}), "--output_path", str(out), "--log_samples"]
     cmd += ["--gen_kwargs", "max_gen_toks=6"]
     r = subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=str(REPO)), timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]
@@ -154,11 +154,43 @@ def test_lm_eval_cli_sample_lines_carry_every_roles_turn(cli_run, shared_data):
     assert doc["malt"]["agents"] == "g,v,r" and doc["malt"]["roles"] == list(ROLES)
     lines = [json.loads(s) for s in Path(samples).read_text().splitlines()]
     assert {ln["filter"] for ln in lines} == {"strict-match", "flexible-extract"}  # one line per filter, as lm-eval
-    question = json.loads((shared_data / "gsm8k" / "test.jsonl").read_text().splitlines()[3])["question"]
+    question = json.loads((shared_data / "gsm8k" / "test.jsonl").read_text().splitlines()[1])["question"]
     for line in lines:
-        assert set(line) >= LM_EVAL_SAMPLE_KEYS | HASHES and line["doc_id"] == 3
+        assert set(line) >= LM_EVAL_SAMPLE_KEYS | HASHES and line["doc_id"] == 1
         [pipeline] = line["malt"]["pipelines"]  # found by doc_hash: lm-eval's requests number the document 0
         turns = pipeline["turns"]
         assert list(turns) == list(ROLES) and question in turns["generator"]["messages"]
         assert line["resps"] == [[turns["refiner"]["text"]]]  # what lm-eval scored is the refiner's text
         assert all("issues" in t and isinstance(t["text"], str) for t in turns.values())
+
+
+def _leaderboard(*args):
+    from tests.conftest import run_cli
+
+    return run_cli("malt_apps.leaderboard_cli", *args, timeout=300)
+
+
+def test_leaderboard_reads_lm_eval_task_results(tiny_run, cli_run, tmp_path):
+    r = _leaderboard("build", tiny_run, cli_run, "-o", tmp_path / "board")
+    assert r.returncode == 0, r.stderr[-2000:]
+    board = json.loads((tmp_path / "board" / "leaderboard.json").read_text())
+    csv = (tmp_path / "board" / "leaderboard.csv").read_text()
+    header = (tmp_path / "board" / "leaderboard.md").read_text().splitlines()[2]
+    for col in ("malt_gsm8k", f"{GSM8K_COT_ZS}:strict-match", f"{GSM8K_COT_ZS}:flexible-extract"):
+        assert col in board["tasks"] and col in header  # a column per lm-eval task and filter, beside malt_gsm8k
+    lm_evals = json.loads(_lm_evals(tiny_run)[0].read_text())
+    for filt in ("strict-match", "flexible-extract"):  # the cell holds lm-eval's own number for that filter
+        line = next(ln for ln in csv.splitlines() if f"{GSM8K_COT_ZS}:{filt}," in ln and "limit 2" in ln)
+        assert f",{lm_evals['results'][GSM8K_COT_ZS][f'exact_match,{filt}']}," in line
+        assert ",3.0," in line  # calls per question from the sample lines' turns (g, v, r)
+
+
+def test_compare_and_turns_on_lm_eval_task_results(tiny_run, cli_run):
+    [lm_eval_dir] = {p.parent for p in tiny_run.glob("*/results_*.json")}
+    r = _leaderboard("compare", lm_eval_dir, cli_run)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert f"{GSM8K_COT_ZS}:strict-match: 1 common questions" in r.stdout  # document 1, in both
+    r = _leaderboard("turns", cli_run)  # lm-eval's lines: no per-turn grades, said in one line
+    assert r.returncode == 2 and "no per-turn grades" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    r = _leaderboard("turns", tiny_run)  # the malt_* task beside it still has its turn-wise row
+    assert r.returncode == 0 and "malt_gsm8k" in r.stdout and GSM8K_COT_ZS not in r.stdout, r.stderr[-2000:]
