@@ -4,11 +4,17 @@
 ``malt-eval lm-eval`` (lm-eval's own CLI) writes its files itself; :func:`add_turns` then rewrites the ones this
 run wrote, matching each sample line to the model's records by lm-eval's ``doc_hash`` (robust to ``--samples``
 and ``--limit``). lm-eval's fields are left as they are, so its loaders read the files as before.
+
+Every turn is graded as lm-eval grades the final text (:func:`turn_grades`): each role's texts go through the
+line's filter pipeline (the task's own ``FilterEnsemble``) and the task's own ``process_results``; the line gets
+``turn_grades`` (per role: the filtered answer, ``None`` for lm-eval's ``[invalid]``, and whether its first metric
+is non-zero), which the leaderboard's turn-wise tables read.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -42,9 +48,37 @@ def pipelines(lm: Any, task: str, line: dict) -> list[dict]:
     return lm.records.get((task, doc_id), [])
 
 
-def add_turns(output_path: str | Path, lm: Any, since: float) -> list[Path]:
+#: lm-eval's regex filters' answer when nothing matched.
+INVALID = "[invalid]"
+
+
+def turn_grades(task: Any, line: dict) -> dict[str, dict] | None:
+    """Per role, the line's filter applied to that role's texts (all pipelines) and the task's first metric on it;
+    ``None`` when the line has no turns or the task has no such filter."""
+    from lm_eval.api.instance import Instance
+
+    ensemble = next((f for f in getattr(task, "_filters", []) if f.name == line.get("filter")), None)
+    pipes = (line.get("malt") or {}).get("pipelines") or []
+    if ensemble is None or not pipes or not line.get("metrics"):
+        return None
+    out = {}
+    for role in dict.fromkeys(r for p in pipes for r in p.get("turns") or {}):
+        texts = [p["turns"][role]["text"] for p in pipes if role in (p.get("turns") or {})]
+        inst = Instance("generate_until", line["doc"], (texts[0], {}), idx=0)
+        inst.resps = texts
+        ensemble.apply([inst])
+        answer = inst.filtered_resps[ensemble.name]
+        score = task.process_results(line["doc"], [answer]).get(line["metrics"][0])
+        shown = None if answer in (INVALID, "") else answer
+        out[role] = {"answer": shown if shown is None else str(shown), "correct": bool(score)}
+    return out
+
+
+def add_turns(output_path: str | Path, lm: Any, since: float, tasks: Mapping[str, Any] | None = None) -> list[Path]:
     """Add ``malt.pipelines`` to each line of the sample files, and ``malt`` to the results files, that lm-eval
-    wrote under ``output_path`` (a folder, or a ``.json`` name as lm-eval takes it) at or after ``since``."""
+    wrote under ``output_path`` (a folder, or a ``.json`` name as lm-eval takes it) at or after ``since``.
+
+    ``tasks``: lm-eval's task objects by name; their lines also get ``turn_grades`` (:func:`turn_grades`)."""
     from lm_eval.utils import get_file_task_name
 
     root = Path(output_path)
@@ -60,6 +94,9 @@ def add_turns(output_path: str | Path, lm: Any, since: float) -> list[Path]:
             rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
             for row in rows:
                 row["malt"] = {"pipelines": pipelines(lm, task, row)}
+                grades = turn_grades(tasks[task], row) if tasks and task in tasks else None
+                if grades is not None:
+                    row["turn_grades"] = grades
             atomic_write(path, "".join(json.dumps(r, ensure_ascii=False, default=str) + "\n" for r in rows))
         elif path.suffix == ".json" and "results" in path.name:
             doc = json.loads(path.read_text(encoding="utf-8"))

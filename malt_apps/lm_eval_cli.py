@@ -70,4 +70,15 @@ def main(argv: list[str]) -> None:
         _fail(str(exc))
     lm = MaltLM.take_last() if malt else None
     if lm is not None and getattr(args, "output_path", None):  # every role's turns join lm-eval's sample lines
-        add_turns(args.output_path, lm, since)
+        add_turns(args.output_path, lm, since, _tasks(args))
+
+
+def _tasks(args) -> dict:
+    """lm-eval's task objects of this run (their filters and metrics grade every turn), or {} if they do not load."""
+    from harness.lmeval_tasks import task_manager
+
+    try:
+        return dict(task_manager(args.include_path).load(args.tasks)["tasks"])
+    except Exception as exc:  # noqa: BLE001 - the run is done and written; only the per-turn grades are missing
+        print(f"{PROG}: note: per-turn grades skipped ({type(exc).__name__}: {exc})", file=sys.stderr)
+        return {}

@@ -190,7 +190,36 @@ def test_compare_and_turns_on_lm_eval_task_results(tiny_run, cli_run):
     r = _leaderboard("compare", lm_eval_dir, cli_run)
     assert r.returncode == 0, r.stderr[-2000:]
     assert f"{GSM8K_COT_ZS}:strict-match: 1 common questions" in r.stdout  # document 1, in both
-    r = _leaderboard("turns", cli_run)  # lm-eval's lines: no per-turn grades, said in one line
+    r = _leaderboard("turns", cli_run)  # malt-eval lm-eval graded every turn with the task's filters and metric
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert f"{GSM8K_COT_ZS}:strict-match" in r.stdout and f"{GSM8K_COT_ZS}:flexible-extract" in r.stdout
+    r = _leaderboard("turns", lm_eval_dir)  # lines without per-turn grades: said in one line
     assert r.returncode == 2 and "no per-turn grades" in r.stderr and len(r.stderr.strip().splitlines()) == 1
-    r = _leaderboard("turns", tiny_run)  # the malt_* task beside it still has its turn-wise row
+    r = _leaderboard("turns", tiny_run)  # the malt_* task beside them still has its turn-wise row
     assert r.returncode == 0 and "malt_gsm8k" in r.stdout and GSM8K_COT_ZS not in r.stdout, r.stderr[-2000:]
+
+
+def test_turn_grades_are_lm_evals_own_score_of_each_turn(shared_data, tmp_path):
+    """Each role's text through the line's filter and the task's metric; the last role's grade is lm-eval's own."""
+    from harness.lm_eval_outputs import turn_grades
+    from harness.lmeval_tasks import task_manager
+
+    tasks = write_local_tasks(tmp_path / "tasks", shared_data)
+
+    def responder(prompt, i):  # generator wrong (7), refiner right for row 0 (18) in both filters' formats
+        if isinstance(prompt, str):
+            return "The answer is 7."
+        return "The answer is 18." if "Critique" in prompt[-1]["content"] else "The answer is 18, not 7."
+
+    engines = {r: RoleEngine(ScriptedBackend(responder)) for r in ROLES}
+    spec = EvalSpec(agents="g,v,r", tasks=GSM8K_COT_ZS, include_path=str(tasks), limit=2, log_samples=True)
+    lines = run_eval(spec, engines=engines, progress=False).lm_eval["samples"][GSM8K_COT_ZS]
+    task = task_manager(str(tasks)).load([GSM8K_COT_ZS])["tasks"][GSM8K_COT_ZS]
+    for line in lines:
+        grades = turn_grades(task, line)
+        assert grades["refiner"]["correct"] == bool(line["exact_match"])  # lm-eval's score of the final text
+        assert grades["generator"]["answer"].startswith("7") and not grades["generator"]["correct"]
+    assert [turn_grades(task, ln)["refiner"]["correct"] for ln in lines if ln["filter"] == "strict-match"] == [
+        True,
+        False,
+    ]
