@@ -91,8 +91,11 @@ _NOT_PROMPT = ("metadata", "generation_kwargs")
 
 
 def _is_lm_eval(doc: object) -> bool:
-    """A results file lm-eval wrote (its keys, no ``malt.format``)."""
-    if not isinstance(doc, dict) or "format" in (doc.get("malt") or {}):
+    """A results file lm-eval wrote (its keys; no ``malt`` block of ours, which has a format and our counters)."""
+    if not isinstance(doc, dict):
+        return False
+    malt = doc.get("malt") if isinstance(doc.get("malt"), dict) else {}
+    if "format" in malt or "calls_per_question" in malt:
         return False
     return all(isinstance(doc.get(k), dict) for k in ("results", "configs", "config", "n-samples")) and (
         "lm_eval_version" in doc or "n-shot" in doc
