@@ -47,6 +47,7 @@ def build_results(
     ``plan``: the solver plan that ran (its name is ``malt.agents``; its own record joins the ``malt`` block).
     ``backend``: the generator's backend (its tokenizer, context length and chat template fill lm-eval's
     ``tokenizer_*``, ``eot_token_id``, ``max_length`` and ``chat_template`` keys; null without one).
+    The logged rows of ``results`` (those with ``doc``) gain lm-eval's sample fields (:func:`lm_eval_fields`).
     """
     agents = plan.name if plan else letters(cfg.roles)
     out: dict = {"results": {}, "group_subtasks": {}, "configs": {}, "versions": {}, "n-shot": {}}
@@ -119,7 +120,7 @@ def build_results(
         "fewshot_seed": None,
     }
     out["malt"] = malt
-    out.update(_lm_eval_run_info(out, results, model, backend))
+    out.update(_lm_eval_run_info(results, model, backend))
     out["platform"] = platform.platform()
     return out
 
@@ -138,7 +139,7 @@ def task_config(task: str) -> dict:
     return {k: v if isinstance(v, (str, int, float, bool, list, dict, type(None))) else str(v) for k, v in cfg.items()}
 
 
-def _lm_eval_run_info(doc: dict, results: list[TaskResult], model: str, backend: Any) -> dict:
+def _lm_eval_run_info(results: list[TaskResult], model: str, backend: Any) -> dict:
     """The run-level keys lm-eval's evaluator and ``EvaluationTracker`` add (same helpers, same meanings)."""
     from lm_eval.loggers.utils import add_env_info, get_git_commit_hash
     from lm_eval.utils import hash_string, sanitize_model_name

@@ -112,7 +112,9 @@ def test_hashes_equal_lm_evals_own_for_the_same_question(shared_data, monkeypatc
     monkeypatch.setenv("MALT_DATA_DIR", str(shared_data))
     engines = {r: RoleEngine(ScriptedBackend(lambda p, i: "Final Answer: 18")) for r in ROLES}
     spec = EvalSpec(agents="g,v,r", tasks="malt_gsm8k", limit=2, log_samples=True)
-    ours = run_eval(spec, engines=engines, progress=False).tasks[0].samples
+    res = run_eval(spec, engines=engines, progress=False)
+    ours = res.tasks[0].samples
+    assert all(res.doc[k] is None for k in TOKENIZER_KEYS | {"chat_template"})  # no tokenizer behind it: null
     lm = MaltLM(agents="g+v+r", engines=engines)
     tm = TaskManager(include_path=str(tasks_dir()))
     theirs = lm_eval.simple_evaluate(model=lm, tasks=["malt_gsm8k"], limit=2, log_samples=True, task_manager=tm)
