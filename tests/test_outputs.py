@@ -1,6 +1,7 @@
 """Outputs in lm-eval's layout plus ours: results files with every key lm-eval writes, sample lines with lm-eval's
 fields beside every role's turn, read by lm-eval's own loaders and by the leaderboard (issue 18, point 6)."""
 
+import csv
 import json
 from pathlib import Path
 
@@ -176,15 +177,16 @@ def test_leaderboard_reads_lm_eval_task_results(tiny_run, cli_run, tmp_path):
     r = _leaderboard("build", tiny_run, cli_run, "-o", tmp_path / "board")
     assert r.returncode == 0, r.stderr[-2000:]
     board = json.loads((tmp_path / "board" / "leaderboard.json").read_text())
-    csv = (tmp_path / "board" / "leaderboard.csv").read_text()
+    with (tmp_path / "board" / "leaderboard.csv").open() as fh:
+        rows = list(csv.DictReader(fh))
     header = (tmp_path / "board" / "leaderboard.md").read_text().splitlines()[2]
     for col in ("malt_gsm8k", f"{GSM8K_COT_ZS}:strict-match", f"{GSM8K_COT_ZS}:flexible-extract"):
         assert col in board["tasks"] and col in header  # a column per lm-eval task and filter, beside malt_gsm8k
     lm_evals = json.loads(_lm_evals(tiny_run)[0].read_text())
     for filt in ("strict-match", "flexible-extract"):  # the cell holds lm-eval's own number for that filter
-        line = next(ln for ln in csv.splitlines() if f"{GSM8K_COT_ZS}:{filt}," in ln and "limit 2" in ln)
-        assert f",{lm_evals['results'][GSM8K_COT_ZS][f'exact_match,{filt}']}," in line
-        assert ",3.0," in line  # calls per question from the sample lines' turns (g, v, r)
+        [row] = [r for r in rows if r["task"] == f"{GSM8K_COT_ZS}:{filt}" and r["limit"] == "2"]
+        assert float(row["acc"]) == lm_evals["results"][GSM8K_COT_ZS][f"exact_match,{filt}"] and row["n"] == "2"
+        assert row["agents"] == "g,v,r" and float(row["calls_per_question"]) == 3.0  # from the lines' turns
 
 
 def test_compare_and_turns_on_lm_eval_task_results(tiny_run, cli_run):
@@ -225,3 +227,38 @@ def test_turn_grades_are_lm_evals_own_score_of_each_turn(shared_data, tmp_path):
         True,
         False,
     ]
+
+
+def test_leaderboard_puts_an_lm_eval_hf_baseline_beside_the_system(tiny_run, tiny_model_dir, tmp_path):
+    """A plain lm-eval run (its hf model, written by its EvaluationTracker) is a row too, and pairs with ours."""
+    import lm_eval
+    import lm_eval.models.huggingface  # noqa: F401 - registers lm-eval's "hf" model
+    from lm_eval.loggers import EvaluationTracker
+    from lm_eval.tasks import TaskManager
+
+    tasks = next(tiny_run.parent.glob("tasks"))
+    tracker = EvaluationTracker(output_path=str(tmp_path / "hf"))
+    out = lm_eval.simple_evaluate(
+        model="hf",
+        model_args={"pretrained": str(tiny_model_dir), "dtype": "float32", "device": "cpu"},
+        tasks=[GSM8K_COT_ZS],
+        task_manager=TaskManager(include_path=str(tasks)),
+        limit=2,
+        gen_kwargs={"max_gen_toks": 6},
+        log_samples=True,
+        evaluation_tracker=tracker,
+    )
+    samples = out.pop("samples")
+    tracker.save_results_aggregated(results=out, samples=samples)
+    tracker.save_results_samples(task_name=GSM8K_COT_ZS, samples=samples[GSM8K_COT_ZS])
+    r = _leaderboard("build", tiny_run, tmp_path / "hf", "-o", tmp_path / "board")
+    assert r.returncode == 0, r.stderr[-2000:]
+    with (tmp_path / "board" / "leaderboard.csv").open() as fh:
+        hf = [row for row in csv.DictReader(fh) if row["agents"] == "lm-eval hf"]
+    assert {row["task"] for row in hf} == {f"{GSM8K_COT_ZS}:strict-match", f"{GSM8K_COT_ZS}:flexible-extract"}
+    for row in hf:  # lm-eval's own numbers
+        metric = f"exact_match,{row['task'].split(':')[1]}"
+        assert float(row["acc"]) == out["results"][GSM8K_COT_ZS][metric] and row["n"] == "2"
+    [lm_eval_dir] = {p.parent for p in tiny_run.glob("*/results_*.json")}
+    r = _leaderboard("compare", tmp_path / "hf", lm_eval_dir)
+    assert r.returncode == 0 and f"{GSM8K_COT_ZS}:strict-match: 2 common questions" in r.stdout, r.stderr[-2000:]
