@@ -90,6 +90,7 @@ class MaltLM(LM):
             raise MaltError(f"--model malt: unknown option(s) in model_args: {names} (known: {known})")
         spec = EvalSpec.from_options({**options, "prompts_file": prompts, "batch_size": _batch_size(batch_size)})
         self._setup(spec, engines, "temperature" in options, device)
+        MaltLM._last = self  # built by lm-eval's CLI: malt-eval lm-eval reads its records afterwards
 
     @classmethod
     def from_spec(
@@ -117,12 +118,11 @@ class MaltLM(LM):
         self._chats: dict[str, list[dict]] = {}  # chat-templated context -> the chat lm-eval built
         self.records: dict[tuple[str, int], list[dict]] = {}  # (task, doc_id) -> each pipeline's states, in order
         self.doc_ids: dict[tuple[str, str], int] = {}  # (task, lm-eval's doc_hash) -> the requests' doc_id
-        MaltLM._last = self
 
     @classmethod
     def take_last(cls) -> MaltLM | None:
-        """The newest model built in this process, released (``malt-eval lm-eval`` adds its turns to lm-eval's
-        files after lm-eval's CLI has dropped it)."""
+        """The newest model built from model_args in this process, released (``malt-eval lm-eval`` adds its turns
+        to lm-eval's files after lm-eval's CLI has dropped it)."""
         lm, cls._last = cls._last, None
         return lm
 
