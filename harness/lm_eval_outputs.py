@@ -74,6 +74,22 @@ def turn_grades(task: Any, line: dict) -> dict[str, dict] | None:
     return out
 
 
+def add_turn_grades(samples: Mapping[str, list[dict]], tasks: Mapping[str, Any]) -> None:
+    """Give each sample line (with ``malt.pipelines``) of a task in ``tasks`` its ``turn_grades``."""
+    for name, rows in samples.items():
+        for row in rows if name in tasks else []:
+            grades = turn_grades(tasks[name], row)
+            if grades is not None:
+                row["turn_grades"] = grades
+
+
+def load_tasks(include_path: Any, names: Any) -> dict[str, Any]:
+    """lm-eval's task objects for ``names`` (names or configs, as ``simple_evaluate`` takes them), by name."""
+    from harness.lmeval_tasks import task_manager
+
+    return dict(task_manager(include_path).load(names)["tasks"])
+
+
 def add_turns(output_path: str | Path, lm: Any, since: float, tasks: Mapping[str, Any] | None = None) -> list[Path]:
     """Add ``malt.pipelines`` to each line of the sample files, and ``malt`` to the results files, that lm-eval
     wrote under ``output_path`` (a folder, or a ``.json`` name as lm-eval takes it) at or after ``since``.
@@ -94,9 +110,7 @@ def add_turns(output_path: str | Path, lm: Any, since: float, tasks: Mapping[str
             rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
             for row in rows:
                 row["malt"] = {"pipelines": pipelines(lm, task, row)}
-                grades = turn_grades(tasks[task], row) if tasks and task in tasks else None
-                if grades is not None:
-                    row["turn_grades"] = grades
+            add_turn_grades({task: rows}, tasks or {})
             atomic_write(path, "".join(json.dumps(r, ensure_ascii=False, default=str) + "\n" for r in rows))
         elif path.suffix == ".json" and "results" in path.name:
             doc = json.loads(path.read_text(encoding="utf-8"))

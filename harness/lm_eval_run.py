@@ -85,6 +85,7 @@ def run_lm_eval_tasks(
     from lm_eval.loggers import EvaluationTracker
 
     from harness.lm import MaltLM
+    from harness.lm_eval_outputs import add_turn_grades, load_tasks
 
     if spec.seeds != 1 or spec.subset is not None:
         raise MaltError("lm-eval tasks take --limit, not --seeds/--subset (lm-eval's own sampling of documents)")
@@ -111,6 +112,7 @@ def run_lm_eval_tasks(
     for task, rows in samples.items():
         for row in rows:
             row["malt"] = {"pipelines": lm.records.get((task, row["doc_id"]), [])}
+    add_turn_grades(samples, load_tasks(spec.include_path, task_specs(spec, names)))  # each turn as lm-eval grades
     out["malt"] = {"agents": lm.plan.name, "votes": int(spec.votes), "roles": list(lm.plan.roles)}
     if tracker is not None:
         tracker.save_results_aggregated(results=out, samples=samples if spec.log_samples else None)

@@ -75,10 +75,10 @@ def main(argv: list[str]) -> None:
 
 def _tasks(args) -> dict:
     """lm-eval's task objects of this run (their filters and metrics grade every turn), or {} if they do not load."""
-    from harness.lmeval_tasks import task_manager
+    from harness.lm_eval_outputs import load_tasks
 
     try:
-        return dict(task_manager(args.include_path).load(args.tasks)["tasks"])
+        return load_tasks(args.include_path, args.tasks)
     except Exception as exc:  # noqa: BLE001 - the run is done and written; only the per-turn grades are missing
         print(f"{PROG}: note: per-turn grades skipped ({type(exc).__name__}: {exc})", file=sys.stderr)
         return {}

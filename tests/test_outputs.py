@@ -194,13 +194,11 @@ def test_compare_and_turns_on_lm_eval_task_results(tiny_run, cli_run):
     r = _leaderboard("compare", lm_eval_dir, cli_run)
     assert r.returncode == 0, r.stderr[-2000:]
     assert f"{GSM8K_COT_ZS}:strict-match: 1 common questions" in r.stdout  # document 1, in both
-    r = _leaderboard("turns", cli_run)  # malt-eval lm-eval graded every turn with the task's filters and metric
-    assert r.returncode == 0, r.stderr[-2000:]
-    assert f"{GSM8K_COT_ZS}:strict-match" in r.stdout and f"{GSM8K_COT_ZS}:flexible-extract" in r.stdout
-    r = _leaderboard("turns", lm_eval_dir)  # lines without per-turn grades: said in one line
-    assert r.returncode == 2 and "no per-turn grades" in r.stderr and len(r.stderr.strip().splitlines()) == 1
-    r = _leaderboard("turns", tiny_run)  # the malt_* task beside them still has its turn-wise row
-    assert r.returncode == 0 and "malt_gsm8k" in r.stdout and GSM8K_COT_ZS not in r.stdout, r.stderr[-2000:]
+    for source in (cli_run, tiny_run):  # both paths graded every turn with the task's own filters and metric
+        r = _leaderboard("turns", source)
+        assert r.returncode == 0, r.stderr[-2000:]
+        assert f"{GSM8K_COT_ZS}:strict-match" in r.stdout and f"{GSM8K_COT_ZS}:flexible-extract" in r.stdout
+    assert "malt_gsm8k" in r.stdout  # beside our task's row
 
 
 def test_turn_grades_are_lm_evals_own_score_of_each_turn(shared_data, tmp_path):
@@ -221,6 +219,7 @@ def test_turn_grades_are_lm_evals_own_score_of_each_turn(shared_data, tmp_path):
     task = task_manager(str(tasks)).load([GSM8K_COT_ZS])["tasks"][GSM8K_COT_ZS]
     for line in lines:
         grades = turn_grades(task, line)
+        assert line["turn_grades"] == grades  # what malt-eval wrote
         assert grades["refiner"]["correct"] == bool(line["exact_match"])  # lm-eval's score of the final text
         assert grades["generator"]["answer"].startswith("7") and not grades["generator"]["correct"]
     assert [turn_grades(task, ln)["refiner"]["correct"] for ln in lines if ln["filter"] == "strict-match"] == [
@@ -262,3 +261,5 @@ def test_leaderboard_puts_an_lm_eval_hf_baseline_beside_the_system(tiny_run, tin
     [lm_eval_dir] = {p.parent for p in tiny_run.glob("*/results_*.json")}
     r = _leaderboard("compare", tmp_path / "hf", lm_eval_dir)
     assert r.returncode == 0 and f"{GSM8K_COT_ZS}:strict-match: 2 common questions" in r.stdout, r.stderr[-2000:]
+    r = _leaderboard("turns", tmp_path / "hf")  # lm-eval's lines without turns: said in one line
+    assert r.returncode == 2 and "no per-turn grades" in r.stderr and len(r.stderr.strip().splitlines()) == 1
