@@ -20,6 +20,7 @@ import click
 from harness.errors import MaltError, OneLineUsageErrors, interrupt_on_sigterm
 from harness.identity import as_json, identity_diff
 from harness.spec import EvalSpec, option
+from harness.taskinfo import TASKS
 from malt_apps.options import field_values, options_from
 
 MARKER = "suite-row.json"  # in each row folder: the options and prompt hashes its results were made with
@@ -28,7 +29,7 @@ SHARED = (
     "tasks", "seeds", "subset", "limit", "temperature", "batch_size", "max_new_tokens", "prompts_file", "backend",
     "base_url", "api_key", "dtype", "data_dir", "log_samples",
 )  # fmt: skip
-SHARED_DEFAULTS = {"tasks": "malt_gsm8k,malt_math,malt_csqa", "seeds": 4, "log_samples": True}
+SHARED_DEFAULTS = {"tasks": ",".join(TASKS), "seeds": 4, "log_samples": True}
 
 
 @dataclass(frozen=True)
