@@ -23,7 +23,7 @@ from harness.taskinfo import TASKS, task_info
 
 
 def option(default: Any, help: str, **meta: Any) -> Any:
-    """A dataclass field with its help text (and CLI hints: ``flag``, ``type``, ``choices``, ``metavar``,
+    """A dataclass field with its help text (and CLI hints: ``flag``, ``dest``, ``type``, ``choices``, ``metavar``,
     ``per_role`` for a role -> value mapping shown as one flag per role)."""
     if isinstance(default, dict):
         return field(default_factory=lambda: dict(default), metadata={"help": help, **meta})
