@@ -82,7 +82,7 @@ def _step_configs(o: dict) -> tuple[SFTStepConfig, DPOStepConfig]:
 
 
 LAUNCH_OPTIONS = ("num_processes", "accelerate_config")
-MODULE = "malt_apps.train_cli"  # what `accelerate launch -m` runs in every process
+MODULE = __spec__.name if __spec__ else __name__  # this module: what `accelerate launch -m` runs in every process
 
 
 def _launch(o: dict) -> Launch | None:
@@ -90,7 +90,7 @@ def _launch(o: dict) -> Launch | None:
     options passed on as given; ``None`` to train in this process (also inside a launch)."""
     if world_size() > 1:  # a worker of a launch: it trains
         return None
-    launch = Launch(**field_values(Launch, o), module=MODULE)
+    launch = Launch(MODULE, **field_values(Launch, o))
     if not launch.wanted:
         return None
     for p in main.commands["sft"].params:  # sft and dpo take the same training options

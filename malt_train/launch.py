@@ -110,8 +110,13 @@ def read_config(path: Path) -> dict:
 
 @dataclass
 class Launch:
-    """``accelerate launch`` of the ``sft``/``dpo`` command with the same training options (``args``)."""
+    """``accelerate launch`` of the ``sft``/``dpo`` command with the same training options (``args``).
 
+    ``module`` is the command's module that every process runs (``python -m``): the app that launches names
+    itself, so this library knows no app.
+    """
+
+    module: str
     num_processes: int | None = option(
         None,
         "Train each step on N processes (GPUs) with `accelerate launch` (DDP unless --accelerate-config).",
@@ -125,7 +130,6 @@ class Launch:
         type=Path,
     )
     args: list[str] = field(default_factory=list)
-    module: str = "malt_apps.train_cli"  # the malt-train command module every process runs (`-m`)
 
     def __post_init__(self) -> None:
         if self.num_processes is not None and self.num_processes < 1:

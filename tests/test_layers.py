@@ -90,3 +90,16 @@ def test_no_private_name_is_imported_from_another_module():
         if n.startswith("_") and not n.startswith("__")
     ]
     assert private == []
+
+
+def test_libraries_name_no_app():
+    """No library module refers to an app by name either (say, a module name in a string to run)."""
+    named = [
+        f"{path.relative_to(REPO)}:{node.lineno}"
+        for pkg in ALLOWED
+        if "malt_apps" not in ALLOWED[pkg]
+        for path in sorted((REPO / pkg).rglob("*.py"))
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+        if isinstance(node, ast.Constant) and isinstance(node.value, str) and "malt_apps" in node.value
+    ]
+    assert named == []
