@@ -77,7 +77,8 @@ def _train_options(fn):
     return fn
 
 
-def _step_configs(o: dict) -> tuple[SFTStepConfig, DPOStepConfig]:
+def step_configs(o: dict) -> tuple[SFTStepConfig, DPOStepConfig]:
+    """The SFT and DPO step configurations of a training command's option values (``ctx.params``)."""
     return SFTStepConfig(**field_values(SFTStepConfig, o)), DPOStepConfig(**field_values(DPOStepConfig, o))
 
 
@@ -85,9 +86,10 @@ LAUNCH_OPTIONS = ("num_processes", "accelerate_config")
 MODULE = __spec__.name if __spec__ else __name__  # this module: what `accelerate launch -m` runs in every process
 
 
-def _launch(o: dict) -> Launch | None:
-    """The ``accelerate launch`` that --num-processes / --accelerate-config ask for, with the training
-    options passed on as given; ``None`` to train in this process (also inside a launch)."""
+def launch_for(o: dict) -> Launch | None:
+    """The ``accelerate launch`` that --num-processes / --accelerate-config ask for in a training command's
+    option values (``ctx.params``), with the training options passed on as given; ``None`` to train in this
+    process (also inside a launch)."""
     if world_size() > 1:  # a worker of a launch: it trains
         return None
     launch = Launch(MODULE, **field_values(Launch, o))
@@ -208,9 +210,9 @@ def build_cmd(labeled: Path, out: Path, pairs_per_parent: int | None) -> None:
 @_train_options
 def sft_cmd(run: Path, role: str, model: str | None, **o) -> None:
     """LoRA SFT of one role on RUN/data/ROLE/sft.jsonl -> RUN/adapters-sft/ROLE."""
-    launch = _launch(o)
+    launch = launch_for(o)
     with _locked(run):
-        pipeline.sft(run, role, run_model(run, model), _step_configs(o)[0], launch, say=click.echo)
+        pipeline.sft(run, role, run_model(run, model), step_configs(o)[0], launch, say=click.echo)
 
 
 @main.command("dpo")
@@ -220,9 +222,9 @@ def sft_cmd(run: Path, role: str, model: str | None, **o) -> None:
 @_train_options
 def dpo_cmd(run: Path, role: str, model: str | None, **o) -> None:
     """LoRA DPO of one role from its SFT adapter (reference = SFT model) -> RUN/adapters/ROLE."""
-    launch = _launch(o)
+    launch = launch_for(o)
     with _locked(run):
-        pipeline.dpo(run, role, run_model(run, model), _step_configs(o)[1], launch, say=click.echo)
+        pipeline.dpo(run, role, run_model(run, model), step_configs(o)[1], launch, say=click.echo)
 
 
 @main.command("run")
@@ -236,8 +238,8 @@ def run_cmd(run: Path, threshold: float, pooling: str, pairs_per_parent: int | N
     """generate -> label -> build -> sft (all roles) -> dpo (verifier, refiner); finished steps are kept."""
     _single_process("run")
     cfg, engine = _generate_config(o)
-    sft_cfg, dpo_cfg = _step_configs(o)
-    launch = _launch(o)  # --num-processes: training steps under accelerate launch, the tree in this process
+    sft_cfg, dpo_cfg = step_configs(o)
+    launch = launch_for(o)  # --num-processes: training steps under accelerate launch, the tree in this process
     with _locked(run):
         pipeline.run_all(
             run, cfg, engine, sft_cfg, dpo_cfg, threshold, pooling, pairs_per_parent, generator_dpo, launch, click.echo

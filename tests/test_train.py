@@ -162,7 +162,7 @@ def test_options_are_the_configs_fields():
     from collections import Counter
 
     from malt_apps.options import field_values
-    from malt_apps.train_cli import _step_configs
+    from malt_apps.train_cli import step_configs
     from malt_train.build import BuildConfig
     from malt_train.label import LabelConfig
     from malt_train.train import DPOStepConfig, SFTStepConfig
@@ -170,11 +170,11 @@ def test_options_are_the_configs_fields():
     for name, cmd in malt_train_main.commands.items():
         assert [n for n, k in Counter(p.name for p in cmd.params).items() if k > 1] == [], name
     run = malt_train_main.commands["run"]
-    assert _step_configs(run.make_context("run", ["--out", "R"]).params) == (SFTStepConfig(), DPOStepConfig())
+    assert step_configs(run.make_context("run", ["--out", "R"]).params) == (SFTStepConfig(), DPOStepConfig())
     given = ["--out", "R", "--sft-lr", "0.001", "--dpo-lr", "0.002", "--batch-size-train", "4", "--batch-size", "3"]
     given += ["--beta", "0.5", "--pooling", "local", "--pairs-per-parent", "2"]
     o = run.make_context("run", given).params
-    sft, dpo = _step_configs(o)
+    sft, dpo = step_configs(o)
     assert (sft.learning_rate, dpo.learning_rate, sft.batch_size, dpo.batch_size, dpo.beta) == (1e-3, 2e-3, 4, 4, 0.5)
     assert o["batch_size"] == 3  # generation's
     assert LabelConfig(**field_values(LabelConfig, o)) == LabelConfig(pooling="local")
