@@ -77,6 +77,14 @@ def _train_options(fn):
     return fn
 
 
+def _step_arguments(fn):
+    """What ``sft`` and ``dpo`` take: RUN, ``--role``, ``--model`` and the training options."""
+    fn = _train_options(fn)
+    fn = click.option("--model", default=None, help="Base model (default: the run's).")(fn)
+    fn = click.option("--role", required=True, type=click.Choice(ROLES))(fn)
+    return click.argument("run", type=click.Path(path_type=Path))(fn)
+
+
 def step_configs(o: dict) -> tuple[SFTStepConfig, DPOStepConfig]:
     """The SFT and DPO step configurations of a training command's option values (``ctx.params``)."""
     return SFTStepConfig(**field_values(SFTStepConfig, o)), DPOStepConfig(**field_values(DPOStepConfig, o))
@@ -204,10 +212,7 @@ def build_cmd(labeled: Path, out: Path, pairs_per_parent: int | None) -> None:
 
 
 @main.command("sft")
-@click.argument("run", type=click.Path(path_type=Path))
-@click.option("--role", required=True, type=click.Choice(ROLES))
-@click.option("--model", default=None, help="Base model (default: the run's).")
-@_train_options
+@_step_arguments
 def sft_cmd(run: Path, role: str, model: str | None, **o) -> None:
     """LoRA SFT of one role on RUN/data/ROLE/sft.jsonl -> RUN/adapters-sft/ROLE."""
     launch = launch_for(o)
@@ -216,10 +221,7 @@ def sft_cmd(run: Path, role: str, model: str | None, **o) -> None:
 
 
 @main.command("dpo")
-@click.argument("run", type=click.Path(path_type=Path))
-@click.option("--role", required=True, type=click.Choice(ROLES))
-@click.option("--model", default=None, help="Base model (default: the run's).")
-@_train_options
+@_step_arguments
 def dpo_cmd(run: Path, role: str, model: str | None, **o) -> None:
     """LoRA DPO of one role from its SFT adapter (reference = SFT model) -> RUN/adapters/ROLE."""
     launch = launch_for(o)
