@@ -113,6 +113,7 @@ class MaltLM(LM):
         self._tokenizer = None
         self._chats: dict[str, list[dict]] = {}  # chat-templated context -> the chat lm-eval built
         self.records: dict[tuple[str, int], list[dict]] = {}  # (task, doc_id) -> each pipeline's states, in order
+        self.seed = 0  # the run's seed (harness.lm_eval_run: one evaluation per seed); offsets the sampling seeds
 
     # ------------------------------------------------------------------ models (loaded on first use)
     @property
@@ -202,7 +203,8 @@ class MaltLM(LM):
             for start in range(0, len(ids), self.batch_size):
                 chunk = ids[start : start + self.batch_size]
                 docs = [(requests[i].doc_id, requests[i].doc) for i in chunk]
-                groups = solve_questions(task, docs, self._context(task, start), self.plan.build(), self.votes)
+                ctx = self._context(task, self.seed * 1_000_003 + start)
+                groups = solve_questions(task, docs, ctx, self.plan.build(), self.votes)
                 for i, group in zip(chunk, groups, strict=True):
                     out[i] = _final_text(task, group)
                     self.records.setdefault((task, requests[i].doc_id), []).extend(s.to_dict() for s in group)
@@ -233,7 +235,8 @@ class MaltLM(LM):
                 prompts[first.task] = generic_prompts(first.task, self.spec.prompts_file)
             for start in range(0, len(ids), self.batch_size):
                 chunk = [reqs[i] for i in ids[start : start + self.batch_size]]
-                params = request_params(first.gen_kwargs, roles, tokens, temperature, seed=start)
+                seed = self.seed * 1_000_003 + start
+                params = request_params(first.gen_kwargs, roles, tokens, temperature, seed=seed)
                 ctx = SolveContext({first.task: prompts[first.task]}, self.engines, params)
                 questions = [
                     chat_text(self._chats[r.context]) if r.context in self._chats else r.context for r in chunk

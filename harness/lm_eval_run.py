@@ -9,14 +9,24 @@ Votes (``--votes K``) use lm-eval's own mechanism: the task's ``repeats`` become
 at ``--temperature``) and each of its filter pipelines gets lm-eval's ``majority_vote`` before its final
 ``take_first``; lm-eval's tie rule holds (``Counter.most_common``: among equally frequent answers, the one
 of the earliest pipeline).
+
+Seeded subsets (``--seeds S --subset N``) use lm-eval's own document selection (``simple_evaluate(samples=
+{task: [doc indices]})``) with the indices our tasks draw (:func:`harness.evaluate.select_questions`: seed ``s``
+picks the same questions of a test file on ``malt_gsm8k`` and on a stock task over that file). Each seed is one
+lm-eval evaluation, written by lm-eval in its own layout: into ``OUT`` with one seed, ``OUT/seed_<s>`` with
+several; the returned results then hold each metric's mean over the seeds, its spread as ``<metric>_std``
+(lm-eval's ``_stderr`` dropped) and each seed's own results under ``malt.per_seed``.
 """
 
 from __future__ import annotations
 
+import statistics
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from harness.errors import MaltError
+from harness.evaluate import EvalConfig, select_questions
 from harness.lmeval_tasks import leaf_tasks, task_manager
 from harness.models import DEFAULT_MODEL
 from harness.solver import RoleEngine
@@ -70,28 +80,95 @@ def gen_kwargs(text: str | None) -> dict | None:
     return out or None
 
 
+def doc_counts(spec: EvalSpec, names: list[str]) -> dict[str, int]:
+    """Each leaf task's number of evaluation documents (the tasks are built: their datasets load)."""
+    loaded = task_manager(spec.include_path).load(task_specs(spec, names))
+    return {name: len(task.eval_docs) for name, task in loaded["tasks"].items()}
+
+
+def seeded_samples(spec: EvalSpec, names: list[str]) -> list[dict[str, list[int]] | None]:
+    """Per seed, lm-eval's ``samples`` (task -> sorted doc indices, drawn as our tasks draw them); ``None``
+    per seed without ``--subset`` (all documents, or the first ``--limit``, as on our tasks)."""
+    if spec.subset is None:
+        return [None] * spec.seeds
+    cfg = EvalConfig(seeds=spec.seeds, subset=spec.subset)
+    cfg.check()
+    counts = doc_counts(spec, names)
+    out = []
+    for seed in range(spec.seeds):
+        picked = {}
+        for task, n in counts.items():
+            if spec.subset > n:
+                raise MaltError(f"--subset {spec.subset} is larger than {task}'s split ({n} documents)")
+            picked[task] = select_questions(n, cfg, seed)
+        out.append(picked)
+    return out
+
+
+def _across_seeds(docs: list[dict]) -> dict:
+    """One results document from each seed's: every numeric metric's mean, ``<metric>_std`` its spread over the
+    seeds (``_stderr`` dropped), each seed's results under ``malt.per_seed``."""
+    out = {**docs[-1], "results": {}}
+    for task, row in docs[0]["results"].items():
+        merged = {}
+        for key, value in row.items():
+            metric, _, filt = key.partition(",")
+            if metric.endswith("_stderr"):
+                continue
+            values = [d["results"][task].get(key) for d in docs]
+            if filt and all(isinstance(v, int | float) and not isinstance(v, bool) for v in values):
+                merged[key] = statistics.fmean(values)
+                merged[f"{metric}_std,{filt}"] = statistics.stdev(values)
+            else:
+                merged[key] = value
+        out["results"][task] = merged
+    out["malt"] = {**docs[-1]["malt"], "per_seed": {t: [d["results"][t] for d in docs] for t in docs[0]["results"]}}
+    return out
+
+
 def run_lm_eval_tasks(
     spec: EvalSpec, names: list[str], engines: Mapping[str, RoleEngine] | None = None, lm: Any = None
 ) -> dict:
     """Evaluate ``spec``'s system on the lm-eval tasks ``names``; return lm-eval's results (with ``samples``
-    when ``spec.log_samples``), written under ``spec.output_path`` when it is set.
+    when ``spec.log_samples``), written under ``spec.output_path`` when it is set (one evaluation per seed
+    with ``--subset``: see the module's notes).
 
     Args:
         engines: ready-made role engines (e.g. a scripted backend); default: ``spec``'s models, loaded when
             the first request arrives.
         lm: a ready :class:`harness.lm.MaltLM` (to share its loaded models); built from ``spec`` when ``None``.
     """
+    from harness.lm import MaltLM
+
+    if spec.solver_plan().key:
+        raise MaltError(f"--debate runs on malt_* tasks only, not on {', '.join(names)}")
+    per_seed = seeded_samples(spec, names)
+    lm = lm or MaltLM.from_spec(spec, engines, lm_eval_votes=True)
+    docs = []
+    for seed, samples in enumerate(per_seed):
+        out_path = spec.output_path
+        if out_path and len(per_seed) > 1:
+            out_path = str(Path(out_path) / f"seed_{seed}")
+        docs.append(_evaluate(spec, names, lm, seed, samples, out_path))
+    if len(docs) == 1:
+        return docs[0]
+    out = _across_seeds(docs)
+    if spec.log_samples:
+        out["samples"] = {
+            t: [{**row, "seed": s} for s, d in enumerate(docs) for row in d["samples"][t]] for t in docs[0]["samples"]
+        }
+    return out
+
+
+def _evaluate(
+    spec: EvalSpec, names: list[str], lm: Any, seed: int, samples: dict[str, list[int]] | None, out_path: str | None
+) -> dict:
+    """One ``simple_evaluate`` of ``names`` (on the documents ``samples`` picks, else all or ``--limit``)."""
     import lm_eval
     from lm_eval.loggers import EvaluationTracker
 
-    from harness.lm import MaltLM
-
-    if spec.seeds != 1 or spec.subset is not None:
-        raise MaltError("lm-eval tasks take --limit, not --seeds/--subset (lm-eval's own sampling of documents)")
-    if spec.solver_plan().key:
-        raise MaltError(f"--debate runs on malt_* tasks only, not on {', '.join(names)}")
-    lm = lm or MaltLM.from_spec(spec, engines, lm_eval_votes=True)
-    tracker = EvaluationTracker(output_path=spec.output_path) if spec.output_path else None
+    lm.records, lm.seed = {}, seed
+    tracker = EvaluationTracker(output_path=out_path) if out_path else None
     out = lm_eval.simple_evaluate(
         model=lm,
         # lm-eval names the run (model_name, the output subfolder) from these; without them it draws a random id
@@ -99,6 +176,7 @@ def run_lm_eval_tasks(
         tasks=task_specs(spec, names),
         task_manager=task_manager(spec.include_path),
         limit=spec.limit,
+        samples=samples,
         num_fewshot=spec.num_fewshot,
         gen_kwargs=gen_kwargs(spec.gen_kwargs),
         apply_chat_template=spec.apply_chat_template,
@@ -107,16 +185,22 @@ def run_lm_eval_tasks(
         log_samples=True,
         evaluation_tracker=tracker,
     )
-    samples = out.pop("samples", {})
-    for task, rows in samples.items():
+    samples_out = out.pop("samples", {})
+    for task, rows in samples_out.items():
+        # lm-eval's requests number the picked documents 0..N-1; its sample lines carry the true doc_id
+        position = {doc_id: i for i, doc_id in enumerate((samples or {}).get(task) or [])}
         for row in rows:
-            row["malt"] = {"pipelines": lm.records.get((task, row["doc_id"]), [])}
+            key = (task, position.get(row["doc_id"], row["doc_id"]))
+            row["malt"] = {"pipelines": [{**p, "doc_id": row["doc_id"]} for p in lm.records.get(key, [])]}
     out["malt"] = {"agents": lm.plan.name, "votes": int(spec.votes), "roles": list(lm.plan.roles)}
+    out["malt"].update(seed=seed, seeds=int(spec.seeds), subset=spec.subset)
+    if samples is not None:
+        out["malt"]["doc_ids"] = samples  # task -> the documents this seed drew
     if tracker is not None:
-        tracker.save_results_aggregated(results=out, samples=samples if spec.log_samples else None)
+        tracker.save_results_aggregated(results=out, samples=samples_out if spec.log_samples else None)
         if spec.log_samples:
             for task in out["configs"]:
-                tracker.save_results_samples(task_name=task, samples=samples[task])
+                tracker.save_results_samples(task_name=task, samples=samples_out[task])
     if spec.log_samples:
-        out["samples"] = samples
+        out["samples"] = samples_out
     return out

@@ -1,0 +1,90 @@
+"""How lm-eval tasks are evaluated through the solver: seeded subsets (lm-eval's ``samples``), resumable runs
+(lm-eval's request cache), each role's stop strings, votes on every stock task definition."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from harness.backends.scripted import ScriptedBackend
+from harness.roles import ROLES
+from harness.runner import run_eval
+from harness.solver import RoleEngine
+from harness.spec import EvalSpec
+from tests.conftest import REPO
+from tests.lm_eval_local import GSM8K_COT_ZS, write_local_tasks
+
+
+@pytest.fixture
+def local_tasks(tmp_path, small_data):
+    return write_local_tasks(tmp_path / "lm_eval_tasks", small_data)
+
+
+def _engines(be):
+    return {r: RoleEngine(be) for r in ROLES}
+
+
+def _answer_18(prompt, i):
+    return "The answer is 18. #### 18"
+
+
+def test_seeded_subset_picks_the_same_questions_as_our_tasks(local_tasks, small_data, tmp_path):
+    """--seeds 2 --subset 3 on malt_gsm8k and on a stock gsm8k task over the same test file: the same documents
+    per seed, one lm-eval evaluation (and output folder) per seed, mean and spread over the seeds."""
+    be = ScriptedBackend(_answer_18)
+    out = tmp_path / "out"
+    spec = EvalSpec(
+        agents="g",
+        tasks=f"malt_gsm8k,{GSM8K_COT_ZS}",
+        include_path=str(local_tasks),
+        data_dir=str(small_data),  # malt_gsm8k's rows: the file the local task reads
+        seeds=2,
+        subset=3,
+        log_samples=True,
+        output_path=str(out),
+    )
+    res = run_eval(spec, engines=_engines(be), progress=False)
+    ours = {s: sorted(r["doc_id"] for r in res.tasks[0].samples if r["seed"] == s) for s in (0, 1)}
+    lm_rows = res.lm_eval["samples"][GSM8K_COT_ZS]
+    theirs = {
+        s: sorted(r["doc_id"] for r in lm_rows if r["seed"] == s and r["filter"] == "strict-match") for s in (0, 1)
+    }
+    assert theirs == ours and len(ours[0]) == 3 and ours[0] != ours[1]
+    # the solver's turns are attached to lm-eval's true doc_id (its requests number the picked documents 0..2)
+    for row in lm_rows:
+        assert row["malt"]["pipelines"][0]["doc_id"] == row["doc_id"]
+        assert row["doc"]["question"] in row["malt"]["pipelines"][0]["turns"]["generator"]["messages"]
+    # one lm-eval output folder per seed, each recording the documents it drew
+    for s in (0, 1):
+        [written] = (out / f"seed_{s}").rglob("results_*.json")
+        doc = json.loads(written.read_text())
+        assert doc["malt"]["doc_ids"] == {GSM8K_COT_ZS: ours[s]} and doc["n-samples"][GSM8K_COT_ZS]["effective"] == 3
+    # across seeds: the mean, the spread over seeds, each seed's own results (row 0's answer is 18)
+    strict = [r["exact_match,strict-match"] for r in res.lm_eval["malt"]["per_seed"][GSM8K_COT_ZS]]
+    assert strict == [ours[s].count(0) / 3 for s in (0, 1)]
+    row = res.lm_eval["results"][GSM8K_COT_ZS]
+    assert row["exact_match,strict-match"] == pytest.approx(sum(strict) / 2)
+    assert "exact_match_std,strict-match" in row and "exact_match_stderr,strict-match" not in row
+
+
+def test_one_seed_writes_lm_eval_layout_in_the_output_folder(local_tasks, tmp_path):
+    spec = EvalSpec(
+        agents="g", tasks=GSM8K_COT_ZS, include_path=str(local_tasks), subset=2, output_path=str(tmp_path / "o")
+    )
+    doc = run_eval(spec, engines=_engines(ScriptedBackend(_answer_18)), progress=False).lm_eval
+    [written] = (tmp_path / "o").glob("*/results_*.json")  # OUT/<model>/results_*.json, no seed_ folder
+    assert json.loads(written.read_text())["malt"]["doc_ids"] == doc["malt"]["doc_ids"]
+    assert (
+        doc["n-samples"][GSM8K_COT_ZS]["effective"] == 2
+        and "exact_match_stderr,strict-match" in doc["results"][GSM8K_COT_ZS]
+    )
+
+
+def test_limit_and_subset_together_is_one_line_exit_2(tmp_path):
+    cmd = [sys.executable, "-m", "malt_apps.eval_cli", "--tasks", "gsm8k_cot_zeroshot", "--limit", "2", "--subset", "3"]
+    cmd += ["--model", str(tmp_path / "no-model")]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env={**os.environ, "PYTHONPATH": str(REPO)})
+    lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
+    assert r.returncode == 2 and len(lines) == 1 and "--subset or --limit" in lines[0], r.stderr[-2000:]
