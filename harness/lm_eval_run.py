@@ -20,6 +20,9 @@ several; the returned results then hold each metric's mean over the seeds, its s
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
 import statistics
 from collections.abc import Mapping
 from pathlib import Path
@@ -31,6 +34,9 @@ from harness.lmeval_tasks import leaf_tasks, task_manager
 from harness.models import DEFAULT_MODEL
 from harness.solver import RoleEngine
 from harness.spec import EvalSpec
+
+#: lm-eval's request caches (``use_cache``) inside an output folder, one per run identity and seed.
+CACHE_DIR = "lm_eval_cache"
 
 
 def voted_filters(cfg: Mapping) -> list[dict]:
@@ -60,7 +66,16 @@ def task_specs(spec: EvalSpec, names: list[str]) -> list[str | dict]:
         for task, _ in leaf_tasks(tm, name):
             entry = tm.task_index[task]
             cfg = load_yaml(entry.yaml_path, resolve_func=True) if entry.yaml_path else dict(entry.cfg or {})
-            out.append({**cfg, "task": task, "repeats": votes, "filter_list": voted_filters(cfg)})  # a full config
+            # votes sample (at --temperature): said in the requests, so lm-eval's request cache never serves one
+            # repeat's text for all K (it skips requests with do_sample)
+            sampled = {
+                **(cfg.get("generation_kwargs") or {}),
+                "do_sample": True,
+                "temperature": float(spec.temperature),
+            }
+            out.append(
+                {**cfg, "task": task, "repeats": votes, "filter_list": voted_filters(cfg), "generation_kwargs": sampled}
+            )  # a full config
     return out
 
 
@@ -126,6 +141,54 @@ def _across_seeds(docs: list[dict]) -> dict:
     return out
 
 
+def cache_identity(spec: EvalSpec, lm: Any, seed: int) -> dict:
+    """What the texts of a run depend on beyond each request's own arguments (lm-eval's request cache keys on
+    those alone): the system (models, adapters, backend, dtype, agents, votes, sampling, token budgets, batch
+    size, role prompts) and the seed."""
+    from harness.lm_eval_solver import PROMPTS_FILE
+    from harness.prompts import tasks_dir
+
+    roles = lm.plan.roles
+    prompts = hashlib.sha256()
+    for path in (tasks_dir() / PROMPTS_FILE, spec.prompts_file):
+        if path:
+            prompts.update(Path(path).read_bytes())
+    return {
+        "model": spec.model or DEFAULT_MODEL,
+        "role_models": {r: spec.role_models.get(r) for r in roles},
+        "role_adapters": {r: a and os.path.abspath(a) for r, a in ((r, spec.role_adapters.get(r)) for r in roles)},
+        "malt_run": spec.malt_run and os.path.abspath(spec.malt_run),
+        "stage": spec.stage,
+        "backend": spec.backend,
+        "base_url": spec.base_url,
+        "dtype": spec.dtype,
+        "agents": lm.plan.name,
+        "votes": int(spec.votes),
+        "temperature": float(spec.temperature) if lm.temperature_given else None,
+        "max_new_tokens": spec.role_tokens(roles),
+        "batch_size": int(spec.batch_size),
+        "role_prompts": prompts.hexdigest(),
+        "seed": seed,
+    }
+
+
+def cache_path(spec: EvalSpec, lm: Any, seed: int) -> str | None:
+    """lm-eval's ``use_cache`` for this run and seed: ``OUT/lm_eval_cache/<identity digest>`` (lm-eval adds
+    ``_rank0.db``; the identity is written beside it as ``<digest>.json``); ``None`` without ``output_path``."""
+    if not spec.output_path:
+        return None
+    from harness.identity import as_json
+    from harness.runfiles import atomic_write
+
+    ident = as_json(cache_identity(spec, lm, seed))
+    text = json.dumps(ident, indent=2, sort_keys=True)
+    digest = hashlib.sha256(text.encode()).hexdigest()[:16]
+    folder = Path(spec.output_path) / CACHE_DIR
+    if not (folder / f"{digest}.json").exists():
+        atomic_write(folder / f"{digest}.json", text)
+    return str(folder / digest)
+
+
 def run_lm_eval_tasks(
     spec: EvalSpec, names: list[str], engines: Mapping[str, RoleEngine] | None = None, lm: Any = None
 ) -> dict:
@@ -171,6 +234,7 @@ def _evaluate(
     tracker = EvaluationTracker(output_path=out_path) if out_path else None
     out = lm_eval.simple_evaluate(
         model=lm,
+        use_cache=cache_path(spec, lm, seed),  # finished requests are kept: a rerun asks only for the rest
         # lm-eval names the run (model_name, the output subfolder) from these; without them it draws a random id
         model_args={"model": spec.model or DEFAULT_MODEL, "agents": lm.plan.name},
         tasks=task_specs(spec, names),
@@ -191,7 +255,8 @@ def _evaluate(
         position = {doc_id: i for i, doc_id in enumerate((samples or {}).get(task) or [])}
         for row in rows:
             key = (task, position.get(row["doc_id"], row["doc_id"]))
-            row["malt"] = {"pipelines": [{**p, "doc_id": row["doc_id"]} for p in lm.records.get(key, [])]}
+            pipelines = lm.records.get(key) or lm.cached_pipelines(row["arguments"][0])  # a resumed run's
+            row["malt"] = {"pipelines": [{**p, "doc_id": row["doc_id"]} for p in pipelines]}
     out["malt"] = {"agents": lm.plan.name, "votes": int(spec.votes), "roles": list(lm.plan.roles)}
     out["malt"].update(seed=seed, seeds=int(spec.seeds), subset=spec.subset)
     if samples is not None:

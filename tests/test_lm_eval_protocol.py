@@ -5,6 +5,7 @@ import json
 import os
 import subprocess
 import sys
+from dataclasses import replace
 
 import pytest
 
@@ -88,3 +89,85 @@ def test_limit_and_subset_together_is_one_line_exit_2(tmp_path):
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env={**os.environ, "PYTHONPATH": str(REPO)})
     lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
     assert r.returncode == 2 and len(lines) == 1 and "--subset or --limit" in lines[0], r.stderr[-2000:]
+
+
+def _by_question(prompt, i):
+    """Generator: 18 on Janet's question (row 0), else 3; verifier and refiner: one line each."""
+    text = prompt if isinstance(prompt, str) else prompt[-1]["content"]
+    if isinstance(prompt, str):
+        return "The answer is 18." if "Janet" in text else "The answer is 3."
+    return (
+        "Looks right." if "Critique" not in text else ("The answer is 18." if "Janet" in text else "The answer is 2.")
+    )
+
+
+class Interrupted(Exception):
+    pass
+
+
+def test_interrupted_run_resumes_from_lm_eval_request_cache(local_tasks, tmp_path):
+    """A run killed after its first batch keeps that batch in lm-eval's request cache (OUT/lm_eval_cache); the
+    rerun asks the backend only for the other requests and ends with an uninterrupted run's results."""
+
+    def spec(out):
+        return EvalSpec(
+            agents="g,v,r",
+            tasks=GSM8K_COT_ZS,
+            include_path=str(local_tasks),
+            limit=3,
+            batch_size=1,
+            log_samples=True,
+            output_path=str(out),
+        )
+
+    calls = []
+
+    def dies_after_first_batch(prompt, i):
+        calls.append(prompt)
+        if len(calls) > 3:  # the first batch's three roles ran
+            raise Interrupted
+        return _by_question(prompt, i)
+
+    with pytest.raises(Interrupted):
+        run_eval(spec(tmp_path / "out"), engines=_engines(ScriptedBackend(dies_after_first_batch)), progress=False)
+    [record] = (tmp_path / "out" / "lm_eval_cache").glob("*.json")
+    assert json.loads(record.read_text())["agents"] == "g,v,r"
+    resumed_be = ScriptedBackend(_by_question)
+    resumed = run_eval(spec(tmp_path / "out"), engines=_engines(resumed_be), progress=False).lm_eval
+    assert sum(n for n, _, _ in resumed_be.calls) == 2 * 3  # two requests left, three roles each
+    whole = run_eval(spec(tmp_path / "whole"), engines=_engines(ScriptedBackend(_by_question)), progress=False).lm_eval
+    assert resumed["results"] == whole["results"]
+    assert resumed["results"][GSM8K_COT_ZS]["exact_match,strict-match"] == pytest.approx(1 / 3)
+    for a, b in zip(resumed["samples"][GSM8K_COT_ZS], whole["samples"][GSM8K_COT_ZS], strict=True):
+        assert a["resps"] == b["resps"]
+        assert a["malt"]["pipelines"] == b["malt"]["pipelines"]  # the cached request's turns too
+    again_be = ScriptedBackend(_by_question)  # a finished run: everything from the cache
+    run_eval(spec(tmp_path / "out"), engines=_engines(again_be), progress=False)
+    assert again_be.calls == []
+    other = ScriptedBackend(_by_question)  # another system in the same folder: its own cache
+    run_eval(replace(spec(tmp_path / "out"), agents="g"), engines=_engines(other), progress=False)
+    assert (
+        sum(n for n, _, _ in other.calls) == 3 and len(list((tmp_path / "out" / "lm_eval_cache").glob("*.json"))) == 2
+    )
+
+
+def test_lm_eval_use_cache_with_the_malt_model(local_tasks, tmp_path):
+    """lm-eval's own use_cache (its CLI's --use_cache) serves the malt model's finished requests."""
+    import lm_eval
+
+    from harness.lm import MaltLM
+    from harness.lmeval_tasks import task_manager
+
+    runs = []
+    for _ in range(2):
+        be = ScriptedBackend(_by_question)
+        lm = MaltLM(model="x", agents="g+r", engines=_engines(be))
+        out = lm_eval.simple_evaluate(
+            model=lm,
+            tasks=[GSM8K_COT_ZS],
+            task_manager=task_manager(str(local_tasks)),
+            limit=2,
+            use_cache=str(tmp_path / "cache"),
+        )
+        runs.append((out["results"], sum(n for n, _, _ in be.calls)))
+    assert runs[0][1] == 2 * 2 and runs[1][1] == 0 and runs[0][0] == runs[1][0]
