@@ -171,3 +171,43 @@ def test_lm_eval_use_cache_with_the_malt_model(local_tasks, tmp_path):
         )
         runs.append((out["results"], sum(n for n, _, _ in be.calls)))
     assert runs[0][1] == 2 * 2 and runs[1][1] == 0 and runs[0][0] == runs[1][0]
+
+
+def test_each_role_gets_the_documented_stop_strings(local_tasks):
+    """until ["Q:", "\\n\\n", "."]: the generator and the refiner stop at all of it (the refiner's text is scored
+    in the task's format), the verifier at the marker "Q:" only; --max-new-tokens for one role beats
+    max_gen_toks, the other roles keep the request's."""
+    (local_tasks / "gsm8k_stops.yaml").write_text(
+        f"include: {local_tasks / (GSM8K_COT_ZS + '.yaml')}\ntask: gsm8k_stops\n"
+        'generation_kwargs:\n  until: ["Q:", "\\n\\n", "."]\n  do_sample: false\n  max_gen_toks: 50\n'
+    )
+    replies = {
+        "generator": "Steps. The answer is 7.",
+        "verifier": "Wrong: 16 - 3 - 4 = 9.\n\nSo 9 x 2 = 18.\nQ: next",
+        "refiner": "The answer is 18\n\nQ: next",
+    }
+
+    def reply(prompt, i):
+        if isinstance(prompt, str):
+            return replies["generator"]
+        return replies["refiner" if "Critique" in prompt[-1]["content"] else "verifier"]
+
+    be = ScriptedBackend(reply)
+    spec = EvalSpec(
+        agents="g,v,r",
+        tasks="gsm8k_stops",
+        include_path=str(local_tasks),
+        limit=1,
+        log_samples=True,
+        max_new_tokens="verifier=77",
+    )
+    doc = run_eval(spec, engines=_engines(be), progress=False).lm_eval
+    stops = {role: params.stop for (_, params, _), role in zip(be.calls, ROLES, strict=True)}
+    assert stops == {"generator": ("Q:", "\n\n", "."), "verifier": ("Q:",), "refiner": ("Q:", "\n\n", ".")}
+    assert [p.max_new_tokens for _, p, _ in be.calls] == [50, 77, 50]
+    turns = doc["samples"]["gsm8k_stops"][0]["malt"]["pipelines"][0]["turns"]
+    assert turns["generator"]["text"] == "Steps"
+    assert turns["verifier"]["text"] == "Wrong: 16 - 3 - 4 = 9.\n\nSo 9 x 2 = 18.\n"  # a whole critique
+    assert turns["refiner"]["text"] == "The answer is 18" and doc["samples"]["gsm8k_stops"][0]["resps"] == [
+        ["The answer is 18"]
+    ]
