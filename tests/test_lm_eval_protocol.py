@@ -12,10 +12,10 @@ import pytest
 from harness.backends.scripted import ScriptedBackend
 from harness.roles import ROLES
 from harness.runner import run_eval
-from harness.solver import RoleEngine
+from harness.solver import RoleEngine, parse_agents
 from harness.spec import EvalSpec
 from tests.conftest import REPO
-from tests.lm_eval_local import GSM8K_COT_ZS, write_local_tasks
+from tests.lm_eval_local import BBH_BOOL, GSM8K_5SHOT, GSM8K_COT_ZS, TASKS, write_local_tasks
 
 
 @pytest.fixture
@@ -211,3 +211,35 @@ def test_each_role_gets_the_documented_stop_strings(local_tasks):
     assert turns["refiner"]["text"] == "The answer is 18" and doc["samples"]["gsm8k_stops"][0]["resps"] == [
         ["The answer is 18"]
     ]
+
+
+@pytest.mark.parametrize("agents", ["g", "g,v,r"])
+def test_votes_on_every_stock_task_definition(agents, local_tasks):
+    """--votes 3 on the three stock definitions (gsm8k-cot-zeroshot, 5-shot gsm8k, BBH boolean_expressions):
+    three pipelines per document, each task's own filters with lm-eval's majority vote, its own metric keys."""
+    right, wrong = (
+        "The answer is 18. #### 18\nSo the answer is True.",
+        "The answer is 7. #### 7\nSo the answer is False.",
+    )
+    scored = "refiner" if agents == "g,v,r" else "generator"
+
+    def reply(prompt, i):
+        role = "generator" if isinstance(prompt, str) else "refiner" if "Critique" in prompt[-1]["content"] else "v"
+        if role != scored:
+            return wrong if role == "generator" else "A critique."
+        return wrong if i == 1 else right  # votes 0 and 2 agree
+
+    spec = EvalSpec(agents=agents, votes=3, tasks=",".join(TASKS), include_path=str(local_tasks), limit=2)
+    doc = run_eval(replace(spec, log_samples=True), engines=_engines(ScriptedBackend(reply)), progress=False).lm_eval
+    for task in TASKS:
+        row = doc["results"][task]
+        assert {"exact_match,strict-match", "exact_match,flexible-extract"} <= set(row)
+        assert doc["configs"][task]["repeats"] == 3
+        for sample in doc["samples"][task]:
+            assert len(sample["resps"][0]) == 3 and len(sample["malt"]["pipelines"]) == 3
+            assert all(list(p["turns"]) == list(parse_agents(agents)) for p in sample["malt"]["pipelines"])
+    # GSM8K row 0's answer is 18 and row 1's is not; BBH's rows are False, True: 2 of 3 votes say 18 / True
+    assert doc["results"][GSM8K_COT_ZS]["exact_match,strict-match"] == 0.5
+    assert doc["results"][GSM8K_5SHOT]["exact_match,strict-match"] == 0.5
+    assert doc["results"][BBH_BOOL]["exact_match,flexible-extract"] == 0.5
+    assert doc["samples"][GSM8K_5SHOT][0]["filtered_resps"] == ["18"]
