@@ -243,3 +243,11 @@ def test_votes_on_every_stock_task_definition(agents, local_tasks):
     assert doc["results"][GSM8K_5SHOT]["exact_match,strict-match"] == 0.5
     assert doc["results"][BBH_BOOL]["exact_match,flexible-extract"] == 0.5
     assert doc["samples"][GSM8K_5SHOT][0]["filtered_resps"] == ["18"]
+
+
+def test_plain_lm_eval_cli_has_no_malt_model():
+    """lm-eval 0.4.13 loads no plugin models (README: why `malt-eval lm-eval`); if a later lm-eval does, this fails
+    and the README's reasoning needs revisiting."""
+    cmd = [sys.executable, "-m", "lm_eval", "run", "--model", "malt", "--tasks", "gsm8k_cot_zeroshot", "--limit", "1"]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert r.returncode != 0 and "no model for this name found" in r.stderr, r.stderr[-2000:]
