@@ -137,7 +137,11 @@ def _across_seeds(docs: list[dict]) -> dict:
             else:
                 merged[key] = value
         out["results"][task] = merged
-    out["malt"] = {**docs[-1]["malt"], "per_seed": {t: [d["results"][t] for d in docs] for t in docs[0]["results"]}}
+    malt = {k: v for k, v in docs[-1]["malt"].items() if k not in ("seed", "doc_ids")}
+    malt["per_seed"] = {t: [d["results"][t] for d in docs] for t in docs[0]["results"]}
+    if "doc_ids" in docs[0]["malt"]:
+        malt["doc_ids"] = [d["malt"]["doc_ids"] for d in docs]  # per seed: task -> documents
+    out["malt"] = malt
     return out
 
 

@@ -68,6 +68,8 @@ def test_seeded_subset_picks_the_same_questions_as_our_tasks(local_tasks, small_
     row = res.lm_eval["results"][GSM8K_COT_ZS]
     assert row["exact_match,strict-match"] == pytest.approx(sum(strict) / 2)
     assert "exact_match_std,strict-match" in row and "exact_match_stderr,strict-match" not in row
+    assert res.lm_eval["malt"]["doc_ids"] == [{GSM8K_COT_ZS: ours[s]} for s in (0, 1)]
+    assert "seed" not in res.lm_eval["malt"] and res.lm_eval["malt"]["seeds"] == 2
 
 
 def test_one_seed_writes_lm_eval_layout_in_the_output_folder(local_tasks, tmp_path):
