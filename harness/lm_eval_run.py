@@ -80,11 +80,20 @@ def task_specs(spec: EvalSpec, names: list[str]) -> list[str | dict]:
 
 
 def gen_kwargs(text: str | None) -> dict | None:
-    """``--gen-kwargs k=v,...`` as lm-eval reads it, plus list values (``until=["."]``) as lists."""
+    """``--gen-kwargs k=v,...`` as lm-eval reads it, plus list values (``until=["."]``) as lists, or a JSON object
+    (``{"until": ["Q:", "\\n\\n"]}``: lists with commas, which ``k=v,...`` splits)."""
     import ast
 
     from lm_eval.utils import simple_parse_args_string
 
+    if text and text.strip().startswith("{"):
+        try:
+            out = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise MaltError(f"--gen-kwargs: not a JSON object ({exc.msg})") from None
+        if not isinstance(out, dict):
+            raise MaltError("--gen-kwargs: not a JSON object")
+        return out or None
     out = simple_parse_args_string(text) if text else {}
     for k, v in out.items():
         if isinstance(v, str) and v.startswith("["):

@@ -253,3 +253,16 @@ def test_plain_lm_eval_cli_has_no_malt_model():
     cmd = [sys.executable, "-m", "lm_eval", "run", "--model", "malt", "--tasks", "gsm8k_cot_zeroshot", "--limit", "1"]
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env={**os.environ, "PYTHONPATH": str(REPO)})
     assert r.returncode != 0 and "no model for this name found" in r.stderr, r.stderr[-2000:]
+
+
+def test_gen_kwargs_as_json_for_lists_with_commas():
+    from harness.errors import MaltError
+    from harness.lm_eval_run import gen_kwargs
+
+    assert gen_kwargs('{"until": ["Q:", "\\n\\n"], "max_gen_toks": 64}') == {
+        "until": ["Q:", "\n\n"],
+        "max_gen_toks": 64,
+    }
+    assert gen_kwargs('max_gen_toks=8,until=["."]') == {"max_gen_toks": 8, "until": ["."]}
+    with pytest.raises(MaltError, match="not a JSON object"):
+        gen_kwargs('{"until": ["Q:",}')
