@@ -9,10 +9,9 @@ Which setting wins: lm-eval's per-request ``until`` (the task's, or ``--gen_kwar
 sets stop strings) ends the generator's and the refiner's texts, both written in the task's format and the
 refiner's scored by the task; the verifier's critique stops only at its marker strings, those with a letter or
 digit (``Q:``, ``Question:``, ``</s>``, ``<|im_end|>``: the model drifting into another question or ending its
-turn), since a bare delimiter (``"\n\n"``, ``"\n"``, ``"."``) would cut a critique to its first paragraph or
-sentence. Its ``max_gen_toks`` is every role's budget
-unless ``max_new_tokens`` (our flag) sets one; its ``do_sample``/``temperature`` decide the sampling unless
-``temperature`` (our flag) is given explicitly.
+turn), since a bare delimiter (a blank line, a newline, ``.``) would cut a critique to its first paragraph or
+sentence. Its ``max_gen_toks`` is every role's budget unless ``max_new_tokens`` (our flag) sets one; its
+``do_sample``/``temperature`` decide the sampling unless ``temperature`` (our flag) is given explicitly.
 """
 
 from __future__ import annotations
