@@ -133,6 +133,11 @@ class MaltLM(LM):
             self._engines, _ = s.engines(self.plan.roles, self.batch_size, model, s.role_models, adapters, **extra)
         return self._engines
 
+    def loaded_engines(self) -> dict[str, RoleEngine] | None:
+        """The role engines when loaded (or given), else ``None``: no request reached the models (e.g. every
+        one was answered from lm-eval's request cache)."""
+        return self._engines
+
     # ------------------------------------------------------------------ lm-eval's chat-template hooks
     def _tok(self):
         if self._tokenizer is None:

@@ -266,3 +266,35 @@ def test_gen_kwargs_as_json_for_lists_with_commas():
     assert gen_kwargs('max_gen_toks=8,until=["."]') == {"max_gen_toks": 8, "until": ["."]}
     with pytest.raises(MaltError, match="not a JSON object"):
         gen_kwargs('{"until": ["Q:",}')
+
+
+def test_finished_mixed_run_reruns_without_loading_a_model(
+    local_tasks, small_data, tiny_model_dir, tmp_path, monkeypatch
+):
+    """malt_gsm8k next to an lm-eval task on the tiny model: a rerun of the finished run reads both from the
+    output folder (our checkpoint, lm-eval's request cache) and loads no model."""
+    loads = []
+    real = EvalSpec.engines
+
+    def counting(self, *args, **kwargs):
+        loads.append(args[0])
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(EvalSpec, "engines", counting)
+    spec = EvalSpec(
+        model=str(tiny_model_dir),
+        dtype="float32",
+        agents="g",
+        tasks=f"malt_gsm8k,{GSM8K_COT_ZS}",
+        include_path=str(local_tasks),
+        data_dir=str(small_data),
+        subset=2,
+        temperature=0,
+        max_new_tokens=4,
+        output_path=str(tmp_path / "out"),
+    )
+    first = run_eval(spec, progress=False)
+    assert len(loads) == 1  # one load shared by both kinds of task
+    again = run_eval(spec, progress=False)
+    assert len(loads) == 1 and again.lm_eval["results"] == first.lm_eval["results"]
+    assert again.doc["results"] == first.doc["results"]
