@@ -127,7 +127,8 @@ class EvalSpec(EngineSpec):
     include_path: str | None = option(None, "lm-eval tasks: a folder of extra task YAMLs (lm-eval's --include_path).")
     num_fewshot: int | None = option(None, "lm-eval tasks: few-shot examples (default: each task's own).", type=int)
     gen_kwargs: str | None = option(
-        None, "lm-eval tasks: k=v,... overriding the tasks' generation_kwargs (until, max_gen_toks, temperature...)."
+        None,
+        "lm-eval tasks: k=v,... or a JSON object overriding the tasks' generation_kwargs (until, max_gen_toks...).",
     )
     apply_chat_template: bool = option(False, "lm-eval tasks: the generator's context in the model's chat template.")
     system_instruction: str | None = option(None, "lm-eval tasks: a system instruction before each context.")
