@@ -32,13 +32,13 @@ def data_dir(explicit: str | os.PathLike | None = None) -> Path | None:
 def _check_row(task: str, row: object, where: str) -> dict:
     if not isinstance(row, dict):
         raise DataError(f"{where}: expected a JSON object, got {type(row).__name__}")
-    missing = [f for f in task_info(task).fields if f not in row]
+    info = task_info(task)
+    missing = [f for f in info.fields if f not in row]
     if missing:
         raise DataError(f"{where}: missing field(s) {', '.join(missing)} for {task}")
-    if task == "malt_csqa":
-        q = row["question"]
-        if not isinstance(q, dict) or "stem" not in q or not isinstance(q.get("choices"), list):
-            raise DataError(f"{where}: 'question' must hold 'stem' and a 'choices' list")
+    problem = info.layout_error(row) if info.layout_error else None
+    if problem:
+        raise DataError(f"{where}: {problem}")
     return row
 
 
@@ -51,17 +51,6 @@ def read_jsonl(task: str, path: Path) -> list[dict]:
     if not rows:
         raise DataError(f"{path}: no rows")
     return rows
-
-
-def _hub_csqa_row(row: dict) -> dict:
-    choices = [
-        {"label": lab, "text": txt} for lab, txt in zip(row["choices"]["label"], row["choices"]["text"], strict=True)
-    ]
-    return {
-        "answerKey": row["answerKey"],
-        "id": row["id"],
-        "question": {"question_concept": row.get("question_concept", ""), "choices": choices, "stem": row["question"]},
-    }
 
 
 def load_split(task: str, split: str = "test", data_dir_: str | os.PathLike | None = None) -> list[dict]:
@@ -82,7 +71,6 @@ def load_split(task: str, split: str = "test", data_dir_: str | os.PathLike | No
     except Exception as exc:  # noqa: BLE001 - offline, missing dataset, ...
         msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise DataError(f"cannot load {path} from the hub ({msg}); set --data-dir or MALT_DATA_DIR") from None
-    rows = [dict(r) for r in ds]
-    if task == "malt_csqa":
-        rows = [_hub_csqa_row(r) for r in rows]
+    convert = task_info(task).from_hub or dict
+    rows = [convert(dict(r)) for r in ds]
     return [_check_row(task, r, f"{path}[{i}]") for i, r in enumerate(rows)]

@@ -5,6 +5,10 @@ Public API: :func:`extract_answer`, :func:`normalize_answer`, :func:`is_correct`
 ``malt_csqa``; the short names ``gsm8k``/``math``/``csqa`` work too) and never raises on any
 input string: malformed text simply yields ``None`` / ``False``.
 
+What differs between tasks is a :class:`Grader`, registered by kind with :func:`register_grader`
+(``number``, ``math``, ``choice``); each task names its kind in :mod:`harness.taskinfo` and
+:func:`task_grader` returns it. The functions here dispatch through it, with no task names.
+
 Extraction rule (all tasks): the *last* stated final answer wins, whichever of
 ``Final Answer:``, ``The answer is`` (also ``the correct/final answer is``, ``the answer to the <word>
 is``), ``####`` or ``\\boxed{}`` states it. A marker ending its line (a heading such as
@@ -21,16 +25,22 @@ import signal
 import threading
 from decimal import Decimal, InvalidOperation
 from fractions import Fraction
+from typing import ClassVar, TypeVar
 
-from harness.taskinfo import canonical_task
+from harness.errors import MaltError
+from harness.taskinfo import canonical_task, task_info
 
 __all__ = [
+    "GRADERS",
+    "Grader",
     "answers_match",
     "canonical_task",
     "extract_answer",
     "gold_answer",
     "is_correct",
     "normalize_answer",
+    "register_grader",
+    "task_grader",
 ]
 
 _MAX_TEXT = 200_000  # longer texts are graded on their tail only
@@ -128,7 +138,7 @@ def _stated_text(text: str, m: re.Match) -> str:
     return after[: end.start() if end else _MAX_ANSWER]
 
 
-def _unnest(task: str, cand: str) -> str:
+def _unnest(grader: Grader, cand: str) -> str:
     """A statement holding another marker ("Final Answer: The answer is (C) garden", "The answer is B. Final
     Answer: C") states what the last of them states, when that is an answer."""
     for _ in range(8):
@@ -136,29 +146,27 @@ def _unnest(task: str, cand: str) -> str:
         if inner is None:
             return cand
         stated = _clean_stated(inner.group(1))
-        if not _states_answer(task, stated):
+        if not _states_answer(grader, stated):
             return cand
         cand = stated
     return cand
 
 
-def _states_answer(task: str, cand: str) -> bool:
-    """Whether a stated candidate is an answer: not a verdict; for GSM8K one holding a number; for CSQA a letter
-    or at most 10 words (every choice text but 3 of CommonsenseQA's 54,810 is that short; longer is prose)."""
+def _states_answer(grader: Grader, cand: str) -> bool:
+    """Whether a stated candidate is an answer: not a verdict, a placeholder or too long, and one the grader's
+    kind accepts (:meth:`Grader.states_answer`)."""
     if not cand or len(cand) > _MAX_ANSWER or _VERDICT.match(cand) or _PLACEHOLDER.fullmatch(cand):
         return False
-    if task == "malt_csqa":
-        return _csqa_letter(cand) is not None or len(cand.split()) <= 10
-    return task != "malt_gsm8k" or _NUMBER.search(cand) is not None
+    return grader.states_answer(cand)
 
 
-def _last_stated(text: str, task: str = "") -> str | None:
+def _last_stated(text: str, grader: Grader) -> str | None:
     """The last final answer stated in ``text`` by any of the supported markers (see the module docstring)."""
     text = text[-_MAX_TEXT:]
-    found = [(m.start(), _unnest(task, _clean_stated(_stated_text(text, m)))) for m in _STATED.finditer(text)]
+    found = [(m.start(), _unnest(grader, _clean_stated(_stated_text(text, m)))) for m in _STATED.finditer(text)]
     found += [(pos, _clean_stated(content)) for pos, content in _boxed_contents(text)[-1:]]
     for _, cand in sorted(found, key=lambda pc: pc[0], reverse=True):
-        if _states_answer(task, cand):
+        if _states_answer(grader, cand):
             return cand
     return None
 
@@ -209,25 +217,10 @@ def extract_answer(task: str, text: str) -> str | None:
     to a letter by :func:`is_correct`, which knows the choices). ``None`` when nothing is stated.
     """
     try:
-        task = canonical_task(task)
+        grader = task_grader(task)
         if not isinstance(text, str) or not text.strip():
             return None
-        stated = _last_stated(text, task)
-        if task == "malt_gsm8k":
-            if stated is None:
-                return None
-            num = _number(stated.rsplit("=", 1)[-1]) if "=" in stated else None
-            num = num if num is not None else _number(stated)
-            return _format_number(num) if num is not None else None
-        if task == "malt_math":
-            return stated
-        if stated is None and not _STATED.search(text):  # a short reply such as "B" or "(B) rope" counts
-            stated = _clean_stated(text.strip().splitlines()[-1]) if len(text.strip()) < 40 else None
-            if not stated:
-                return None
-        if _HEDGE.search(stated):  # "B or C": undecided, no answer
-            return None
-        return _csqa_letter(stated) or stated
+        return grader.extract(text, _last_stated(text, grader))
     except Exception:  # noqa: BLE001 - the grader must never raise
         return None
 
@@ -248,24 +241,17 @@ def normalize_answer(task: str, answer: str | None) -> str | None:
     equals ``normalize_answer(t, a)``.
     """
     try:
-        task = canonical_task(task)
+        return _normalized(task_grader(task), answer)
+    except Exception:  # noqa: BLE001
+        return None
+
+
+def _normalized(grader: Grader, answer: str | None) -> str | None:
+    """:meth:`Grader.normalize` of a non-empty answer (stripped, at most ``_MAX_ANSWER`` long); never raises."""
+    try:
         if answer is None or not str(answer).strip():
             return None
-        answer = str(answer).strip()[:_MAX_ANSWER]
-        if task == "malt_csqa":
-            return _csqa_letter(answer) or answer.lower()
-        if task == "malt_gsm8k":
-            num = _number(answer)
-            return _format_number(num) if num is not None else answer
-        s = _LATEX_DROP.sub("", answer)
-        s = s.replace("\\dfrac", "\\frac").replace("\\tfrac", "\\frac").replace("^\\circ", "")
-        s = _FRAC_SHORT.sub(r"\\frac{\1}{\2}", s)
-        plain = _FRAC_BRACED.sub(r"\1/\2", s)
-        if re.fullmatch(r"-?\d+(?:\.\d+)?(?:/\d+)?|-?\.\d+", plain.replace(",", "")):
-            num = _number(plain)
-            if num is not None:
-                return _format_number(num)
-        return s.rstrip(".")
+        return grader.normalize(str(answer).strip()[:_MAX_ANSWER])
     except Exception:  # noqa: BLE001
         return None
 
@@ -275,15 +261,7 @@ def normalize_answer(task: str, answer: str | None) -> str | None:
 
 def gold_answer(task: str, doc: dict) -> str:
     """The reference answer of a raw dataset row (original fields), as a string."""
-    task = canonical_task(task)
-    if task == "malt_gsm8k":
-        return str(doc["answer"]).split("####")[-1].strip()
-    if task == "malt_math":
-        if doc.get("answer") not in (None, ""):
-            return str(doc["answer"])
-        boxed = _boxed_contents(str(doc["solution"]))
-        return boxed[-1][1] if boxed else ""
-    return str(doc["answerKey"]).strip().upper()
+    return task_grader(task).gold(doc)
 
 
 def csqa_choices(doc: dict) -> dict[str, str]:
@@ -339,22 +317,10 @@ def _math_verify(gold: str, pred: str) -> bool:
 def answers_match(task: str, answer: str | None, doc: dict) -> bool:
     """Whether an already extracted ``answer`` equals the reference of ``doc``."""
     try:
-        task = canonical_task(task)
+        grader = task_grader(task)
         if answer is None:
             return False
-        gold = gold_answer(task, doc)
-        if task == "malt_gsm8k":
-            a, g = _number(answer), _number(gold)
-            return a is not None and a == g
-        if task == "malt_csqa":
-            letter = _csqa_letter(answer)
-            if letter is None:
-                wanted = answer.strip().strip(".").lower()
-                letter = next((k for k, v in csqa_choices(doc).items() if v.strip().lower() == wanted), None)
-            return letter == gold
-        if normalize_answer(task, answer) == normalize_answer(task, gold):
-            return True
-        return _math_verify(gold, answer)
+        return grader.match(answer, grader.gold(doc), doc)
     except Exception:  # noqa: BLE001
         return False
 
@@ -362,3 +328,153 @@ def answers_match(task: str, answer: str | None, doc: dict) -> bool:
 def is_correct(task: str, text: str, doc: dict) -> bool:
     """Whether the final answer stated in a model's ``text`` is right for the raw row ``doc``."""
     return answers_match(task, extract_answer(task, text), doc)
+
+
+# --------------------------------------------------------------------------- graders: what differs between tasks
+
+
+class Grader:
+    """How one kind of task states, normalises and compares answers (a registered plug-in, see :func:`register_grader`).
+
+    The shared rules (markers, verdicts, the last statement wins) live in this module; a grader adds what its
+    kind of answer needs. Methods may raise: the public functions above catch it and grade ``None`` / ``False``.
+    """
+
+    kind: ClassVar[str] = ""
+
+    def states_answer(self, cand: str) -> bool:
+        """Whether a stated candidate (already not a verdict or placeholder) is an answer of this kind."""
+        return True
+
+    def extract(self, text: str, stated: str | None) -> str | None:
+        """The answer of a model's ``text`` (non-empty) from its last stated answer ``stated`` (``None``: none)."""
+        return stated
+
+    def normalize(self, answer: str) -> str | None:
+        """A canonical string for an answer (non-empty, stripped) to group equal answers by."""
+        raise NotImplementedError
+
+    def gold(self, doc: dict) -> str:
+        """The reference answer of a raw dataset row (original fields), as a string."""
+        raise NotImplementedError
+
+    def match(self, answer: str, gold: str, doc: dict) -> bool:
+        """Whether an extracted ``answer`` equals the reference ``gold`` of ``doc``."""
+        raise NotImplementedError
+
+
+#: kind -> grader, filled by :func:`register_grader` (lm-eval's registry style).
+GRADERS: dict[str, Grader] = {}
+_G = TypeVar("_G", bound=type[Grader])
+
+
+def register_grader(kind: str):
+    """Class decorator: register a :class:`Grader` subclass under ``kind`` (the name tasks give in ``taskinfo``)."""
+
+    def add(cls: _G) -> _G:
+        if kind in GRADERS:
+            raise MaltError(f"grader kind {kind!r} is registered twice")
+        cls.kind = kind
+        GRADERS[kind] = cls()
+        return cls
+
+    return add
+
+
+def task_grader(task: str) -> Grader:
+    """The :class:`Grader` of a task name or alias (its kind is ``taskinfo.task_info(task).grader``).
+
+    Raises:
+        UnknownTaskError: (a ``ValueError``) for an unknown task name.
+    """
+    kind = task_info(task).grader
+    if kind not in GRADERS:
+        raise MaltError(f"task {task!r} names an unknown grader {kind!r} (known: {', '.join(sorted(GRADERS))})")
+    return GRADERS[kind]
+
+
+@register_grader("number")
+class NumberGrader(Grader):
+    """A number (GSM8K): a statement must hold one; "400 + 400 = 1000 friends" answers the number after the last
+    ``=``; numbers compare exactly ("$1,000.00" equals "1000")."""
+
+    def states_answer(self, cand: str) -> bool:
+        return _NUMBER.search(cand) is not None
+
+    def extract(self, text: str, stated: str | None) -> str | None:
+        if stated is None:
+            return None
+        num = _number(stated.rsplit("=", 1)[-1]) if "=" in stated else None
+        num = num if num is not None else _number(stated)
+        return _format_number(num) if num is not None else None
+
+    def normalize(self, answer: str) -> str | None:
+        num = _number(answer)
+        return _format_number(num) if num is not None else answer
+
+    def gold(self, doc: dict) -> str:
+        return str(doc["answer"]).split("####")[-1].strip()
+
+    def match(self, answer: str, gold: str, doc: dict) -> bool:
+        a, g = _number(answer), _number(gold)
+        return a is not None and a == g
+
+
+@register_grader("math")
+class MathGrader(Grader):
+    """A LaTeX answer (MATH): the stated LaTeX; equal when the normalised strings are, else by math-verify within
+    :data:`MATH_VERIFY_BUDGET_S`."""
+
+    def normalize(self, answer: str) -> str | None:
+        s = _LATEX_DROP.sub("", answer)
+        s = s.replace("\\dfrac", "\\frac").replace("\\tfrac", "\\frac").replace("^\\circ", "")
+        s = _FRAC_SHORT.sub(r"\\frac{\1}{\2}", s)
+        plain = _FRAC_BRACED.sub(r"\1/\2", s)
+        if re.fullmatch(r"-?\d+(?:\.\d+)?(?:/\d+)?|-?\.\d+", plain.replace(",", "")):
+            num = _number(plain)
+            if num is not None:
+                return _format_number(num)
+        return s.rstrip(".")
+
+    def gold(self, doc: dict) -> str:
+        if doc.get("answer") not in (None, ""):
+            return str(doc["answer"])
+        boxed = _boxed_contents(str(doc["solution"]))
+        return boxed[-1][1] if boxed else ""
+
+    def match(self, answer: str, gold: str, doc: dict) -> bool:
+        if _normalized(self, answer) == _normalized(self, gold):
+            return True
+        return _math_verify(gold, answer)
+
+
+@register_grader("choice")
+class ChoiceGrader(Grader):
+    """A lettered choice (CSQA): a letter, or a choice's exact text (a statement of at most 10 words: every choice
+    text but 3 of CommonsenseQA's 54,810 is that short; longer is prose). A short reply ("B", "(B) rope") counts
+    without a marker; a hedge ("B or C") is no answer."""
+
+    def states_answer(self, cand: str) -> bool:
+        return _csqa_letter(cand) is not None or len(cand.split()) <= 10
+
+    def extract(self, text: str, stated: str | None) -> str | None:
+        if stated is None and not _STATED.search(text):  # a short reply such as "B" or "(B) rope" counts
+            stated = _clean_stated(text.strip().splitlines()[-1]) if len(text.strip()) < 40 else None
+            if not stated:
+                return None
+        if _HEDGE.search(stated):  # "B or C": undecided, no answer
+            return None
+        return _csqa_letter(stated) or stated
+
+    def normalize(self, answer: str) -> str | None:
+        return _csqa_letter(answer) or answer.lower()
+
+    def gold(self, doc: dict) -> str:
+        return str(doc["answerKey"]).strip().upper()
+
+    def match(self, answer: str, gold: str, doc: dict) -> bool:
+        letter = _csqa_letter(answer)
+        if letter is None:
+            wanted = answer.strip().strip(".").lower()
+            letter = next((k for k, v in csqa_choices(doc).items() if v.strip().lower() == wanted), None)
+        return letter == gold

@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, ClassVar
 
-from lm_eval.api.model import LM
+from lm_eval.api.model import LM, hash_args
 from lm_eval.api.registry import register_model
 
 from harness.backends.base import SamplingParams
@@ -118,6 +118,7 @@ class MaltLM(LM):
         self._chats: dict[str, list[dict]] = {}  # chat-templated context -> the chat lm-eval built
         self.records: dict[tuple[str, int], list[dict]] = {}  # (task, doc_id) -> each pipeline's states, in order
         self.doc_ids: dict[tuple[str, str], int] = {}  # (task, lm-eval's doc_hash) -> the requests' doc_id
+        self.seed = 0  # the run's seed (harness.lm_eval_run: one evaluation per seed); offsets the sampling seeds
 
     @classmethod
     def take_last(cls) -> MaltLM | None:
@@ -142,6 +143,11 @@ class MaltLM(LM):
             if self.device_arg and s.backend == "hf" and not _absent_cuda(self.device_arg):
                 extra["device"] = self.device_arg
             self._engines, _ = s.engines(self.plan.roles, self.batch_size, model, s.role_models, adapters, **extra)
+        return self._engines
+
+    def loaded_engines(self) -> dict[str, RoleEngine] | None:
+        """The role engines when loaded (or given), else ``None``: no request reached the models (e.g. every
+        one was answered from lm-eval's request cache)."""
         return self._engines
 
     # ------------------------------------------------------------------ lm-eval's chat-template hooks
@@ -216,10 +222,12 @@ class MaltLM(LM):
             for start in range(0, len(ids), self.batch_size):
                 chunk = ids[start : start + self.batch_size]
                 docs = [(requests[i].doc_id, requests[i].doc) for i in chunk]
-                groups = solve_questions(task, docs, self._context(task, start), self.plan.build(), self.votes)
+                ctx = self._context(task, self.seed * 1_000_003 + start)
+                groups = solve_questions(task, docs, ctx, self.plan.build(), self.votes)
                 for i, group in zip(chunk, groups, strict=True):
                     out[i] = _final_text(task, group)
-                    self.records.setdefault((task, requests[i].doc_id), []).extend(s.to_dict() for s in group)
+                    self._keep(requests[i], out[i], [s.to_dict() for s in group])
+                self._commit()
 
     def _foreign(self, requests, idx: list[int], out: list[str]) -> None:
         if self.plan.key:
@@ -247,7 +255,8 @@ class MaltLM(LM):
                 prompts[first.task] = generic_prompts(first.task, self.spec.prompts_file)
             for start in range(0, len(ids), self.batch_size):
                 chunk = [reqs[i] for i in ids[start : start + self.batch_size]]
-                params = request_params(first.gen_kwargs, roles, tokens, temperature, seed=start)
+                seed = self.seed * 1_000_003 + start
+                params = request_params(first.gen_kwargs, roles, tokens, temperature, seed=seed)
                 ctx = SolveContext({first.task: prompts[first.task]}, self.engines, params)
                 questions = [
                     chat_text(self._chats[r.context]) if r.context in self._chats else r.context for r in chunk
@@ -255,7 +264,29 @@ class MaltLM(LM):
                 states = solve(chunk, questions, ctx, roles)
                 for i, s in zip(ids[start : start + self.batch_size], states, strict=True):
                     out[i] = final_text(s)
-                    self.records.setdefault((s.task, s.doc_id), []).append(s.to_dict())
+                    self._keep(requests[i], out[i], [s.to_dict()])
+                self._commit()
+
+    # ------------------------------------------------------------------ lm-eval's request cache (--use_cache)
+    def _keep(self, request, text: str, pipelines: list[dict]) -> None:
+        """Record a finished request: its pipelines' states here, and in lm-eval's request cache (when lm-eval's
+        ``CachingLM`` wraps this model) its text, which lm-eval reads back instead of asking again, and the states
+        (:meth:`cached_pipelines`)."""
+        self.records.setdefault((request.task_name, request.doc_id), []).extend(pipelines)
+        self.cache_hook.add_partial("generate_until", request.args, text)
+        self.cache_hook.add_partial(PIPELINES, request.args, pipelines)
+
+    def _commit(self) -> None:
+        """Write the cached requests of a finished batch now (an interrupted run keeps them)."""
+        db = getattr(self.cache_hook, "dbdict", None)
+        if db is not None:
+            db.commit()
+
+    def cached_pipelines(self, args) -> list[dict]:
+        """The states kept in lm-eval's request cache for a request's ``args`` (a request lm-eval answered from
+        its cache never reaches this model); ``[]`` without a cache or record."""
+        db = getattr(self.cache_hook, "dbdict", None)
+        return list(db.get(hash_args(PIPELINES, args), [])) if db is not None else []
 
     def loglikelihood(self, requests, disable_tqdm: bool = False):
         raise MaltError(_NOT_GENERATIVE.format(kind="loglikelihood"))
@@ -264,6 +295,8 @@ class MaltLM(LM):
         raise MaltError(_NOT_GENERATIVE.format(kind="loglikelihood_rolling"))
 
 
+#: The key under which each request's pipeline states join its text in lm-eval's request cache.
+PIPELINES = "malt_pipelines"
 _NOT_GENERATIVE = "the malt model answers generate_until tasks only, not {kind} (multiple-choice) ones"
 
 

@@ -43,9 +43,14 @@ def system_block(lm: Any) -> dict:
 
 
 def pipelines(lm: Any, task: str, line: dict) -> list[dict]:
-    """Every pipeline's states (turns: messages, text, answer, issues) for the document of ``line``."""
+    """Every pipeline's states (turns: messages, text, answer, issues) for the document of a written ``line``:
+    the model's records, else lm-eval's request cache (``--use_cache``: a request answered from it)."""
     doc_id = lm.doc_ids.get((task, line.get("doc_hash")), line.get("doc_id"))
-    return lm.records.get((task, doc_id), [])
+    found = lm.records.get((task, doc_id))
+    if not found:
+        args = (line.get("arguments") or {}).get("gen_args_0") or {}  # lm-eval writes req.args as arg_0, arg_1
+        found = lm.cached_pipelines(tuple(args[k] for k in sorted(args))) if args else []
+    return [{**p, "doc_id": line.get("doc_id")} for p in found]
 
 
 #: lm-eval's regex filters' answer when nothing matched.

@@ -9,18 +9,34 @@ Votes (``--votes K``) use lm-eval's own mechanism: the task's ``repeats`` become
 at ``--temperature``) and each of its filter pipelines gets lm-eval's ``majority_vote`` before its final
 ``take_first``; lm-eval's tie rule holds (``Counter.most_common``: among equally frequent answers, the one
 of the earliest pipeline).
+
+Seeded subsets (``--seeds S --subset N``) use lm-eval's own document selection (``simple_evaluate(samples=
+{task: [doc indices]})``) with the indices our tasks draw (:func:`harness.evaluate.select_questions`: seed ``s``
+picks the same questions of a test file on ``malt_gsm8k`` and on a stock task over that file). Each seed is one
+lm-eval evaluation, written by lm-eval in its own layout: into ``OUT`` with one seed, ``OUT/seed_<s>`` with
+several; the returned results then hold each metric's mean over the seeds, its spread as ``<metric>_std``
+(lm-eval's ``_stderr`` dropped) and each seed's own results under ``malt.per_seed``.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
+import statistics
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from harness.errors import MaltError
+from harness.evaluate import EvalConfig, select_questions
 from harness.lmeval_tasks import leaf_tasks, task_manager
 from harness.models import DEFAULT_MODEL
 from harness.solver import RoleEngine
 from harness.spec import EvalSpec
+
+#: lm-eval's request caches (``use_cache``) inside an output folder, one per run identity and seed.
+CACHE_DIR = "lm_eval_cache"
 
 
 def voted_filters(cfg: Mapping) -> list[dict]:
@@ -50,16 +66,34 @@ def task_specs(spec: EvalSpec, names: list[str]) -> list[str | dict]:
         for task, _ in leaf_tasks(tm, name):
             entry = tm.task_index[task]
             cfg = load_yaml(entry.yaml_path, resolve_func=True) if entry.yaml_path else dict(entry.cfg or {})
-            out.append({**cfg, "task": task, "repeats": votes, "filter_list": voted_filters(cfg)})  # a full config
+            # votes sample (at --temperature): said in the requests, so lm-eval's request cache never serves one
+            # repeat's text for all K (it skips requests with do_sample)
+            sampled = {
+                **(cfg.get("generation_kwargs") or {}),
+                "do_sample": True,
+                "temperature": float(spec.temperature),
+            }
+            out.append(
+                {**cfg, "task": task, "repeats": votes, "filter_list": voted_filters(cfg), "generation_kwargs": sampled}
+            )  # a full config
     return out
 
 
 def gen_kwargs(text: str | None) -> dict | None:
-    """``--gen-kwargs k=v,...`` as lm-eval reads it, plus list values (``until=["."]``) as lists."""
+    """``--gen-kwargs k=v,...`` as lm-eval reads it, plus list values (``until=["."]``) as lists, or a JSON object
+    (``{"until": ["Q:", "\\n\\n"]}``: lists with commas, which ``k=v,...`` splits)."""
     import ast
 
     from lm_eval.utils import simple_parse_args_string
 
+    if text and text.strip().startswith("{"):
+        try:
+            out = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise MaltError(f"--gen-kwargs: not a JSON object ({exc.msg})") from None
+        if not isinstance(out, dict):
+            raise MaltError("--gen-kwargs: not a JSON object")
+        return out or None
     out = simple_parse_args_string(text) if text else {}
     for k, v in out.items():
         if isinstance(v, str) and v.startswith("["):
@@ -70,36 +104,158 @@ def gen_kwargs(text: str | None) -> dict | None:
     return out or None
 
 
+def doc_counts(spec: EvalSpec, names: list[str]) -> dict[str, int]:
+    """Each leaf task's number of evaluation documents (the tasks are built: their datasets load)."""
+    loaded = task_manager(spec.include_path).load(task_specs(spec, names))
+    return {name: len(task.eval_docs) for name, task in loaded["tasks"].items()}
+
+
+def seeded_samples(spec: EvalSpec, names: list[str]) -> list[dict[str, list[int]] | None]:
+    """Per seed, lm-eval's ``samples`` (task -> sorted doc indices, drawn as our tasks draw them); ``None``
+    per seed without ``--subset`` (all documents, or the first ``--limit``, as on our tasks)."""
+    if spec.subset is None:
+        return [None] * spec.seeds
+    cfg = EvalConfig(seeds=spec.seeds, subset=spec.subset)
+    cfg.check()
+    counts = doc_counts(spec, names)
+    out = []
+    for seed in range(spec.seeds):
+        picked = {}
+        for task, n in counts.items():
+            if spec.subset > n:
+                raise MaltError(f"--subset {spec.subset} is larger than {task}'s split ({n} documents)")
+            picked[task] = select_questions(n, cfg, seed)
+        out.append(picked)
+    return out
+
+
+def _across_seeds(docs: list[dict]) -> dict:
+    """One results document from each seed's: every numeric metric's mean, ``<metric>_std`` its spread over the
+    seeds (``_stderr`` dropped), each seed's results under ``malt.per_seed``."""
+    out = {**docs[-1], "results": {}}
+    for task, row in docs[0]["results"].items():
+        merged = {}
+        for key, value in row.items():
+            metric, _, filt = key.partition(",")
+            if metric.endswith("_stderr"):
+                continue
+            values = [d["results"][task].get(key) for d in docs]
+            if filt and all(isinstance(v, int | float) and not isinstance(v, bool) for v in values):
+                merged[key] = statistics.fmean(values)
+                merged[f"{metric}_std,{filt}"] = statistics.stdev(values)
+            else:
+                merged[key] = value
+        out["results"][task] = merged
+    malt = {k: v for k, v in docs[-1]["malt"].items() if k not in ("seed", "doc_ids")}
+    malt["per_seed"] = {t: [d["results"][t] for d in docs] for t in docs[0]["results"]}
+    if "doc_ids" in docs[0]["malt"]:
+        malt["doc_ids"] = [d["malt"]["doc_ids"] for d in docs]  # per seed: task -> documents
+    out["malt"] = malt
+    return out
+
+
+def cache_identity(spec: EvalSpec, lm: Any, seed: int) -> dict:
+    """What the texts of a run depend on beyond each request's own arguments (lm-eval's request cache keys on
+    those alone): the system (models, adapters, backend, dtype, agents, votes, sampling, token budgets, batch
+    size, role prompts) and the seed."""
+    from harness.lm_eval_solver import PROMPTS_FILE
+    from harness.prompts import tasks_dir
+
+    roles = lm.plan.roles
+    prompts = hashlib.sha256()
+    for path in (tasks_dir() / PROMPTS_FILE, spec.prompts_file):
+        if path:
+            prompts.update(Path(path).read_bytes())
+    return {
+        "model": spec.model or DEFAULT_MODEL,
+        "role_models": {r: spec.role_models.get(r) for r in roles},
+        "role_adapters": {r: a and os.path.abspath(a) for r, a in ((r, spec.role_adapters.get(r)) for r in roles)},
+        "malt_run": spec.malt_run and os.path.abspath(spec.malt_run),
+        "stage": spec.stage,
+        "backend": spec.backend,
+        "base_url": spec.base_url,
+        "dtype": spec.dtype,
+        "agents": lm.plan.name,
+        "votes": int(spec.votes),
+        "temperature": float(spec.temperature) if lm.temperature_given else None,
+        "max_new_tokens": spec.role_tokens(roles),
+        "batch_size": int(spec.batch_size),
+        "role_prompts": prompts.hexdigest(),
+        "seed": seed,
+    }
+
+
+def cache_path(spec: EvalSpec, lm: Any, seed: int) -> str | None:
+    """lm-eval's ``use_cache`` for this run and seed: ``OUT/lm_eval_cache/<identity digest>`` (lm-eval adds
+    ``_rank0.db``; the identity is written beside it as ``<digest>.json``); ``None`` without ``output_path``."""
+    if not spec.output_path:
+        return None
+    from harness.identity import as_json
+    from harness.runfiles import atomic_write
+
+    ident = as_json(cache_identity(spec, lm, seed))
+    text = json.dumps(ident, indent=2, sort_keys=True)
+    digest = hashlib.sha256(text.encode()).hexdigest()[:16]
+    folder = Path(spec.output_path) / CACHE_DIR
+    if not (folder / f"{digest}.json").exists():
+        atomic_write(folder / f"{digest}.json", text)
+    return str(folder / digest)
+
+
 def run_lm_eval_tasks(
     spec: EvalSpec, names: list[str], engines: Mapping[str, RoleEngine] | None = None, lm: Any = None
 ) -> dict:
     """Evaluate ``spec``'s system on the lm-eval tasks ``names``; return lm-eval's results (with ``samples``
-    when ``spec.log_samples``), written under ``spec.output_path`` when it is set.
+    when ``spec.log_samples``), written under ``spec.output_path`` when it is set (one evaluation per seed
+    with ``--subset``: see the module's notes).
 
     Args:
         engines: ready-made role engines (e.g. a scripted backend); default: ``spec``'s models, loaded when
             the first request arrives.
         lm: a ready :class:`harness.lm.MaltLM` (to share its loaded models); built from ``spec`` when ``None``.
     """
+    from harness.lm import MaltLM
+
+    if spec.solver_plan().key:
+        raise MaltError(f"--debate runs on malt_* tasks only, not on {', '.join(names)}")
+    per_seed = seeded_samples(spec, names)
+    lm = lm or MaltLM.from_spec(spec, engines, lm_eval_votes=True)
+    docs = []
+    for seed, samples in enumerate(per_seed):
+        out_path = spec.output_path
+        if out_path and len(per_seed) > 1:
+            out_path = str(Path(out_path) / f"seed_{seed}")
+        docs.append(_evaluate(spec, names, lm, seed, samples, out_path))
+    if len(docs) == 1:
+        return docs[0]
+    out = _across_seeds(docs)
+    if spec.log_samples:
+        out["samples"] = {
+            t: [{**row, "seed": s} for s, d in enumerate(docs) for row in d["samples"][t]] for t in docs[0]["samples"]
+        }
+    return out
+
+
+def _evaluate(
+    spec: EvalSpec, names: list[str], lm: Any, seed: int, samples: dict[str, list[int]] | None, out_path: str | None
+) -> dict:
+    """One ``simple_evaluate`` of ``names`` (on the documents ``samples`` picks, else all or ``--limit``)."""
     import lm_eval
     from lm_eval.loggers import EvaluationTracker
 
-    from harness.lm import MaltLM
     from harness.lm_eval_outputs import add_turn_grades, load_tasks
 
-    if spec.seeds != 1 or spec.subset is not None:
-        raise MaltError("lm-eval tasks take --limit, not --seeds/--subset (lm-eval's own sampling of documents)")
-    if spec.solver_plan().key:
-        raise MaltError(f"--debate runs on malt_* tasks only, not on {', '.join(names)}")
-    lm = lm or MaltLM.from_spec(spec, engines, lm_eval_votes=True)
-    tracker = EvaluationTracker(output_path=spec.output_path) if spec.output_path else None
+    lm.records, lm.seed = {}, seed
+    tracker = EvaluationTracker(output_path=out_path) if out_path else None
     out = lm_eval.simple_evaluate(
         model=lm,
+        use_cache=cache_path(spec, lm, seed),  # finished requests are kept: a rerun asks only for the rest
         # lm-eval names the run (model_name, the output subfolder) from these; without them it draws a random id
         model_args={"model": spec.model or DEFAULT_MODEL, "agents": lm.plan.name},
         tasks=task_specs(spec, names),
         task_manager=task_manager(spec.include_path),
         limit=spec.limit,
+        samples=samples,
         num_fewshot=spec.num_fewshot,
         gen_kwargs=gen_kwargs(spec.gen_kwargs),
         apply_chat_template=spec.apply_chat_template,
@@ -108,17 +264,24 @@ def run_lm_eval_tasks(
         log_samples=True,
         evaluation_tracker=tracker,
     )
-    samples = out.pop("samples", {})
-    for task, rows in samples.items():
+    samples_out = out.pop("samples", {})
+    for task, rows in samples_out.items():
+        # lm-eval's requests number the picked documents 0..N-1; its sample lines carry the true doc_id
+        position = {doc_id: i for i, doc_id in enumerate((samples or {}).get(task) or [])}
         for row in rows:
-            row["malt"] = {"pipelines": lm.records.get((task, row["doc_id"]), [])}
-    add_turn_grades(samples, load_tasks(spec.include_path, task_specs(spec, names)))  # each turn as lm-eval grades
+            key = (task, position.get(row["doc_id"], row["doc_id"]))
+            pipelines = lm.records.get(key) or lm.cached_pipelines(row["arguments"][0])  # a resumed run's
+            row["malt"] = {"pipelines": [{**p, "doc_id": row["doc_id"]} for p in pipelines]}
+    add_turn_grades(samples_out, load_tasks(spec.include_path, task_specs(spec, names)))  # each turn, as lm-eval
     out["malt"] = {"agents": lm.plan.name, "votes": int(spec.votes), "roles": list(lm.plan.roles)}
+    out["malt"].update(seed=seed, seeds=int(spec.seeds), subset=spec.subset)
+    if samples is not None:
+        out["malt"]["doc_ids"] = samples  # task -> the documents this seed drew
     if tracker is not None:
-        tracker.save_results_aggregated(results=out, samples=samples if spec.log_samples else None)
+        tracker.save_results_aggregated(results=out, samples=samples_out if spec.log_samples else None)
         if spec.log_samples:
             for task in out["configs"]:
-                tracker.save_results_samples(task_name=task, samples=samples[task])
+                tracker.save_results_samples(task_name=task, samples=samples_out[task])
     if spec.log_samples:
-        out["samples"] = samples
+        out["samples"] = samples_out
     return out

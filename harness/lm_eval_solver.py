@@ -5,9 +5,13 @@ lm-eval builds each request (description, few-shot examples, ``doc_to_text``, ch
 instruction when asked) and scores the returned text with the task's own filters and metrics; this module only
 turns a batch of requests into solver states, their sampling parameters and their final texts.
 
-Which setting wins: lm-eval's per-request ``until`` always ends the generator's text; its ``max_gen_toks`` is every
-role's budget unless ``max_new_tokens`` (our flag) sets one; its ``do_sample``/``temperature`` decide the sampling
-unless ``temperature`` (our flag) is given explicitly.
+Which setting wins: lm-eval's per-request ``until`` (the task's, or ``--gen_kwargs until=...``; no flag of ours
+sets stop strings) ends the generator's and the refiner's texts, both written in the task's format and the
+refiner's scored by the task; the verifier's critique stops only at its marker strings, those with a letter or
+digit (``Q:``, ``Question:``, ``</s>``, ``<|im_end|>``: the model drifting into another question or ending its
+turn), since a bare delimiter (a blank line, a newline, ``.``) would cut a critique to its first paragraph or
+sentence. Its ``max_gen_toks`` is every role's budget unless ``max_new_tokens`` (our flag) sets one; its
+``do_sample``/``temperature`` decide the sampling unless ``temperature`` (our flag) is given explicitly.
 """
 
 from __future__ import annotations
@@ -122,11 +126,18 @@ def request_params(
         do_sample, t = kw.get("do_sample"), float(kw.get("temperature") or 0.0)
         temperature = 0.0 if do_sample is False or (do_sample is None and t == 0.0) else (t or 1.0)
     top_p = float(kw.get("top_p") or 1.0) if temperature > 0 else 1.0
+    stops = role_stops(until)
     out = {}
     for role in roles:
-        stop = tuple(until) if role == "generator" else ()
-        out[role] = SamplingParams(int(tokens.get(role) or max_gen), float(temperature), top_p, 1, seed, stop)
+        out[role] = SamplingParams(int(tokens.get(role) or max_gen), float(temperature), top_p, 1, seed, stops[role])
     return out
+
+
+def role_stops(until: Sequence[str]) -> dict[str, tuple[str, ...]]:
+    """Each role's stop strings from a request's ``until`` (see the module's rules)."""
+    until = tuple(s for s in until if s)
+    markers = tuple(s for s in until if any(c.isalnum() for c in s))
+    return {"generator": until, "verifier": markers, "refiner": until}
 
 
 def chat_text(chat: Sequence[Mapping[str, str]]) -> str:

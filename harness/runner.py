@@ -126,7 +126,8 @@ def run_eval(
         lm_doc = run_lm_eval_tasks(spec, lm_tasks, lm=lm)
         if not spec.task_names():
             return EvalResults(lm_doc, [], None, lm_doc)
-        engines, spec = lm.engines, replace(spec, tasks=tuple(spec.task_names()))
+        # the models the lm-eval tasks loaded, if any (a resumed run may need none)
+        engines, spec = lm.loaded_engines(), replace(spec, tasks=tuple(spec.task_names()))
     results = _run_spec(spec, notes, engines, progress)
     results.lm_eval = lm_doc
     return results

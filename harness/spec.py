@@ -23,7 +23,7 @@ from harness.taskinfo import TASKS, task_info
 
 
 def option(default: Any, help: str, **meta: Any) -> Any:
-    """A dataclass field with its help text (and CLI hints: ``flag``, ``type``, ``choices``, ``metavar``,
+    """A dataclass field with its help text (and CLI hints: ``flag``, ``dest``, ``type``, ``choices``, ``metavar``,
     ``per_role`` for a role -> value mapping shown as one flag per role)."""
     if isinstance(default, dict):
         return field(default_factory=lambda: dict(default), metadata={"help": help, **meta})
@@ -93,7 +93,7 @@ class EvalSpec(EngineSpec):
     agents: str = option("g,v,r", "g, g,v, g,r or g,v,r.")
     tasks: tuple[str, ...] | str = option(
         "malt_gsm8k",
-        "Comma-separated: our malt_gsm8k,malt_math,malt_csqa and/or any lm-eval generate_until task, group or tag "
+        f"Comma-separated: our {','.join(TASKS)} and/or any lm-eval generate_until task, group or tag "
         "(stock, or from --include-path), e.g. gsm8k_cot_zeroshot.",
     )
     votes: int = option(1, "Independent pipelines per question, majority-voted.")
@@ -127,7 +127,8 @@ class EvalSpec(EngineSpec):
     include_path: str | None = option(None, "lm-eval tasks: a folder of extra task YAMLs (lm-eval's --include_path).")
     num_fewshot: int | None = option(None, "lm-eval tasks: few-shot examples (default: each task's own).", type=int)
     gen_kwargs: str | None = option(
-        None, "lm-eval tasks: k=v,... overriding the tasks' generation_kwargs (until, max_gen_toks, temperature...)."
+        None,
+        "lm-eval tasks: k=v,... or a JSON object overriding the tasks' generation_kwargs (until, max_gen_toks...).",
     )
     apply_chat_template: bool = option(False, "lm-eval tasks: the generator's context in the model's chat template.")
     system_instruction: str | None = option(None, "lm-eval tasks: a system instruction before each context.")
@@ -139,7 +140,7 @@ class EvalSpec(EngineSpec):
         names = self.tasks.split(",") if isinstance(self.tasks, str) else list(self.tasks)
         names = [t.strip() for t in names if t and t.strip()]
         if not names:
-            raise MaltError("no task given: use --tasks malt_gsm8k,malt_math,malt_csqa or an lm-eval task")
+            raise MaltError(f"no task given: use --tasks {','.join(TASKS)} or an lm-eval task")
         return list(dict.fromkeys(names))
 
     def task_names(self) -> list[str]:

@@ -33,6 +33,7 @@ from harness.grading import (
     extract_answer,
     gold_answer,
     normalize_answer,
+    task_grader,
 )
 from leaderboard.collect import ResultsError, load_runs, load_samples
 
@@ -151,7 +152,7 @@ def _same_answer(task: str, a: str, b: str) -> bool:
     na, nb = normalize_answer(task, a), normalize_answer(task, b)
     if na == nb:
         return True
-    if canonical_task(task) == "malt_math":
+    if task_grader(task).kind == "math":
         return answers_match(task, a, {"answer": b})  # math-verify equivalence, our time budget
     return False
 

@@ -1,7 +1,8 @@
 """Click options made from a config dataclass's fields, so that an option is declared once (with its help).
 
-A field becomes ``--field-name`` (or its ``flag`` metadata), typed by its default (or its ``type``), with
-its ``help``; a bool is a flag (``--x/--no-x`` when it defaults to true); a field with ``per_role``
+A field becomes ``--field-name`` (or its ``flag`` metadata) with the value under its name (or its ``dest``
+metadata: two configs' ``learning_rate`` as ``--sft-lr`` and ``--dpo-lr``), typed by its default (or its ``type``),
+with its ``help``; a bool is a flag (``--x/--no-x`` when it defaults to true); a field with ``per_role``
 metadata (a role -> value mapping) becomes one option per role, ``--<role>-<per_role>``.
 """
 
@@ -27,6 +28,7 @@ def _click_option(f: dataclasses.Field, default: Any, help_text: str | None) -> 
             for role in ROLES
         ]
     flag = meta.get("flag") or f"--{dash}"
+    dest = meta.get("dest") or f.name
     kwargs: dict[str, Any] = {"default": default, "help": text}
     if isinstance(default, bool):
         if default:
@@ -34,7 +36,7 @@ def _click_option(f: dataclasses.Field, default: Any, help_text: str | None) -> 
             kwargs["show_default"] = True
         else:
             kwargs["is_flag"] = True
-        return [click.option(flag, f.name, **kwargs)]
+        return [click.option(flag, dest, **kwargs)]
     if meta.get("choices"):
         kwargs["type"] = click.Choice(list(meta["choices"]))
     elif meta.get("type") is not None:
@@ -48,7 +50,7 @@ def _click_option(f: dataclasses.Field, default: Any, help_text: str | None) -> 
     kwargs["show_default"] = kwargs["default"] not in (None, "")
     if meta.get("required"):
         kwargs["required"] = True
-    return [click.option(flag, f.name, **kwargs)]
+    return [click.option(flag, dest, **kwargs)]
 
 
 def options_from(
@@ -93,8 +95,13 @@ def _default(f: dataclasses.Field) -> Any:
 
 
 def field_values(cls: type, options: Mapping[str, Any]) -> dict[str, Any]:
-    """The subset of ``options`` that are fields of ``cls`` (per-role ones as ``<role>_<kind>``)."""
-    fields = dataclasses.fields(cls)
-    names = {f.name for f in fields if not f.metadata.get("per_role")}
-    names |= {f"{r}_{f.metadata['per_role']}" for f in fields if f.metadata.get("per_role") for r in ROLES}
-    return {k: v for k, v in options.items() if k in names}
+    """The values in ``options`` (keyed by option name) of the fields of ``cls``, keyed by field name; per-role
+    ones stay ``<role>_<kind>``."""
+    out: dict[str, Any] = {}
+    for f in dataclasses.fields(cls):
+        if f.metadata.get("per_role"):
+            keys = {f"{r}_{f.metadata['per_role']}": f"{r}_{f.metadata['per_role']}" for r in ROLES}
+        else:
+            keys = {f.metadata.get("dest") or f.name: f.name}
+        out |= {name: options[key] for key, name in keys.items() if key in options}
+    return out

@@ -20,6 +20,7 @@ import click
 from harness.errors import MaltError, OneLineUsageErrors, interrupt_on_sigterm
 from harness.identity import as_json, identity_diff
 from harness.spec import EvalSpec, option
+from harness.taskinfo import TASKS
 from malt_apps.options import field_values, options_from
 
 MARKER = "suite-row.json"  # in each row folder: the options and prompt hashes its results were made with
@@ -28,7 +29,7 @@ SHARED = (
     "tasks", "seeds", "subset", "limit", "temperature", "batch_size", "max_new_tokens", "prompts_file", "backend",
     "base_url", "api_key", "dtype", "data_dir", "log_samples",
 )  # fmt: skip
-SHARED_DEFAULTS = {"tasks": "malt_gsm8k,malt_math,malt_csqa", "seeds": 4, "log_samples": True}
+SHARED_DEFAULTS = {"tasks": ",".join(TASKS), "seeds": 4, "log_samples": True}
 
 
 @dataclass(frozen=True)
@@ -171,8 +172,13 @@ def run_row(cfg: SuiteConfig, row: Row, model: str | None) -> bool:
     return False
 
 
-def _run_adapters(cfg: SuiteConfig) -> tuple[str | None, dict[str, str], dict[str, str]]:
-    """Base model and the SFT and final adapters of ``--malt-run`` (empty without a run)."""
+def run_adapters(cfg: SuiteConfig) -> tuple[str | None, dict[str, str], dict[str, str]]:
+    """The suite's base model and the SFT and final adapters (role -> folder) of its ``--malt-run``.
+
+    Without a run: ``--model``, else the default model by name (as a run would give it, so that rows run
+    before training are reused once a run is added), or ``None`` for a remote backend (the server's model);
+    no adapters.
+    """
     if not cfg.malt_run:  # the default model by name, as --malt-run gives it: MA rows reused once a run is added
         from harness.backends import get_backend
         from harness.models import DEFAULT_MODEL
@@ -208,7 +214,7 @@ def run_suite(cfg: SuiteConfig) -> list[Row]:
 
     cfg.check()
     EvalSpec.from_options(cfg.eval_options).check()  # an unknown task (ours or lm-eval's) fails before anything runs
-    model, sft, final = _run_adapters(cfg)
+    model, sft, final = run_adapters(cfg)
     rows = select_rows(plan_rows(cfg, sft, final), cfg.rows)
     reused = 0
     with RunLock(cfg.out, "malt-eval suite"), shared_backends():

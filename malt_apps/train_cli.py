@@ -17,8 +17,11 @@ from harness.roles import ROLES
 from harness.spec import EngineSpec
 from malt_apps.options import field_values, options_from
 from malt_train import pipeline
+from malt_train.build import BuildConfig
 from malt_train.generate import GenerateConfig
+from malt_train.label import LabelConfig
 from malt_train.launch import Launch, is_main, launcher_holds_lock, share, world_size
+from malt_train.train import DPOStepConfig, SFTStepConfig
 
 
 class _Group(OneLineUsageErrors, click.Group):
@@ -55,76 +58,49 @@ def _generate_config(o: dict) -> tuple[GenerateConfig, EngineSpec]:
     return GenerateConfig(**field_values(GenerateConfig, o)), EngineSpec(**field_values(EngineSpec, o))
 
 
+_FIRST = ("lora_rank", "lora_alpha", "lora_dropout", "learning_rate")  # --sft-lr beside --dpo-lr in --help
+_NO_OPTION = ("gradient_checkpointing", "seed")  # step-config fields without a command-line option
+
+
 def _train_options(fn):
-    opts = [
-        click.option("--lora-rank", default=16, show_default=True, type=int),
-        click.option("--lora-alpha", default=32, show_default=True, type=int),
-        click.option("--lora-dropout", default=0.05, show_default=True, type=float),
-        click.option("--sft-lr", default=1e-4, show_default=True, type=float),
-        click.option("--dpo-lr", default=5e-5, show_default=True, type=float),
-        click.option("--epochs", default=1.0, show_default=True, type=float),
-        click.option(
-            "--batch-size-train",
-            "train_batch",
-            default=8,
-            show_default=True,
-            type=int,
-            help="Effective batch size (the paper's 8) over all processes, by gradient accumulation.",
-        ),
-        click.option("--micro-batch-size", default=1, show_default=True, type=int),
-        click.option("--max-length", default=1024, show_default=True, type=int),
-        click.option("--max-steps", default=-1, show_default=True, type=int, help="> 0: stop after N steps."),
-        click.option("--beta", default=0.2, show_default=True, type=float, help="DPO beta."),
-        click.option(
-            "--save-steps", default=50, show_default=True, type=int, help="Checkpoint every N steps (resume point)."
-        ),
-        click.option(
-            "--num-processes",
-            default=None,
-            type=int,
-            help="Train each step on N processes (GPUs) with `accelerate launch` (DDP unless --accelerate-config).",
-        ),
-        click.option(
-            "--accelerate-config",
-            default=None,
-            type=click.Path(path_type=Path),
-            help="accelerate config file to launch each step with (configs/accelerate/*.yaml: DDP, FSDP, ZeRO-3).",
-        ),
-    ]
-    for o in reversed(opts):
-        fn = o(fn)
+    """The options of the training steps (:class:`SFTStepConfig`, :class:`DPOStepConfig`) and of their launch."""
+    for deco in reversed(
+        [
+            options_from(SFTStepConfig, only=_FIRST),
+            options_from(DPOStepConfig, only=("learning_rate",)),
+            options_from(SFTStepConfig, exclude=(*_FIRST, *_NO_OPTION)),
+            options_from(DPOStepConfig, only=("beta",)),
+            options_from(Launch, only=("num_processes", "config_file")),
+        ]
+    ):
+        fn = deco(fn)
     return fn
 
 
-def _step_configs(o: dict):
-    from malt_train.train import DPOStepConfig, SFTStepConfig
+def _step_arguments(fn):
+    """What ``sft`` and ``dpo`` take: RUN, ``--role``, ``--model`` and the training options."""
+    fn = _train_options(fn)
+    fn = click.option("--model", default=None, help="Base model (default: the run's).")(fn)
+    fn = click.option("--role", required=True, type=click.Choice(ROLES))(fn)
+    return click.argument("run", type=click.Path(path_type=Path))(fn)
 
-    common = dict(
-        lora_rank=o["lora_rank"],
-        lora_alpha=o["lora_alpha"],
-        lora_dropout=o["lora_dropout"],
-        epochs=o["epochs"],
-        batch_size=o["train_batch"],
-        micro_batch_size=o["micro_batch_size"],
-        max_length=o["max_length"],
-        max_steps=o["max_steps"],
-        save_steps=o["save_steps"],
-    )
-    return SFTStepConfig(learning_rate=o["sft_lr"], **common), DPOStepConfig(
-        learning_rate=o["dpo_lr"], beta=o["beta"], **common
-    )
+
+def step_configs(o: dict) -> tuple[SFTStepConfig, DPOStepConfig]:
+    """The SFT and DPO step configurations of a training command's option values (``ctx.params``)."""
+    return SFTStepConfig(**field_values(SFTStepConfig, o)), DPOStepConfig(**field_values(DPOStepConfig, o))
 
 
 LAUNCH_OPTIONS = ("num_processes", "accelerate_config")
-MODULE = "malt_apps.train_cli"  # what `accelerate launch -m` runs in every process
+MODULE = __spec__.name if __spec__ else __name__  # this module: what `accelerate launch -m` runs in every process
 
 
-def _launch(o: dict) -> Launch | None:
-    """The ``accelerate launch`` that --num-processes / --accelerate-config ask for, with the training
-    options passed on as given; ``None`` to train in this process (also inside a launch)."""
+def launch_for(o: dict) -> Launch | None:
+    """The ``accelerate launch`` that --num-processes / --accelerate-config ask for in a training command's
+    option values (``ctx.params``), with the training options passed on as given; ``None`` to train in this
+    process (also inside a launch)."""
     if world_size() > 1:  # a worker of a launch: it trains
         return None
-    launch = Launch(o.get("num_processes"), o.get("accelerate_config"), module=MODULE)
+    launch = Launch(MODULE, **field_values(Launch, o))
     if not launch.wanted:
         return None
     for p in main.commands["sft"].params:  # sft and dpo take the same training options
@@ -220,8 +196,7 @@ def stats_cmd(path: Path, as_json: bool) -> None:
 @main.command("label")
 @click.argument("tree", type=click.Path(path_type=Path))
 @click.option("--out", required=True, type=click.Path(path_type=Path))
-@click.option("--threshold", default=0.5, show_default=True, type=float, help="label = value > threshold.")
-@click.option("--pooling", default="global", show_default=True, type=click.Choice(["global", "local"]))
+@options_from(LabelConfig)
 def label_cmd(tree: Path, out: Path, threshold: float, pooling: str) -> None:
     """Add value (value iteration) and label to every node."""
     pipeline.label(tree, out, threshold, pooling, say=click.echo)
@@ -230,50 +205,43 @@ def label_cmd(tree: Path, out: Path, threshold: float, pooling: str) -> None:
 @main.command("build")
 @click.argument("labeled", type=click.Path(path_type=Path))
 @click.option("--out", required=True, type=click.Path(path_type=Path))
-@click.option("--pairs-per-parent", default=None, type=int, help="Cap on DPO pairs per parent (default all).")
+@options_from(BuildConfig, exclude=("seed",))
 def build_cmd(labeled: Path, out: Path, pairs_per_parent: int | None) -> None:
     """Write per-role sft.jsonl and dpo.jsonl."""
     pipeline.build(labeled, out, pairs_per_parent, say=click.echo)
 
 
 @main.command("sft")
-@click.argument("run", type=click.Path(path_type=Path))
-@click.option("--role", required=True, type=click.Choice(ROLES))
-@click.option("--model", default=None, help="Base model (default: the run's).")
-@_train_options
+@_step_arguments
 def sft_cmd(run: Path, role: str, model: str | None, **o) -> None:
     """LoRA SFT of one role on RUN/data/ROLE/sft.jsonl -> RUN/adapters-sft/ROLE."""
-    launch = _launch(o)
+    launch = launch_for(o)
     with _locked(run):
-        pipeline.sft(run, role, run_model(run, model), _step_configs(o)[0], launch, say=click.echo)
+        pipeline.sft(run, role, run_model(run, model), step_configs(o)[0], launch, say=click.echo)
 
 
 @main.command("dpo")
-@click.argument("run", type=click.Path(path_type=Path))
-@click.option("--role", required=True, type=click.Choice(ROLES))
-@click.option("--model", default=None, help="Base model (default: the run's).")
-@_train_options
+@_step_arguments
 def dpo_cmd(run: Path, role: str, model: str | None, **o) -> None:
     """LoRA DPO of one role from its SFT adapter (reference = SFT model) -> RUN/adapters/ROLE."""
-    launch = _launch(o)
+    launch = launch_for(o)
     with _locked(run):
-        pipeline.dpo(run, role, run_model(run, model), _step_configs(o)[1], launch, say=click.echo)
+        pipeline.dpo(run, role, run_model(run, model), step_configs(o)[1], launch, say=click.echo)
 
 
 @main.command("run")
 @_generate_options
 @_train_options
 @click.option("--out", "run", required=True, type=click.Path(path_type=Path), help="Run folder (RUN).")
-@click.option("--threshold", default=0.5, show_default=True, type=float)
-@click.option("--pooling", default="global", show_default=True, type=click.Choice(["global", "local"]))
-@click.option("--pairs-per-parent", default=None, type=int)
+@options_from(LabelConfig)
+@options_from(BuildConfig, exclude=("seed",))
 @click.option("--generator-dpo", is_flag=True, help="Also DPO-train the generator (helps base models).")
 def run_cmd(run: Path, threshold: float, pooling: str, pairs_per_parent: int | None, generator_dpo: bool, **o) -> None:
     """generate -> label -> build -> sft (all roles) -> dpo (verifier, refiner); finished steps are kept."""
     _single_process("run")
     cfg, engine = _generate_config(o)
-    sft_cfg, dpo_cfg = _step_configs(o)
-    launch = _launch(o)  # --num-processes: training steps under accelerate launch, the tree in this process
+    sft_cfg, dpo_cfg = step_configs(o)
+    launch = launch_for(o)  # --num-processes: training steps under accelerate launch, the tree in this process
     with _locked(run):
         pipeline.run_all(
             run, cfg, engine, sft_cfg, dpo_cfg, threshold, pooling, pairs_per_parent, generator_dpo, launch, click.echo

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness.roles import ROLES
+from harness.spec import option
 from malt_train.tree import Tree, write_jsonl
 
 
@@ -14,7 +15,7 @@ from malt_train.tree import Tree, write_jsonl
 class BuildConfig:
     """Options of ``malt-train build``."""
 
-    pairs_per_parent: int | None = None  # cap on DPO pairs per parent (None: all positive x negative)
+    pairs_per_parent: int | None = option(None, "Cap on DPO pairs per parent (default all).", type=int)
     seed: int = 0  # which pairs are kept when capped
 
 

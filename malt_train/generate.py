@@ -27,6 +27,7 @@ from harness.runfiles import append_records, atomic_write, read_records
 from harness.solver import SolveContext, generator, refiner, verifier
 from harness.spec import option
 from harness.state import SolveState
+from harness.taskinfo import TASKS
 from malt_train.shard import parse_shard, shard_batches
 
 __all__ = ["CONFIG_FILE", "TREE_FILE", "GenerateConfig", "generate", "grow_trees", "planned_batches"]
@@ -36,7 +37,7 @@ __all__ = ["CONFIG_FILE", "TREE_FILE", "GenerateConfig", "generate", "grow_trees
 class GenerateConfig:
     """Options of ``malt-train generate`` (written to ``RUN/generate.json``)."""
 
-    task: str = option("malt_gsm8k", "malt_gsm8k, malt_math or malt_csqa.")
+    task: str = option("malt_gsm8k", f"One of {', '.join(TASKS)}.")
     questions: int | None = option(None, "Seeded random sample of N training questions (default all).", type=int)
     branching: int = option(3, "n: n generator samples, n critiques each, n refinements each (n^3 leaves).")
     temperature: float = option(PAPER_TEMPERATURE, "Sampling temperature of every node.")

@@ -12,6 +12,7 @@ from pathlib import Path
 from statistics import fmean
 
 from harness.roles import ROLES
+from harness.spec import option
 from malt_train.tree import Tree, TreeError, read_tree, write_jsonl
 
 
@@ -19,8 +20,12 @@ from malt_train.tree import Tree, TreeError, read_tree, write_jsonl
 class LabelConfig:
     """Options of ``malt-train label``."""
 
-    threshold: float = 0.5  # label = value > threshold (a tie at exactly 0.5 is negative)
-    pooling: str = "global"  # "global" (mean of all leaves below) or "local" (mean of children's labels)
+    threshold: float = option(0.5, "label = value > threshold (a tie at exactly 0.5 is negative).")
+    pooling: str = option(
+        "global",
+        "global: a node's value is the mean of all leaves below it (the paper's); local: of its children's labels.",
+        choices=("global", "local"),
+    )
 
 
 def _leaves(tree: Tree, nid: str) -> list[dict]:

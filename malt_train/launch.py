@@ -24,6 +24,7 @@ from pathlib import Path
 
 from harness.errors import MaltError
 from harness.runfiles import LOCK_FILE
+from harness.spec import option
 
 LAUNCHER_ENV = "MALT_TRAIN_LAUNCHER_PID"
 NEEDS = {"DEEPSPEED": ("deepspeed", "pip install deepspeed"), "FSDP": ("torch.distributed.fsdp", "a torch with FSDP")}
@@ -109,12 +110,26 @@ def read_config(path: Path) -> dict:
 
 @dataclass
 class Launch:
-    """``accelerate launch`` of the ``sft``/``dpo`` command with the same training options (``args``)."""
+    """``accelerate launch`` of the ``sft``/``dpo`` command with the same training options (``args``).
 
-    num_processes: int | None = None
-    config_file: Path | None = None
+    ``module`` is the command's module that every process runs (``python -m``): the app that launches names
+    itself, so this library knows no app.
+    """
+
+    module: str
+    num_processes: int | None = option(
+        None,
+        "Train each step on N processes (GPUs) with `accelerate launch` (DDP unless --accelerate-config).",
+        type=int,
+    )
+    config_file: Path | None = option(
+        None,
+        "accelerate config file to launch each step with (configs/accelerate/*.yaml: DDP, FSDP, ZeRO-3).",
+        flag="--accelerate-config",
+        dest="accelerate_config",
+        type=Path,
+    )
     args: list[str] = field(default_factory=list)
-    module: str = "malt_apps.train_cli"  # the malt-train command module every process runs (`-m`)
 
     def __post_init__(self) -> None:
         if self.num_processes is not None and self.num_processes < 1:

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from harness.errors import MaltError
 from harness.runfiles import iter_jsonl
+from harness.spec import option
 from malt_train.launch import accumulation, check_examples, is_main, world_size
 
 log = logging.getLogger(__name__)
@@ -25,19 +26,28 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class SFTStepConfig:
-    """LoRA SFT of one role (paper recipe defaults; CPU-safe: fp32 unless a GPU has bf16)."""
+    """LoRA SFT of one role (paper recipe defaults; CPU-safe: fp32 unless a GPU has bf16).
 
-    lora_rank: int = 16  # LoRA rank r
-    lora_alpha: int = 32  # LoRA scaling alpha
-    lora_dropout: float = 0.05  # > 0: masks are drawn per process, so N processes differ from 1 by that noise
-    learning_rate: float = 1e-4
-    epochs: float = 1.0
-    batch_size: int = 8  # effective batch size over all processes, reached by gradient accumulation
-    micro_batch_size: int = 1  # sequences per forward pass (memory: 152k-vocab logits)
-    max_length: int = 1024  # tokens of prompt + completion
-    max_steps: int = -1  # > 0 overrides epochs (smoke runs)
+    Each field's help is also its ``malt-train`` option's; ``gradient_checkpointing`` and ``seed`` have none.
+    """
+
+    lora_rank: int = option(16, "LoRA rank r.")
+    lora_alpha: int = option(32, "LoRA scaling alpha.")
+    # > 0: dropout masks are drawn per process, so N processes differ from 1 by that noise
+    lora_dropout: float = option(0.05, "LoRA dropout.")
+    learning_rate: float = option(1e-4, "SFT learning rate.", flag="--sft-lr", dest="sft_lr")
+    epochs: float = option(1.0, "Epochs over the role's examples.")
+    batch_size: int = option(
+        8,
+        "Effective batch size (the paper's 8) over all processes, by gradient accumulation.",
+        flag="--batch-size-train",
+        dest="train_batch",  # not generation's --batch-size
+    )
+    micro_batch_size: int = option(1, "Sequences per forward pass (memory: a 152k-vocab model's logits).")
+    max_length: int = option(1024, "Tokens of prompt + completion.")
+    max_steps: int = option(-1, "> 0: stop after N steps (overrides --epochs).")
     gradient_checkpointing: bool = True
-    save_steps: int = 50  # a TRL checkpoint every N optimizer steps: a killed run resumes from the last
+    save_steps: int = option(50, "Checkpoint every N steps (resume point).")
     seed: int = 0
 
 
@@ -45,8 +55,8 @@ class SFTStepConfig:
 class DPOStepConfig(SFTStepConfig):
     """LoRA DPO of one role, starting from its SFT adapter (reference = the SFT model)."""
 
-    learning_rate: float = 5e-5
-    beta: float = 0.2  # the paper's DPO beta
+    learning_rate: float = option(5e-5, "DPO learning rate.", flag="--dpo-lr", dest="dpo_lr")
+    beta: float = option(0.2, "DPO beta (the paper's 0.2).")
 
 
 def read_rows(path: Path, keys: tuple[str, ...]) -> list[dict]:

@@ -151,3 +151,34 @@ def test_math_answer_stated_in_a_sentence():
     doc = {"problem": "p", "answer": "72"}
     assert is_correct("malt_math", "Final Answer:\nThe minimum number of degrees is 72 degrees.", doc)
     assert not is_correct("malt_math", "Final Answer:\nThe minimum number of degrees is 208 degrees.", doc)
+
+
+# --------------------------------------------------------------------------- graders are per-task facts
+
+
+def test_each_task_names_a_registered_grader():
+    from harness.grading import GRADERS, task_grader
+    from harness.taskinfo import TASKS
+
+    assert {t.grader for t in TASKS.values()} <= set(GRADERS)
+    assert [task_grader(t).kind for t in ("gsm8k", "malt_math", "csqa")] == ["number", "math", "choice"]
+
+
+def test_grading_dispatches_through_taskinfo(monkeypatch):
+    """The grader is what the task's entry names: no task name is special-cased in the grading code."""
+    import dataclasses
+
+    from harness.taskinfo import TASKS
+
+    assert extract_answer("malt_gsm8k", "B") is None
+    monkeypatch.setitem(TASKS, "malt_gsm8k", dataclasses.replace(TASKS["malt_gsm8k"], grader="choice"))
+    assert extract_answer("gsm8k", "B") == "B"
+    assert is_correct("malt_gsm8k", "Final Answer: (B)", {"answerKey": "b"})
+
+
+def test_a_grader_kind_registers_once():
+    from harness.errors import MaltError
+    from harness.grading import Grader, register_grader
+
+    with pytest.raises(MaltError, match="registered twice"):
+        register_grader("number")(type("Again", (Grader,), {}))

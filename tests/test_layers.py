@@ -22,10 +22,11 @@ def module_name(path: Path) -> str:
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
-def imports() -> dict[str, set[tuple[str, str]]]:
-    """Module -> ``(imported module, imported name or "")`` of every import statement, at any depth."""
+def imports(packages: tuple[str, ...] = PACKAGES) -> dict[str, set[tuple[str, str]]]:
+    """Module -> ``(imported module, imported name or "")`` of every import of the project's packages by the
+    modules of ``packages``, at any depth."""
     graph: dict[str, set[tuple[str, str]]] = {}
-    for pkg in PACKAGES:
+    for pkg in packages:
         for path in sorted((REPO / pkg).rglob("*.py")):
             mod, found = module_name(path), set()
             for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
@@ -85,8 +86,21 @@ def test_no_import_circles():
 def test_no_private_name_is_imported_from_another_module():
     private = [
         f"{mod}: from {m} import {n}"
-        for mod, found in imports().items()
+        for mod, found in imports((*PACKAGES, "tests", "bench")).items()
         for m, n in found
         if n.startswith("_") and not n.startswith("__")
     ]
     assert private == []
+
+
+def test_libraries_name_no_app():
+    """No library module refers to an app by name either (say, a module name in a string to run)."""
+    named = [
+        f"{path.relative_to(REPO)}:{node.lineno}"
+        for pkg in ALLOWED
+        if "malt_apps" not in ALLOWED[pkg]
+        for path in sorted((REPO / pkg).rglob("*.py"))
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+        if isinstance(node, ast.Constant) and isinstance(node.value, str) and "malt_apps" in node.value
+    ]
+    assert named == []

@@ -115,7 +115,7 @@ def test_voted_filters_insert_majority_vote():
 def test_request_settings_honoured_unless_our_flags_say_otherwise():
     kw = {"until": ["."], "max_gen_toks": 8, "do_sample": False}
     p = request_params(kw, ROLES, dict.fromkeys(ROLES), None)
-    assert p["generator"] == SamplingParams(8, 0.0, 1.0, 1, None, (".",)) and p["refiner"].stop == ()
+    assert p["generator"] == SamplingParams(8, 0.0, 1.0, 1, None, (".",)) and p["refiner"].stop == (".",)
     p = request_params({"do_sample": True, "temperature": 0.7}, ROLES, {"refiner": 99}, None)
     assert (
         p["generator"].temperature == 0.7 and p["generator"].max_new_tokens == 256 and p["refiner"].max_new_tokens == 99

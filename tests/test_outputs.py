@@ -263,3 +263,28 @@ def test_leaderboard_puts_an_lm_eval_hf_baseline_beside_the_system(tiny_run, tin
     assert r.returncode == 0 and f"{GSM8K_COT_ZS}:strict-match: 2 common questions" in r.stdout, r.stderr[-2000:]
     r = _leaderboard("turns", tmp_path / "hf")  # lm-eval's lines without turns: said in one line
     assert r.returncode == 2 and "no per-turn grades" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
+
+def test_lm_eval_cli_rerun_from_its_cache_keeps_the_turns(tiny_model_dir, shared_data, tmp_path):
+    """malt-eval lm-eval --use_cache: a rerun answered from lm-eval's cache still writes every role's turn."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+
+    tasks = write_local_tasks(tmp_path / "tasks", shared_data)
+    cmd = [sys.executable, "-m", "malt_apps.eval_cli", "lm-eval", "--model", "malt", "--include_path", str(tasks)]
+    cmd += ["--model_args", f"model={tiny_model_dir},agents=g+r,dtype=float32", "--tasks", GSM8K_COT_ZS]
+    cmd += ["--limit", "1", "--log_samples", "--gen_kwargs", "max_gen_toks=4", "--use_cache", str(tmp_path / "c")]
+    lines = []
+    for run in ("first", "again"):
+        out = tmp_path / run
+        env = dict(os.environ, PYTHONPATH=str(REPO))
+        r = subprocess.run([*cmd, "--output_path", str(out)], capture_output=True, text=True, env=env, timeout=600)
+        assert r.returncode == 0, r.stderr[-3000:]
+        [samples] = out.rglob("samples_*.jsonl")
+        lines.append([json.loads(s) for s in samples.read_text().splitlines()])
+    assert lines[0][0]["malt"]["pipelines"] and lines[1] == lines[0]  # the same turns, from the cache
+    assert list(lines[1][0]["malt"]["pipelines"][0]["turns"]) == ["generator", "refiner"]
+    assert "turn_grades" in lines[1][0]

@@ -177,7 +177,7 @@ def test_suite_with_malt_run_uses_sft_and_final_adapters_and_one_model(lora_run,
 def test_baseline_rows_are_reused_when_a_malt_run_is_added(tmp_path):
     """MA rows run before training (no --model: the default) have the options of the same rows with --malt-run."""
     from harness.models import DEFAULT_MODEL
-    from malt_apps.suite import SuiteConfig, _run_adapters, plan_rows, row_options
+    from malt_apps.suite import SuiteConfig, plan_rows, row_options, run_adapters
 
     run = tmp_path / "run"  # a finished run of the default model that trained nothing (no adapter to find)
     run.mkdir()
@@ -187,12 +187,12 @@ def test_baseline_rows_are_reused_when_a_malt_run_is_added(tmp_path):
     before, after = SuiteConfig(tmp_path / "out"), SuiteConfig(tmp_path / "out", malt_run=str(run))
     opts = []
     for cfg in (before, after):
-        model, sft, final = _run_adapters(cfg)
+        model, sft, final = run_adapters(cfg)
         (ma_mv,) = [r for r in plan_rows(cfg, sft, final) if r.slug == "ma-mv3"]
         opts.append(row_options(cfg, ma_mv, model))
     assert opts[0] == opts[1] and opts[0]["model"] == DEFAULT_MODEL
     remote = SuiteConfig(tmp_path / "out", eval_options={"backend": "openai"})
-    assert _run_adapters(remote)[0] is None  # an OpenAI-compatible server: its own model
+    assert run_adapters(remote)[0] is None  # an OpenAI-compatible server: its own model
 
 
 def test_help_mentions_the_suite():

@@ -154,3 +154,30 @@ def test_role_without_dpo_pairs_keeps_its_sft_adapter_as_final(tiny_model_dir, s
     assert logprob(tiny_model_dir, str(final)) != logprob(tiny_model_dir, None)
     verifier = run / "adapters" / "verifier" / "adapter_model.safetensors"  # DPO-trained from its SFT adapter
     assert verifier.read_bytes() != (run / "adapters-sft" / "verifier" / "adapter_model.safetensors").read_bytes()
+
+
+def test_options_are_the_configs_fields():
+    """The training, labelling and building options are made from the config fields: a default lives in one
+    place, and every option reaches its field (``--batch-size-train`` its own, not generation's ``--batch-size``)."""
+    from collections import Counter
+
+    from malt_apps.options import field_values
+    from malt_apps.train_cli import step_configs
+    from malt_train.build import BuildConfig
+    from malt_train.label import LabelConfig
+    from malt_train.train import DPOStepConfig, SFTStepConfig
+
+    for name, cmd in malt_train_main.commands.items():
+        assert [n for n, k in Counter(p.name for p in cmd.params).items() if k > 1] == [], name
+    run = malt_train_main.commands["run"]
+    assert step_configs(run.make_context("run", ["--out", "R"]).params) == (SFTStepConfig(), DPOStepConfig())
+    given = ["--out", "R", "--sft-lr", "0.001", "--dpo-lr", "0.002", "--batch-size-train", "4", "--batch-size", "3"]
+    given += ["--beta", "0.5", "--pooling", "local", "--pairs-per-parent", "2"]
+    o = run.make_context("run", given).params
+    sft, dpo = step_configs(o)
+    assert (sft.learning_rate, dpo.learning_rate, sft.batch_size, dpo.batch_size, dpo.beta) == (1e-3, 2e-3, 4, 4, 0.5)
+    assert o["batch_size"] == 3  # generation's
+    assert LabelConfig(**field_values(LabelConfig, o)) == LabelConfig(pooling="local")
+    assert BuildConfig(**field_values(BuildConfig, o)) == BuildConfig(pairs_per_parent=2)
+    label = malt_train_main.commands["label"].make_context("label", ["T", "--out", "L"]).params
+    assert LabelConfig(**field_values(LabelConfig, label)) == LabelConfig()

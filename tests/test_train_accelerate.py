@@ -234,27 +234,27 @@ def one_line_error_env(*args) -> str:
 def test_accelerate_launch_passes_the_training_options_on(tmp_path):
     """``run --num-processes 2`` launches each step with its training options, and only those; the worker
     parses them back into the same step configurations."""
-    from malt_apps.train_cli import _launch, _step_configs
+    from malt_apps.train_cli import launch_for, step_configs
 
     given = ["--out", tmp_path, "--num-processes", 2, "--lora-rank", 4, "--max-steps", 3, "--task", "malt_math"]
     parent = malt_train_main.commands["run"].make_context("run", [str(a) for a in given])
-    cmd = _launch(parent.params).command("dpo", tmp_path, "refiner", "M")
+    cmd = launch_for(parent.params).command("dpo", tmp_path, "refiner", "M")
     assert cmd[:6] == [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2"]
     assert cmd[6:14] == ["-m", "malt_apps.train_cli", "dpo", str(tmp_path), "--role", "refiner", "--model", "M"]
     opts = dict(zip(cmd[14::2], cmd[15::2], strict=True))  # the training options all take a value
     assert opts["--lora-rank"] == "4" and opts["--max-steps"] == "3" and opts["--beta"] == "0.2"
     assert not {"--task", "--num-processes", "--accelerate-config", "--out"} & set(opts)
     worker = malt_train_main.commands["dpo"].make_context("dpo", cmd[9:])
-    assert _step_configs(worker.params) == _step_configs(parent.params)
+    assert step_configs(worker.params) == step_configs(parent.params)
 
     ddp = REPO / "configs" / "accelerate" / "ddp.yaml"
     parent = malt_train_main.commands["sft"].make_context(
         "sft", [str(tmp_path), "--role", "generator", "--accelerate-config", str(ddp)]
     )
-    launch = _launch(parent.params)
+    launch = launch_for(parent.params)
     assert launch.processes == 8  # the config's
     assert launch.command("sft", tmp_path, "generator", "M")[3:5] == ["--config_file", str(ddp)]
     assert (
-        _launch(malt_train_main.commands["sft"].make_context("sft", [str(tmp_path), "--role", "generator"]).params)
+        launch_for(malt_train_main.commands["sft"].make_context("sft", [str(tmp_path), "--role", "generator"]).params)
         is None
     )
