@@ -95,7 +95,8 @@ def system_key(run: Run) -> tuple:
     """What makes two runs the same system (and so the same row)."""
     m = run.malt
     roles = tuple((r, d["model"], d["adapter"]) for r, d in _roles(run).items())
-    return (roles, m["agents"], m["votes"], m.get("temperature"), m.get("top_p"), bool(m.get("limited")))
+    key = (roles, m["agents"], m["votes"], m.get("temperature"), m.get("top_p"), bool(m.get("limited")))
+    return (*key, m["lm_eval_seed"]) if m.get("lm_eval_seed") else key
 
 
 def _adapters_label(roles: dict[str, dict]) -> str:
@@ -125,6 +126,7 @@ def _new_row(run: Run) -> Row:
     model = _model_label(roles)
     label = m.get("label") or f"{model} {m['agents']}" + (f" MV@{m['votes']}" if m["votes"] > 1 else "")
     label += _adapters_label(roles) if not m.get("label") else ""
+    label += f" (seed {m['lm_eval_seed']})" if m.get("lm_eval_seed") else ""
     return Row(
         key=system_key(run),
         label=label,

@@ -126,12 +126,15 @@ def _lm_eval_system(doc: dict) -> dict:
         agents, roles, votes, temperature = f"lm-eval {config.get('model')}", ["generator"], 1, None
     models = given.get("role_models") or {r: args.get(f"{r}_model") for r in roles}
     adapters = given.get("role_adapters") or {r: args.get(f"{r}_adapter") for r in roles}
+    seeds = int(given.get("seeds") or 1)
     return {
         "agents": agents,
         "roles": {r: {"model": models.get(r) or model, "path": None, "adapter": adapters.get(r)} for r in roles},
         "votes": votes,
         "temperature": None if temperature is None else float(temperature),
         "top_p": None,
+        # one seed of a seeded lm-eval run (each seed is its own lm-eval file): a row of its own, never replaced
+        "lm_eval_seed": f"{given.get('seed')} of {seeds}" if seeds > 1 else None,
     }
 
 
@@ -160,7 +163,8 @@ def _from_lm_eval(path: Path, doc: dict) -> dict:
     limit = (doc.get("config") or {}).get("limit")
     limit = int(limit) if isinstance(limit, float) and limit.is_integer() else limit  # lm-eval's CLI: 2.0
     out: dict = {"results": {}, "versions": {}, "n-samples": {}, "config": doc.get("config"), "date": doc.get("date")}
-    malt: dict = {"format": SUPPORTED_FORMAT, **system, "limit": limit, "limited": limit is not None, "subset": None}
+    subset = (doc.get("malt") or {}).get("subset") if isinstance(doc.get("malt"), dict) else None
+    malt: dict = {"format": SUPPORTED_FORMAT, **system, "limit": limit, "limited": limit is not None, "subset": subset}
     for key in ("prompt_hash", "per_seed", "calls_per_question", "tokens_per_question", "wall_time", "lm_eval"):
         malt[key] = {}
     stamp = path.stem.removeprefix("results_")

@@ -288,3 +288,18 @@ def test_lm_eval_cli_rerun_from_its_cache_keeps_the_turns(tiny_model_dir, shared
     assert lines[0][0]["malt"]["pipelines"] and lines[1] == lines[0]  # the same turns, from the cache
     assert list(lines[1][0]["malt"]["pipelines"][0]["turns"]) == ["generator", "refiner"]
     assert "turn_grades" in lines[1][0]
+
+
+def test_each_seed_of_a_seeded_lm_eval_run_is_a_row_of_its_own(shared_data, tmp_path):
+    """--seeds 2 --subset 2 on an lm-eval task writes one lm-eval file per seed: two rows, none replaced."""
+    tasks = write_local_tasks(tmp_path / "tasks", shared_data)
+    engines = {r: RoleEngine(ScriptedBackend(lambda p, i: "The answer is 18.")) for r in ROLES}
+    out = str(tmp_path / "out")
+    spec = EvalSpec(agents="g", tasks=GSM8K_COT_ZS, include_path=str(tasks), seeds=2, subset=2, output_path=out)
+    run_eval(spec, engines=engines, progress=False)
+    r = _leaderboard("build", tmp_path / "out", "-o", tmp_path / "board")
+    assert r.returncode == 0, r.stderr[-2000:]
+    with (tmp_path / "board" / "leaderboard.csv").open() as fh:
+        rows = [row for row in csv.DictReader(fh) if row["task"] == f"{GSM8K_COT_ZS}:strict-match"]
+    assert sorted(row["system"].split("(seed ")[1] for row in rows) == ["0 of 2)", "1 of 2)"]
+    assert all(row["subset"] == "2" and row["replaced"] == "[]" for row in rows)
