@@ -9,7 +9,7 @@ Models load on the first request, so a task lm-eval refuses costs no model load.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from typing import Any, ClassVar
 
 from lm_eval.api.model import LM, hash_args
 from lm_eval.api.registry import register_model
@@ -18,6 +18,7 @@ from harness.backends.base import SamplingParams
 from harness.errors import MaltError
 from harness.evaluate import solve_questions
 from harness.grading import extract_answer, normalize_answer
+from harness.lm_eval_outputs import doc_hash
 from harness.lm_eval_solver import Request, chat_text, final_text, generic_prompts, request_params, solve
 from harness.prompts import load_prompts
 from harness.roles import ROLES
@@ -71,6 +72,8 @@ class MaltLM(LM):
         engines: ready-made role engines (Python use, e.g. a scripted backend in tests).
     """
 
+    _last: ClassVar[MaltLM | None] = None
+
     def __init__(
         self,
         prompts: str | None = None,
@@ -87,6 +90,7 @@ class MaltLM(LM):
             raise MaltError(f"--model malt: unknown option(s) in model_args: {names} (known: {known})")
         spec = EvalSpec.from_options({**options, "prompts_file": prompts, "batch_size": _batch_size(batch_size)})
         self._setup(spec, engines, "temperature" in options, device)
+        MaltLM._last = self  # built by lm-eval's CLI: malt-eval lm-eval reads its records afterwards
 
     @classmethod
     def from_spec(
@@ -113,7 +117,15 @@ class MaltLM(LM):
         self._tokenizer = None
         self._chats: dict[str, list[dict]] = {}  # chat-templated context -> the chat lm-eval built
         self.records: dict[tuple[str, int], list[dict]] = {}  # (task, doc_id) -> each pipeline's states, in order
+        self.doc_ids: dict[tuple[str, str], int] = {}  # (task, lm-eval's doc_hash) -> the requests' doc_id
         self.seed = 0  # the run's seed (harness.lm_eval_run: one evaluation per seed); offsets the sampling seeds
+
+    @classmethod
+    def take_last(cls) -> MaltLM | None:
+        """The newest model built from model_args in this process, released (``malt-eval lm-eval`` adds its turns
+        to lm-eval's files after lm-eval's CLI has dropped it)."""
+        lm, cls._last = cls._last, None
+        return lm
 
     # ------------------------------------------------------------------ models (loaded on first use)
     @property
@@ -193,6 +205,8 @@ class MaltLM(LM):
         """Run the pipeline over all requests, stage-batched per task (and per sampling setting); return the
         system's text for each."""
         out: list[str] = [""] * len(requests)
+        for r in requests:
+            self.doc_ids.setdefault((r.task_name, doc_hash(r.doc)), r.doc_id)
         ours = [i for i, r in enumerate(requests) if r.task_name in TASKS]
         foreign = [i for i, r in enumerate(requests) if r.task_name not in TASKS]
         self._ours(requests, ours, out)

@@ -243,6 +243,8 @@ def _evaluate(
     import lm_eval
     from lm_eval.loggers import EvaluationTracker
 
+    from harness.lm_eval_outputs import add_turn_grades, load_tasks
+
     lm.records, lm.seed = {}, seed
     tracker = EvaluationTracker(output_path=out_path) if out_path else None
     out = lm_eval.simple_evaluate(
@@ -270,6 +272,7 @@ def _evaluate(
             key = (task, position.get(row["doc_id"], row["doc_id"]))
             pipelines = lm.records.get(key) or lm.cached_pipelines(row["arguments"][0])  # a resumed run's
             row["malt"] = {"pipelines": [{**p, "doc_id": row["doc_id"]} for p in pipelines]}
+    add_turn_grades(samples_out, load_tasks(spec.include_path, task_specs(spec, names)))  # each turn, as lm-eval
     out["malt"] = {"agents": lm.plan.name, "votes": int(spec.votes), "roles": list(lm.plan.roles)}
     out["malt"].update(seed=seed, seeds=int(spec.seeds), subset=spec.subset)
     if samples is not None:

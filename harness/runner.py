@@ -227,7 +227,10 @@ def _run_tasks(
         bar.close()
     model_name = run.model or described.get(cfg.roles[0], {}).get("model") or DEFAULT_MODEL
     n_docs = {t: len(docs[t]) for t in run.tasks}
-    doc = build_results(results, cfg, prompts, described, model_name, n_docs, used_tokens, run.spec.label, run.plan)
+    backend = getattr(dict(engines).get(cfg.roles[0]), "backend", None)  # the first role's: tokenizer info
+    doc = build_results(
+        results, cfg, prompts, described, model_name, n_docs, used_tokens, run.spec.label, run.plan, backend
+    )
     path = None
     if run.spec.output_path:
         path = write_results(doc, results, run.spec.output_path, cfg.log_samples)

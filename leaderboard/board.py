@@ -75,9 +75,11 @@ class Board:
 
 
 def _model_arg(run: Run) -> str:
-    args = str(run.doc.get("config", {}).get("model_args", ""))
-    parts = dict(p.split("=", 1) for p in args.split(",") if "=" in p)
-    return parts.get("model", "?")
+    """``config.model_args``' model: a dict (lm-eval's and ours now) or ``k=v,...`` (older malt-eval results)."""
+    args = run.doc.get("config", {}).get("model_args") or {}
+    if not isinstance(args, dict):
+        args = dict(p.split("=", 1) for p in str(args).split(",") if "=" in p)
+    return str(args.get("model") or args.get("pretrained") or "?")
 
 
 def _roles(run: Run) -> dict[str, dict]:
@@ -93,7 +95,8 @@ def system_key(run: Run) -> tuple:
     """What makes two runs the same system (and so the same row)."""
     m = run.malt
     roles = tuple((r, d["model"], d["adapter"]) for r, d in _roles(run).items())
-    return (roles, m["agents"], m["votes"], m.get("temperature"), m.get("top_p"), bool(m.get("limited")))
+    key = (roles, m["agents"], m["votes"], m.get("temperature"), m.get("top_p"), bool(m.get("limited")))
+    return (*key, m["lm_eval_seed"]) if m.get("lm_eval_seed") else key
 
 
 def _adapters_label(roles: dict[str, dict]) -> str:
@@ -123,6 +126,7 @@ def _new_row(run: Run) -> Row:
     model = _model_label(roles)
     label = m.get("label") or f"{model} {m['agents']}" + (f" MV@{m['votes']}" if m["votes"] > 1 else "")
     label += _adapters_label(roles) if not m.get("label") else ""
+    label += f" (seed {m['lm_eval_seed']})" if m.get("lm_eval_seed") else ""
     return Row(
         key=system_key(run),
         label=label,

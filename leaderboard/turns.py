@@ -94,7 +94,7 @@ def board_turns(
     with ``strict`` raise ``ResultsError``. ``upgrade(task, row)`` adds grades to the rows of older logs.
     """
     by_path = {str(r.path): r for r in runs}
-    out = []
+    out, ungraded = [], []
     for row in board.rows:
         for task in board.tasks:
             cell = row.cells.get(task)
@@ -104,6 +104,9 @@ def board_turns(
             if not run.samples_path(task).is_file() and not strict:
                 continue
             rows = load_samples(run, task)
+            if run.lm_eval_column(task) and not all(isinstance(r.get("turn_grades"), dict) for r in rows):
+                ungraded.append(task)  # lm-eval's sample lines: the task's filters scored the final text only
+                continue
             if upgrade is not None:
                 rows = [upgrade(task, r) for r in rows]
             try:
@@ -111,4 +114,9 @@ def board_turns(
             except ResultsError:
                 if strict:
                     raise
+    if strict and ungraded and not out:
+        raise ResultsError(
+            f"{', '.join(dict.fromkeys(ungraded))}: lm-eval sample lines carry no per-turn grades (turn_grades: the "
+            "task's filters score the final text only); turn-wise accuracy is read for the malt_* tasks"
+        )
     return out

@@ -312,6 +312,8 @@ def log_sources(dirs: list[str]) -> list[LogSource]:
             raise ResultsError(f"no results_*.json or checkpoint.jsonl under {p} (a malt-eval --output-path folder?)")
         for run in load_runs(results) if results else []:
             for task in run.tasks:
+                if run.lm_eval_column(task):  # an lm-eval task: its own filters read it, not our grader
+                    continue
                 path = run.samples_path(task)
                 if not path.is_file():
                     raise ResultsError(

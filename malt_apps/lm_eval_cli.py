@@ -2,14 +2,18 @@
 
 Every lm-eval flag works as in ``lm-eval run`` (``--output_path``, ``--log_samples``, ``--use_cache``,
 ``--wandb_args``, ``--hf_hub_log_args``, ``--apply_chat_template``, ...); our ``tasks/`` folder is added to
-``--include_path``. With ``--model malt`` the tasks and model_args are checked before anything loads: a task
-lm-eval does not know, a multiple-choice task or an unknown model_args key is one line and exit code 2.
+``--include_path``. The files lm-eval writes under ``--output_path`` then get every role's turns on each sample
+line and the system on the results file (:func:`harness.lm_eval_outputs.add_turns`; what lm-eval pushes to the
+hub or W&B is lm-eval's own, without them). With ``--model malt`` the tasks and model_args are checked before
+anything loads: a task lm-eval does not know, a multiple-choice task or an unknown model_args key is one line and
+exit code 2.
 """
 
 from __future__ import annotations
 
 import re
 import sys
+import time
 
 from harness.errors import MaltError
 
@@ -40,7 +44,8 @@ def main(argv: list[str]) -> None:
     from lm_eval._cli import HarnessCLI
     from lm_eval.utils import setup_logging
 
-    import harness.lm  # noqa: F401 - registers the ``malt`` model with lm-eval
+    from harness.lm import MaltLM  # registers the ``malt`` model with lm-eval
+    from harness.lm_eval_outputs import add_turns
     from harness.prompts import tasks_dir
 
     for i, arg in enumerate(argv):
@@ -55,9 +60,25 @@ def main(argv: list[str]) -> None:
     args = parser.parse_args()
     if hasattr(args, "include_path"):  # our tasks/ joins the user's folder (malt_gsm8k, ... by name)
         args.include_path = [p for p in (args.include_path, str(tasks_dir())) if p]
+    malt = getattr(args, "model", None) == "malt"
     try:
-        if getattr(args, "model", None) == "malt":
+        if malt:
             _check_malt_run(args)
+        since = time.time()
         parser.execute(args)
     except MaltError as exc:
         _fail(str(exc))
+    lm = MaltLM.take_last() if malt else None
+    if lm is not None and getattr(args, "output_path", None):  # every role's turns join lm-eval's sample lines
+        add_turns(args.output_path, lm, since, _tasks(args))
+
+
+def _tasks(args) -> dict:
+    """lm-eval's task objects of this run (their filters and metrics grade every turn), or {} if they do not load."""
+    from harness.lm_eval_outputs import load_tasks
+
+    try:
+        return load_tasks(args.include_path, args.tasks)
+    except Exception as exc:  # noqa: BLE001 - the run is done and written; only the per-turn grades are missing
+        print(f"{PROG}: note: per-turn grades skipped ({type(exc).__name__}: {exc})", file=sys.stderr)
+        return {}

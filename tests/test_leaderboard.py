@@ -327,7 +327,8 @@ def test_empty_missing_and_unreadable_folders(tmp_path):
 @pytest.mark.parametrize(
     ("edit", "message"),
     [
-        (lambda d: d.pop("malt"), "no malt.format"),
+        # an older malt-eval's file (without lm-eval's run keys; with them and no malt block, it is read as lm-eval's)
+        (lambda d: [d.pop(k) for k in ("malt", "lm_eval_version", "n-shot")], "no malt.format"),
         (lambda d: d["malt"].pop("format"), "no malt.format"),
         (lambda d: d["malt"].update(format=2), "results format 2 is not supported"),
         (lambda d: d["malt"].pop("per_seed"), "malformed results (missing malt.per_seed)"),
