@@ -48,7 +48,10 @@ def accuracy_plot(board: Board, out: Path) -> Path:
 
 
 def task_plots(board: Board, out: Path) -> list[Path]:
-    """``accuracy_<task>.png``: one horizontal bar per system (readable with many systems)."""
+    """``accuracy_<task>.png``: one horizontal bar per system (readable with many systems).
+
+    An lm-eval column ``task:filter`` is written ``accuracy_task-filter.png`` (no ``:`` in file names).
+    """
     plt = _pyplot()
     paths = []
     for task in board.tasks:
@@ -67,7 +70,7 @@ def task_plots(board: Board, out: Path) -> list[Path]:
         ax.set_xlabel("accuracy (%)")
         ax.set_title(task, fontsize=10)
         fig.tight_layout()
-        path = out / f"accuracy_{task}.png"
+        path = out / f"accuracy_{task.replace(':', '-')}.png"
         fig.savefig(path, dpi=110, bbox_inches="tight")
         plt.close(fig)
         paths.append(path)

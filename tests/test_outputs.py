@@ -182,6 +182,8 @@ def test_leaderboard_reads_lm_eval_task_results(tiny_run, cli_run, tmp_path):
     header = (tmp_path / "board" / "leaderboard.md").read_text().splitlines()[2]
     for col in ("malt_gsm8k", f"{GSM8K_COT_ZS}:strict-match", f"{GSM8K_COT_ZS}:flexible-extract"):
         assert col in board["tasks"] and col in header  # a column per lm-eval task and filter, beside malt_gsm8k
+        plot = tmp_path / "board" / f"accuracy_{col.replace(':', '-')}.png"  # no ':' in file names (Windows)
+        assert plot.read_bytes().startswith(b"\x89PNG")
     lm_evals = json.loads(_lm_evals(tiny_run)[0].read_text())
     for filt in ("strict-match", "flexible-extract"):  # the cell holds lm-eval's own number for that filter
         [row] = [r for r in rows if r["task"] == f"{GSM8K_COT_ZS}:{filt}" and r["limit"] == "2"]
