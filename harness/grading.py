@@ -10,8 +10,8 @@ What differs between tasks is a :class:`Grader`, registered by kind with :func:`
 :func:`task_grader` returns it. The functions here dispatch through it, with no task names.
 
 Extraction rule (all tasks): the *last* stated final answer wins, whichever of
-``Final Answer:``, ``The answer is`` (also ``the correct/final answer is``, ``the answer to the <word>
-is``), ``####`` or ``\\boxed{}`` states it. A marker ending its line (a heading such as
+``Final Answer:``, ``The answer is`` (also ``the correct/final answer is``, ``... would be``, ``Correct Answer:``,
+``the answer to the <word> is``), ``####`` or ``\\boxed{}`` states it. A marker ending its line (a heading such as
 ``**Final Answer**``) states the paragraph under it. A statement that is a verdict (``the answer is
 correct``) or, for GSM8K, holds no number states nothing, so it does not hide an earlier answer.
 GSM8K: a stated calculation (``400 + 400 = 1000 friends``) answers with the number after its last ``=``.
@@ -48,11 +48,13 @@ _MAX_ANSWER = 2_000  # an "answer" longer than this is not an answer
 MATH_VERIFY_BUDGET_S = 3.0  # seconds for math-verify per comparison: a grading call stays well under 5 s
 
 # "Final Answer: x", "**Final Answer:** x", "The final answer is x", "The answer is x", "The correct answer is
-# x", "The answer to the problem/puzzle/... is x", "#### x" up to the end of line; "Final Answer" alone on its line (a
-# heading) states the paragraph under it. "the final answer, ..." in a sentence states nothing.
+# x" (or "would be x"), "Correct Answer: x", "The answer to the problem/puzzle/... is x", "#### x" up to the end
+# of line; "Final Answer" alone on its line (a heading) states the paragraph under it. "the final answer, ..." in
+# a sentence states nothing.
 _STATED = re.compile(
     r"(?:final\s+answer(?:\s*\*\*)?\s*(?:is\b\s*:?|[:：]|(?=[*#\s]*(?:\n|$)))"
-    r"|the\s+(?:correct\s+|final\s+|right\s+)?answer(?:\s+to\s+(?:the|this)\s+\w+)?\s+is\b\s*:?"
+    r"|the\s+(?:correct\s+|final\s+|right\s+)?answer(?:\s+to\s+(?:the|this)\s+\w+)?\s+(?:is|would\s+be)\b\s*:?"
+    r"|\b(?:correct|right)\s+answer(?:\s*\*\*)?\s*[:：]"
     r"|####)[ \t]*([^\n]*)",
     re.IGNORECASE,
 )
