@@ -69,7 +69,8 @@ _VERDICT = re.compile(
     re.IGNORECASE,
 )
 _FILLER = re.compile(r"(?:indeed|actually|simply|just|clearly)\b[\s,:]*", re.IGNORECASE)  # "is indeed 144"
-_PLACEHOLDER = re.compile(r"\$?<[^<>\n]*>\$?")  # the prompt's "<number>", "<letter>", "$<correct answer in LaTeX>$"
+# the prompt's "<number>", "<letter>", "$<correct answer in LaTeX>$", also echoed inside quotes: '"$<answer>$".'
+_PLACEHOLDER = re.compile(r"\$?<[^<>\n]*>\$?")
 # CSQA: a stated answer offering two letters ("B or C", "(B)/(C)", "B and C") is a hedge.
 _HEDGE = re.compile(r"(?<![\w'])\(?([A-E])\)?(?:\s*[:.]\s*[^\n/]*?)?\s*(?:\bor\b|\band\b|/)\s*\(?(?!\1)[A-E]\b(?!')")
 _BOXED = re.compile(r"\\(?:boxed|fbox)\s*\{")
@@ -157,7 +158,7 @@ def _unnest(grader: Grader, cand: str) -> str:
 def _states_answer(grader: Grader, cand: str) -> bool:
     """Whether a stated candidate is an answer: not a verdict, a placeholder or too long, and one the grader's
     kind accepts (:meth:`Grader.states_answer`)."""
-    if not cand or len(cand) > _MAX_ANSWER or _VERDICT.match(cand) or _PLACEHOLDER.fullmatch(cand):
+    if not cand or len(cand) > _MAX_ANSWER or _VERDICT.match(cand) or _PLACEHOLDER.fullmatch(cand.strip("\"'“”.")):
         return False
     return grader.states_answer(cand)
 
