@@ -90,7 +90,7 @@ def add_turn_grades(samples: Mapping[str, list[dict]], tasks: Mapping[str, Any])
 
 def load_tasks(include_path: Any, names: Any) -> dict[str, Any]:
     """lm-eval's task objects for ``names`` (names or configs, as ``simple_evaluate`` takes them), by name."""
-    from harness.lmeval_tasks import task_manager
+    from harness.lm_eval_tasks import task_manager
 
     return dict(task_manager(include_path).load(names)["tasks"])
 

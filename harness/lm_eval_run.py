@@ -30,7 +30,7 @@ from typing import Any
 
 from harness.errors import MaltError
 from harness.evaluate import EvalConfig, select_questions
-from harness.lmeval_tasks import leaf_tasks, task_manager
+from harness.lm_eval_tasks import leaf_tasks, task_manager
 from harness.models import DEFAULT_MODEL
 from harness.solver import RoleEngine
 from harness.spec import EvalSpec

@@ -201,7 +201,7 @@ class EvalSpec(EngineSpec):
         plan = self.solver_plan()
         foreign = [t for t in self.all_task_names() if t not in TASKS]
         if foreign:  # lm-eval's tasks: known and generative (one line with close names otherwise)
-            from harness.lmeval_tasks import check_tasks
+            from harness.lm_eval_tasks import check_tasks
 
             check_tasks(foreign, self.include_path)
         if self.stage not in STAGES:

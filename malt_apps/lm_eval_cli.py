@@ -29,7 +29,7 @@ def _fail(message: str) -> None:
 def _check_malt_run(args) -> None:
     """Refuse, before any model loads, what the malt model cannot run."""
     from harness.lm import MaltLM
-    from harness.lmeval_tasks import check_tasks
+    from harness.lm_eval_tasks import check_tasks
 
     model_args = args.model_args if isinstance(args.model_args, dict) else {}
     try:

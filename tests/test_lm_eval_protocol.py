@@ -158,7 +158,7 @@ def test_lm_eval_use_cache_with_the_malt_model(local_tasks, tmp_path):
     import lm_eval
 
     from harness.lm import MaltLM
-    from harness.lmeval_tasks import task_manager
+    from harness.lm_eval_tasks import task_manager
 
     runs = []
     for _ in range(2):

@@ -230,7 +230,7 @@ def test_agents_g_greedy_gives_lm_eval_hf_texts(local_tasks, tiny_model_dir):
     from lm_eval.models.huggingface import HFLM
 
     from harness.lm import MaltLM
-    from harness.lmeval_tasks import task_manager
+    from harness.lm_eval_tasks import task_manager
 
     tm = task_manager(str(local_tasks))
     common = dict(tasks=[GSM8K_COT_ZS], task_manager=tm, limit=2, log_samples=True, gen_kwargs="max_gen_toks=12")

@@ -206,7 +206,7 @@ def test_compare_and_turns_on_lm_eval_task_results(tiny_run, cli_run):
 def test_turn_grades_are_lm_evals_own_score_of_each_turn(shared_data, tmp_path):
     """Each role's text through the line's filter and the task's metric; the last role's grade is lm-eval's own."""
     from harness.lm_eval_outputs import turn_grades
-    from harness.lmeval_tasks import task_manager
+    from harness.lm_eval_tasks import task_manager
 
     tasks = write_local_tasks(tmp_path / "tasks", shared_data)
 
