@@ -227,6 +227,8 @@ def run_task(
             rec = _run_batch(task, docs, ctx, cfg, seed, start, chunk)
             if checkpoint is not None:
                 checkpoint.add(rec)
+        else:  # graded when it was written, maybe by an older grader: one run, one grader
+            rec = {**rec, "rows": [_regraded(task, docs, row) for row in rec["rows"]]}
         records.append(rec)
         if progress:
             progress(len(chunk))
@@ -243,6 +245,15 @@ def run_task(
         per_seed.append({"seed": seed, "acc": statistics.fmean(r["acc"] for r in rows), "n": len(rows), "doc_ids": ids})
         samples += rows if cfg.log_samples else [_brief(r) for r in rows]
     return TaskResult(task, per_seed, samples, stats, sum(rec["wall_time"] for rec in records))
+
+
+def _regraded(task: str, docs: list[dict], row: dict) -> dict:
+    """A checkpointed row graded again from its logged texts by the current grader (the record keeps the texts)."""
+    if not row.get("samples"):
+        return row
+    doc_id = row["doc_id"]
+    states = [SolveState.from_dict(task, docs[doc_id], doc_id, s) for s in row["samples"]]
+    return {**_grade(task, docs[doc_id], doc_id, states, log=True), "seed": row.get("seed", 0)}
 
 
 def _graded(task: str, docs: list[dict], row: dict) -> dict:

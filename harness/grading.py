@@ -32,6 +32,7 @@ from harness.taskinfo import canonical_task, task_info
 
 __all__ = [
     "GRADERS",
+    "ChoiceGrader",
     "Grader",
     "answers_match",
     "canonical_task",
@@ -48,12 +49,14 @@ _MAX_ANSWER = 2_000  # an "answer" longer than this is not an answer
 MATH_VERIFY_BUDGET_S = 3.0  # seconds for math-verify per comparison: a grading call stays well under 5 s
 
 # "Final Answer: x", "**Final Answer:** x", "The final answer is x", "The answer is x", "The correct answer is
-# x" (or "would be x"), "Correct Answer: x", "The answer to the problem/puzzle/... is x", "#### x" up to the end
+# x" (or "would be x"), "Correct Answer: x", "The answer to the problem/puzzle/... is x", "the correct answer, which
+# is x", "#### x" up to the end
 # of line; "Final Answer" alone on its line (a heading) states the paragraph under it. "the final answer, ..." in
 # a sentence states nothing.
 _STATED = re.compile(
-    r"(?:final\s+answer(?:\s*\*\*)?\s*(?:is\b\s*:?|[:：]|(?=[*#\s]*(?:\n|$)))"
+    r"(?:(?<!\bno\s)final\s+answer(?:\s*\*\*)?\s*(?:is\b\s*:?|[:：]|(?=[*#\s]*(?:\n|$)))"
     r"|the\s+(?:correct\s+|final\s+|right\s+)?answer(?:\s+to\s+(?:the|this)\s+\w+)?\s+(?:is|would\s+be)\b\s*:?"
+    r"|the\s+(?:correct|final|right)\s+answer\s*,\s*which\s+is\b\s*:?"
     r"|\b(?:correct|right)\s+answer(?:\s*\*\*)?\s*[:：]"
     r"|####)[ \t]*([^\n]*)",
     re.IGNORECASE,
@@ -65,8 +68,12 @@ _PARAGRAPH = re.compile(r"\n[ \t]*\n")
 # "the answer is not A: classroom".
 _VERDICT = re.compile(
     r"not\b|(?:\w+ly\s+|also\s+|indeed\s+|still\s+)*"
-    r"(?:correct|incorrect|wrong|right|accurate|inaccurate|valid|invalid)\b(?!\s*[:(])",
+    r"(?:correct|incorrect|wrong|right|accurate|inaccurate|valid|invalid)\b(?!\s*[:(]\s*\S)",
     re.IGNORECASE,
+)
+# A statement that judges itself: "B: cabinet is incorrect." states nothing.
+_SELF_VERDICT = re.compile(
+    r"\b(?:is|are)\s+(?:not\s+(?:correct|right|accurate)|incorrect|wrong|inaccurate)\W*$", re.IGNORECASE
 )
 _FILLER = re.compile(r"(?:indeed|actually|simply|just|clearly)\b[\s,:]*", re.IGNORECASE)  # "is indeed 144"
 # the prompt's "<number>", "<letter>", "$<correct answer in LaTeX>$", also echoed inside quotes: '"$<answer>$".'
@@ -77,8 +84,11 @@ _BOXED = re.compile(r"\\(?:boxed|fbox)\s*\{")
 _NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?(?:/\d+)?|-?\.\d+")
 _LETTER_PATTERNS = [
     re.compile(r"^\(?\s*([A-Ea-e])\s*\)?\s*(?:[:.)\]]|$)"),  # "B", "(B)", "B:", "B.", "b)"
-    re.compile(r"^(?:(?i:option|choice|answer)\s*[:.]?)?\s*\(?([A-E])\)?\b"),  # "Option B", "choice (B) rope"
+    re.compile(r"^(?i:option|choice|answer)\s*[:.]?\s*\(?([A-E])\)?\b"),  # "Option B", "choice (B) rope"
+    re.compile(r"^\(\s*([A-E])\s*\)"),  # "(B) rope"
+    re.compile(r"^(?!A\s+[A-Za-z])([A-E])\b"),  # "B rope"; "A snow storm is ..." starts with an article
 ]
+_CHOICE_LINE = re.compile(r"^\s*\(?[A-E]\)?\s*[:.)]")  # "B: bookstore", a line of a listed choice
 
 
 # --------------------------------------------------------------------------- extraction
@@ -116,6 +126,8 @@ def _clean_stated(ans: str) -> str:
             ans = inner[-1][1]
         ans = ans.strip().strip("*").strip()
         ans = ans[_FILLER.match(ans).end() :] if _FILLER.match(ans) else ans
+        if len(ans) > 1 and ans[0] + ans[-1] in ('""', "“”"):  # 'The correct answer is "E"'
+            ans = ans[1:-1]
         if ans.startswith("$") and ans.endswith("$") and len(ans) > 1:
             ans = ans.strip("$")
         for wrap in (("\\(", "\\)"), ("\\[", "\\]")):
@@ -148,6 +160,8 @@ def _unnest(grader: Grader, cand: str) -> str:
         inner = _STATED.search(cand)
         if inner is None:
             return cand
+        if not cand[: inner.start()].strip() and not inner.group(1).strip():  # "Final Answer:" repeated: nothing
+            return ""
         stated = _clean_stated(inner.group(1))
         if not _states_answer(grader, stated):
             return cand
@@ -158,7 +172,9 @@ def _unnest(grader: Grader, cand: str) -> str:
 def _states_answer(grader: Grader, cand: str) -> bool:
     """Whether a stated candidate is an answer: not a verdict, a placeholder or too long, and one the grader's
     kind accepts (:meth:`Grader.states_answer`)."""
-    if not cand or len(cand) > _MAX_ANSWER or _VERDICT.match(cand) or _PLACEHOLDER.fullmatch(cand.strip("\"'“”.")):
+    if not cand or len(cand) > _MAX_ANSWER or _VERDICT.match(cand) or _SELF_VERDICT.search(cand):
+        return False
+    if _PLACEHOLDER.fullmatch(cand.strip("\"'“”.")):
         return False
     return grader.states_answer(cand)
 
@@ -462,8 +478,11 @@ class ChoiceGrader(Grader):
 
     def extract(self, text: str, stated: str | None) -> str | None:
         if stated is None and not _STATED.search(text):  # a short reply such as "B" or "(B) rope" counts
-            stated = _clean_stated(text.strip().splitlines()[-1]) if len(text.strip()) < 40 else None
-            if not stated:
+            lines = [line for line in text.strip().splitlines() if line.strip()]
+            if len(text.strip()) >= 40 or sum(bool(_CHOICE_LINE.match(line)) for line in lines) > 1:
+                return None  # long, or a list of choices ("A: coffee shop / C: table / D: kitchen")
+            stated = _clean_stated(lines[-1])
+            if not stated or _SELF_VERDICT.search(stated):
                 return None
         if _HEDGE.search(stated):  # "B or C": undecided, no answer
             return None
@@ -475,9 +494,16 @@ class ChoiceGrader(Grader):
     def gold(self, doc: dict) -> str:
         return str(doc["answerKey"]).strip().upper()
 
-    def match(self, answer: str, gold: str, doc: dict) -> bool:
+    def letter(self, answer: str, doc: dict) -> str | None:
+        """The choice ``answer`` names: its letter, or the letter of the choice whose exact text it is."""
         letter = _csqa_letter(answer)
         if letter is None:
             wanted = answer.strip().strip(".").lower()
-            letter = next((k for k, v in csqa_choices(doc).items() if v.strip().lower() == wanted), None)
-        return letter == gold
+            bare = re.sub(r"^(?:a|an|the)\s+", "", wanted)  # "A snow storm": choice text "snow storm"
+            texts = {k: v.strip().lower() for k, v in csqa_choices(doc).items()}
+            letter = next((k for k, v in texts.items() if v == wanted), None)
+            letter = letter or next((k for k, v in texts.items() if v == bare), None)
+        return letter
+
+    def match(self, answer: str, gold: str, doc: dict) -> bool:
+        return self.letter(answer, doc) == gold

@@ -5,6 +5,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 
 from harness.backends.base import Messages
+from harness.grading import extract_answer
+
+_ROLES = ("generator", "verifier", "refiner")
 
 
 @dataclass
@@ -55,6 +58,29 @@ class SolveState:
     def final_text(self) -> str:
         """Text of the last role that ran."""
         return list(self.turns.values())[-1].text if self.turns else ""
+
+    @classmethod
+    def from_dict(cls, task: str, doc: dict, doc_id: int, data: dict) -> SolveState:
+        """A logged state (:meth:`to_dict`) again, every turn's answer read anew from its text by the current
+        grader. Turns other than the three roles are debate rounds: the last one answers. ``ValueError``: a turn
+        without its text (a log written without the texts)."""
+        turns = {}
+        for name, t in data["turns"].items():
+            text = t.get("text") if isinstance(t, dict) else None
+            if not isinstance(text, str):
+                raise ValueError(f"row {doc_id}: turn {name!r} has no text (written without --log-samples?)")
+            turns[name] = Turn(
+                name,
+                t.get("messages") or [],
+                text,
+                extract_answer(task, text),
+                int(t.get("n_tokens", 0)),
+                truncated=bool(t.get("truncated", False)),
+                prompt_truncated=bool(t.get("prompt_truncated", False)),
+                issues=list(t.get("issues") or []),
+            )
+        final = None if set(turns) <= set(_ROLES) else next(reversed(turns), None)
+        return cls(task, doc, doc_id, "", int(data.get("sample", 0)), turns, final)
 
     def to_dict(self) -> dict:
         """JSON-ready form used in sample logs."""

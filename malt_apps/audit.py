@@ -27,6 +27,7 @@ from pathlib import Path
 from tabulate import tabulate
 
 from harness.grading import (
+    ChoiceGrader,
     answers_match,
     canonical_task,
     csqa_choices,
@@ -149,6 +150,7 @@ def _last_statement_end(text: str) -> int | None:
 
 
 def _same_answer(task: str, a: str, b: str) -> bool:
+    a, b = a.strip().rstrip(".").strip(), b.strip().rstrip(".").strip()  # "5/21" and the reader's "5/21."
     na, nb = normalize_answer(task, a), normalize_answer(task, b)
     if na == nb:
         return True
@@ -341,6 +343,9 @@ def audit_source(src: LogSource) -> list[TextAudit]:
                 if not isinstance(text, str):
                     raise ResultsError(f"{src.path}: row {row.get('doc_id')}, {role}: no text (--log-samples)")
                 ours_answer = extract_answer(task, text)
+                grader = task_grader(task)
+                if ours_answer is not None and isinstance(grader, ChoiceGrader):  # "kite": the letter of that text
+                    ours_answer = grader.letter(ours_answer, doc) or ours_answer
                 out.append(
                     TextAudit(
                         run=src.where,

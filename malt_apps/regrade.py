@@ -9,13 +9,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from harness.grading import answers_match, canonical_task, extract_answer
-from harness.state import SolveState, Turn
+from harness.grading import answers_match, canonical_task
+from harness.state import SolveState
 from harness.voting import majority_vote
 from leaderboard.collect import ResultsError
 from malt_apps.audit import LogSource, log_sources
-
-_ROLES = {"generator", "verifier", "refiner"}
 
 
 @dataclass
@@ -35,16 +33,10 @@ class Regraded:
 
 
 def _state(task: str, row: dict, sample: dict) -> SolveState:
-    turns = {}
-    for name, t in sample["turns"].items():
-        text = t.get("text") if isinstance(t, dict) else None
-        if not isinstance(text, str):
-            raise ResultsError(
-                f"sample log row {row['doc_id']}: turn {name!r} has no text (written without --log-samples?)"
-            )
-        turns[name] = Turn(name, t.get("messages") or [], text, extract_answer(task, text), int(t.get("n_tokens", 0)))
-    final = None if set(turns) <= _ROLES else next(reversed(turns), None)  # debate: the last round answers
-    return SolveState(task, row["doc"], row["doc_id"], "", int(sample.get("sample", 0)), turns, final)
+    try:
+        return SolveState.from_dict(task, row["doc"], row["doc_id"], sample)
+    except ValueError as exc:
+        raise ResultsError(f"sample log {exc}") from None
 
 
 def regrade_rows(task: str, rows: list[dict]) -> list[tuple[dict, str | None, bool]]:

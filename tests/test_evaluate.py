@@ -88,3 +88,34 @@ def test_every_turn_is_graded_when_it_is_produced():
     turns = [s["turns"] for s in row["samples"]]
     assert [t["refiner"]["correct"] for t in turns] == [True, False, True]
     assert all(t["generator"]["correct"] is False for t in turns)
+
+
+def test_resumed_batches_are_graded_again_by_the_current_grader(tmp_path):
+    """A checkpoint written by an older grader (here: stored answers and grades made wrong on purpose) is graded
+    again from its logged texts when the run resumes, so one results file holds one grader's grades."""
+    import json
+
+    from harness.checkpoint import CHECKPOINT_FILE, Checkpoint
+
+    cfg = EvalConfig(roles=("generator",), limit=4, batch_size=2, log_samples=True)
+    ctx, _ = ctx_for(right_if_even)
+    first = run_task("malt_gsm8k", DOCS, ctx, cfg, checkpoint=Checkpoint(tmp_path, {"model": "m"}))
+    assert [r["acc"] for r in first.samples] == [1.0, 0.0, 1.0, 0.0]
+
+    path = tmp_path / CHECKPOINT_FILE
+    records = [json.loads(line) for line in path.read_text().splitlines()]
+    for rec in records:  # what an older grader might have logged: every answer missed
+        for row in rec["rows"]:
+            row.update(answer=None, acc=0.0, answers_by_role={"generator": [None]})
+            row["turn_grades"] = {"generator": {"answer": None, "correct": False}}
+    path.write_text("".join(json.dumps(rec) + "\n" for rec in records))
+
+    def must_not_run(messages, i):
+        raise AssertionError("a batch on record was generated again")
+
+    ctx, _ = ctx_for(must_not_run)
+    again = run_task("malt_gsm8k", DOCS, ctx, cfg, checkpoint=Checkpoint(tmp_path, {"model": "m"}))
+    assert [r["acc"] for r in again.samples] == [1.0, 0.0, 1.0, 0.0]
+    assert [r["answer"] for r in again.samples] == ["1", "-1", "3", "-1"]
+    assert again.samples[0]["turn_grades"] == {"generator": {"answer": "1", "correct": True}}
+    assert again.per_seed[0]["acc"] == 0.5

@@ -140,10 +140,41 @@ def test_real_texts_the_audit_found(case):
         ("malt_gsm8k", "Final Answer: 18\nThe answer is correct.", "18"),  # a verdict states nothing
         ("malt_math", "\\boxed{3}\nThe final answer is correct.", "3"),
         ("malt_math", "\\boxed{3}\nFinal Answer: $<correct answer in LaTeX>$", "3"),  # the prompt's placeholder
+        ("malt_csqa", 'The correct answer is "E"', "E"),  # quotes around a stated answer are dropped
+        ("malt_gsm8k", 'Final Answer: "18"', "18"),
+        ("malt_csqa", "Step 3: Select the correct answer, which is C: building", "C"),
+        ("malt_csqa", "A: coffee shop\nC: table\nD: kitchen", None),  # a list of choices states nothing
+        ("malt_csqa", "Answer:\nB", "B"),  # a short reply of one choice still counts
+        ("malt_csqa", "B: cabinet is incorrect.", None),  # a statement calling itself incorrect states nothing
+        ("malt_gsm8k", "The answer is 20.\nFinal Answer: 18 is incorrect.", "20"),
+        ("malt_csqa", "D: solemn", "D"),  # a letter with another choice's text: the letter counts
+        ("malt_csqa", "Final Answer: B rope", "B"),
+        ("malt_csqa", "Final Answer: A snow storm is formed when a snowflake falls below the freezing point.", None),
+        ("malt_math", "So, the answer is 20.\n\nNow, check if the answer is correct:\n\nTotal = 36 feet", "20"),
+        ("malt_math", "So the final answer is $5$.\nNote: so no final answer is achieved.", "5"),  # negated
+        ("malt_math", "Final Answer: $7$\n\nFinal Answer:\n\nFinal Answer:", "7"),  # a repeated marker states nothing
     ],
 )
 def test_documented_rules(task, text, expected):
     assert extract_answer(task, text) == expected
+
+
+def test_csqa_text_answer_with_an_article():
+    """'A' followed by a word is the article: "a snow storm" names the choice "snow storm", not choice A."""
+    doc = {
+        "answerKey": "B",
+        "question": {
+            "stem": "q",
+            "choices": [
+                {"label": "A", "text": "cloud"},
+                {"label": "B", "text": "snow storm"},
+                {"label": "C", "text": "billow"},
+            ],
+        },
+    }
+    assert is_correct("malt_csqa", "Final Answer: A snow storm", doc)
+    assert not is_correct("malt_csqa", "Final Answer: A", doc)
+    assert is_correct("malt_csqa", "Final Answer: the snow storm.", doc)
 
 
 def test_math_answer_stated_in_a_sentence():
