@@ -25,6 +25,7 @@ import json
 import os
 import statistics
 from collections.abc import Mapping
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,7 @@ from harness.errors import MaltError
 from harness.evaluate import EvalConfig, select_questions
 from harness.lm_eval_tasks import leaf_tasks, task_manager
 from harness.models import DEFAULT_MODEL
+from harness.runfiles import atomic_write
 from harness.solver import RoleEngine
 from harness.spec import EvalSpec
 
@@ -154,6 +156,38 @@ def _across_seeds(docs: list[dict]) -> dict:
     return out
 
 
+def write_across_seeds(doc: dict, folder: Path) -> Path:
+    """``OUT/results_<date>.json``: the seeds' means and ``_std`` spreads as one lm-eval results document (the
+    leaderboard's one row for the run; each seed's own files stay under ``OUT/seed_<s>/``), and with ``samples``
+    every seed's sample lines (``seed`` added) in ``OUT/samples_<task>_<date>.jsonl``. An earlier such file of the
+    same tasks is replaced with its sample files, so a rerun leaves one."""
+    tasks = set(doc["results"])
+    old = [p for p in folder.glob("results_*.json") if _lm_eval_tasks_of(p) == tasks]
+    stamp = datetime.now().isoformat().replace(":", "-")
+    for task, rows in (doc.get("samples") or {}).items():
+        lines = "".join(json.dumps(row, ensure_ascii=False, default=str) + "\n" for row in rows)
+        atomic_write(folder / f"samples_{task}_{stamp}.jsonl", lines)
+    path = folder / f"results_{stamp}.json"
+    atomic_write(path, json.dumps({k: v for k, v in doc.items() if k != "samples"}, indent=2, default=str))
+    for p in old:
+        p.unlink(missing_ok=True)
+        for s in folder.glob(f"samples_*_{p.stem.removeprefix('results_')}.jsonl"):
+            s.unlink(missing_ok=True)
+    return path
+
+
+def _lm_eval_tasks_of(path: Path) -> set[str] | None:
+    """The tasks of an across-seeds results file written by :func:`write_across_seeds` (``None``: another file)."""
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    malt = doc.get("malt") if isinstance(doc, dict) else None
+    if not isinstance(malt, dict) or "per_seed" not in malt or "format" in malt:
+        return None
+    return set(doc.get("results") or {})
+
+
 def cache_identity(spec: EvalSpec, lm: Any, seed: int) -> dict:
     """What the texts of a run depend on beyond each request's own arguments (lm-eval's request cache keys on
     those alone): the system (models, adapters, backend, dtype, agents, votes, sampling, token budgets, batch
@@ -191,7 +225,6 @@ def cache_path(spec: EvalSpec, lm: Any, seed: int) -> str | None:
     if not spec.output_path:
         return None
     from harness.identity import as_json
-    from harness.runfiles import atomic_write
 
     ident = as_json(cache_identity(spec, lm, seed))
     text = json.dumps(ident, indent=2, sort_keys=True)
@@ -233,6 +266,8 @@ def run_lm_eval_tasks(
         out["samples"] = {
             t: [{**row, "seed": s} for s, d in enumerate(docs) for row in d["samples"][t]] for t in docs[0]["samples"]
         }
+    if spec.output_path:
+        write_across_seeds(out, Path(spec.output_path))
     return out
 
 

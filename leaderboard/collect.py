@@ -133,8 +133,9 @@ def _lm_eval_system(doc: dict) -> dict:
         "votes": votes,
         "temperature": None if temperature is None else float(temperature),
         "top_p": None,
-        # one seed of a seeded lm-eval run (each seed is its own lm-eval file): a row of its own, never replaced
-        "lm_eval_seed": f"{given.get('seed')} of {seeds}" if seeds > 1 else None,
+        # one seed of a seeded lm-eval run (each seed is its own lm-eval file): a row of its own, never replaced;
+        # the run's across-seeds file (no seed of its own) is the run's row
+        "lm_eval_seed": f"{given.get('seed')} of {seeds}" if seeds > 1 and given.get("seed") is not None else None,
     }
 
 
@@ -191,11 +192,30 @@ def _from_lm_eval(path: Path, doc: dict) -> dict:
             malt["prompt_hash"][col] = hashlib.sha256(config.encode()).hexdigest()[:16]  # the task's definition
             malt["calls_per_question"][col], malt["tokens_per_question"][col] = calls, tokens
             malt["lm_eval"][col] = {"task": task, "filter": filt, "metric": metric}
+            malt["per_seed"][col] = _seeds_of(doc, task, f"{metric},{filt}")
     if not out["results"]:
         raise ResultsError(f"{path}: lm-eval results without a numeric metric")
     seconds = doc.get("total_evaluation_time_seconds")
     malt["wall_time"] = {c: float(seconds) for c in out["results"]} if seconds is not None else {}
     out["malt"] = malt
+    return out
+
+
+def _seeds_of(doc: dict, task: str, key: str) -> list[dict]:
+    """Each seed's ``{"seed", "acc", "n"}`` of one metric, from an across-seeds lm-eval file (``[]`` for another)."""
+    given = doc.get("malt") if isinstance(doc.get("malt"), dict) else {}
+    per_seed = (given.get("per_seed") or {}).get(task) if isinstance(given.get("per_seed"), dict) else None
+    if not isinstance(per_seed, list) or given.get("seed") is not None:
+        return []
+    ids = given.get("doc_ids") if isinstance(given.get("doc_ids"), list) else []
+    effective = int((doc["n-samples"].get(task) or {}).get("effective", 0))
+    out = []
+    for s, res in enumerate(per_seed):
+        value = res.get(key) if isinstance(res, dict) else None
+        if not isinstance(value, (int, float)):
+            return []
+        picked = ids[s].get(task) if s < len(ids) and isinstance(ids[s], dict) else None
+        out.append({"seed": s, "acc": float(value), "n": len(picked) if isinstance(picked, list) else effective})
     return out
 
 
@@ -235,8 +255,17 @@ def load_run(path: Path) -> Run:
 
 
 def load_runs(paths: list[str | Path]) -> list[Run]:
-    """All runs found under ``paths``, oldest first."""
-    return sorted((load_run(p) for p in find_results(paths)), key=lambda r: (r.date, str(r.path)))
+    """All runs found under ``paths``, oldest first. A seed's own lm-eval file is left out where the folder above it
+    holds the run's across-seeds file (the run's one row, mean ± std); given alone, it is a row of its own."""
+    runs = [load_run(p) for p in find_results(paths)]
+    combined = [r.path.parent for r in runs if _is_across_seeds(r)]
+    runs = [r for r in runs if not (r.malt.get("lm_eval_seed") and any(c in r.path.parents for c in combined))]
+    return sorted(runs, key=lambda r: (r.date, str(r.path)))
+
+
+def _is_across_seeds(run: Run) -> bool:
+    m = run.malt
+    return bool(m.get("lm_eval")) and not m.get("lm_eval_seed") and any(m.get("per_seed", {}).values())
 
 
 def load_samples(run: Run, task: str) -> list[dict]:

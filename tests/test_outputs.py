@@ -292,16 +292,63 @@ def test_lm_eval_cli_rerun_from_its_cache_keeps_the_turns(tiny_model_dir, shared
     assert "turn_grades" in lines[1][0]
 
 
-def test_each_seed_of_a_seeded_lm_eval_run_is_a_row_of_its_own(shared_data, tmp_path):
-    """--seeds 2 --subset 2 on an lm-eval task writes one lm-eval file per seed: two rows, none replaced."""
+def test_a_seeded_lm_eval_run_is_one_row_mean_and_std_over_its_seeds(shared_data, tmp_path):
+    """--seeds 2 --subset 2 on an lm-eval task: lm-eval writes each seed's files under OUT/seed_<s>/, and OUT gets the
+    across-seeds file: one leaderboard row, mean ± std over the seeds, each seed's accuracy beside it. A seed's
+    folder given alone is a row of its own; a rerun leaves one across-seeds file."""
+    from harness.lm_eval_run import seeded_samples
+
     tasks = write_local_tasks(tmp_path / "tasks", shared_data)
-    engines = {r: RoleEngine(ScriptedBackend(lambda p, i: "The answer is 18.")) for r in ROLES}
-    out = str(tmp_path / "out")
-    spec = EvalSpec(agents="g", tasks=GSM8K_COT_ZS, include_path=str(tasks), seeds=2, subset=2, output_path=out)
-    run_eval(spec, engines=engines, progress=False)
-    r = _leaderboard("build", tmp_path / "out", "-o", tmp_path / "board")
+    out = tmp_path / "out"
+    spec = EvalSpec(
+        agents="g",
+        tasks=GSM8K_COT_ZS,
+        include_path=str(tasks),
+        seeds=2,
+        subset=2,
+        output_path=str(out),
+        log_samples=True,
+    )
+    docs = [json.loads(line) for line in (shared_data / "gsm8k" / "test.jsonl").read_text().splitlines()]
+    seed0 = seeded_samples(spec, [GSM8K_COT_ZS])[0][GSM8K_COT_ZS]
+    gold = {docs[i]["question"]: docs[i]["answer"].split("####")[-1].strip() for i in seed0}
+
+    def answer(messages, i):  # right on seed 0's questions only: 100% and 0%
+        text = messages if isinstance(messages, str) else " ".join(m["content"] for m in messages)
+        return f"The answer is {next((g for q, g in gold.items() if q in text), '-1')}."
+
+    engines = {r: RoleEngine(ScriptedBackend(answer)) for r in ROLES}
+    res = run_eval(spec, engines=engines, progress=False)
+    (combined,) = out.glob("results_*.json")
+    doc = json.loads(combined.read_text())
+    key = "exact_match,flexible-extract"
+    seeds = [s[key] for s in doc["malt"]["per_seed"][GSM8K_COT_ZS]]
+    assert seeds == [1.0, 0.0]
+    assert doc["results"][GSM8K_COT_ZS][key] == 0.5 == res.lm_eval["results"][GSM8K_COT_ZS][key]
+
+    r = _leaderboard("build", out, "-o", tmp_path / "board")
     assert r.returncode == 0, r.stderr[-2000:]
     with (tmp_path / "board" / "leaderboard.csv").open() as fh:
-        rows = [row for row in csv.DictReader(fh) if row["task"] == f"{GSM8K_COT_ZS}:strict-match"]
-    assert sorted(row["system"].split("(seed ")[1] for row in rows) == ["0 of 2)", "1 of 2)"]
-    assert all(row["subset"] == "2" and row["replaced"] == "[]" for row in rows)
+        rows = [row for row in csv.DictReader(fh) if row["task"] == f"{GSM8K_COT_ZS}:flexible-extract"]
+    (row,) = rows
+    assert "(seed" not in row["system"] and row["seeds"] == "2" and row["n"] == "2" and row["spread_kind"] == "std"
+    assert json.loads(row["per_seed_acc"]) == pytest.approx(seeds)
+
+    (lines,) = out.glob(f"samples_{GSM8K_COT_ZS}_*.jsonl")  # every seed's lines: compare and turns read them
+    rows = [json.loads(line) for line in lines.read_text().splitlines()]
+    assert sorted({(row["seed"], row["doc_id"]) for row in rows}) == sorted(
+        (s, i) for s, ids in enumerate(doc["malt"]["doc_ids"]) for i in ids[GSM8K_COT_ZS]
+    )
+    r = _leaderboard("turns", out)
+    assert r.returncode == 0, r.stderr[-2000:]
+    (line,) = [ln for ln in r.stdout.splitlines() if f"{GSM8K_COT_ZS}:flexible-extract" in ln]
+    assert [c.strip() for c in line.split("|")][3:5] == ["4", "50.0"]  # both seeds' questions, after G
+
+    r = _leaderboard("build", out / "seed_1", "-o", tmp_path / "board1")
+    assert r.returncode == 0, r.stderr[-2000:]
+    with (tmp_path / "board1" / "leaderboard.csv").open() as fh:
+        rows = [row for row in csv.DictReader(fh) if row["task"] == f"{GSM8K_COT_ZS}:flexible-extract"]
+    assert [row["system"].split("(seed ")[1] for row in rows] == ["1 of 2)"]
+
+    run_eval(spec, engines=engines, progress=False)  # rerun: finished, one across-seeds file again
+    assert len(list(out.glob("results_*.json"))) == 1 and len(list(out.glob("samples_*.jsonl"))) == 1
