@@ -240,24 +240,26 @@ def run_task(
                 total[key] = total.get(key, 0) + value
     per_seed, samples = [], []
     for seed in range(cfg.seeds):
-        rows = [_graded(task, docs, row) for rec in records if rec["seed"] == seed for row in rec["rows"]]
+        rows = [row for rec in records if rec["seed"] == seed for row in rec["rows"]]
         ids = [row["doc_id"] for row in rows]
         per_seed.append({"seed": seed, "acc": statistics.fmean(r["acc"] for r in rows), "n": len(rows), "doc_ids": ids})
         samples += rows if cfg.log_samples else [_brief(r) for r in rows]
     return TaskResult(task, per_seed, samples, stats, sum(rec["wall_time"] for rec in records))
 
 
+def regrade_row(task: str, doc: dict, row: dict) -> dict:
+    """A logged row (a checkpoint's or a sample log's) graded again from its texts by the current grader: every
+    turn's answer read anew, the system's answer chosen and voted as in the run. ``ValueError``: a turn without
+    its text."""
+    states = [SolveState.from_dict(task, doc, row["doc_id"], s) for s in row["samples"]]
+    return {**_grade(task, doc, row["doc_id"], states, log=True), "seed": row.get("seed", 0)}
+
+
 def _regraded(task: str, docs: list[dict], row: dict) -> dict:
-    """A checkpointed row graded again from its logged texts by the current grader (the record keeps the texts)."""
-    if not row.get("samples"):
-        return row
-    doc_id = row["doc_id"]
-    states = [SolveState.from_dict(task, docs[doc_id], doc_id, s) for s in row["samples"]]
-    return {**_grade(task, docs[doc_id], doc_id, states, log=True), "seed": row.get("seed", 0)}
-
-
-def _graded(task: str, docs: list[dict], row: dict) -> dict:
-    """A row from a checkpoint written before turns were graded gets its ``turn_grades`` now."""
+    """A checkpointed row graded by the current grader (a checkpoint keeps the texts; one written before turns
+    were graded and without texts only gets its ``turn_grades``)."""
+    if row.get("samples"):
+        return regrade_row(task, docs[row["doc_id"]], row)
     if "turn_grades" not in row:
         row = {**row, "turn_grades": grade_turns(task, docs[row["doc_id"]], row["answers_by_role"])}
     return row

@@ -9,9 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from harness.grading import answers_match, canonical_task
-from harness.state import SolveState
-from harness.voting import majority_vote
+from harness.evaluate import regrade_row
+from harness.grading import canonical_task
 from leaderboard.collect import ResultsError
 from malt_apps.audit import LogSource, log_sources
 
@@ -32,15 +31,9 @@ class Regraded:
         return vars(self)
 
 
-def _state(task: str, row: dict, sample: dict) -> SolveState:
-    try:
-        return SolveState.from_dict(task, row["doc"], row["doc_id"], sample)
-    except ValueError as exc:
-        raise ResultsError(f"sample log {exc}") from None
-
-
 def regrade_rows(task: str, rows: list[dict]) -> list[tuple[dict, str | None, bool]]:
-    """``(row, voted answer, correct)`` of every logged row, graded again from its texts."""
+    """``(row, voted answer, correct)`` of every logged row, graded again from its texts
+    (:func:`harness.evaluate.regrade_row`, as a resumed run grades its checkpoint)."""
     task = canonical_task(task)
     out = []
     for row in rows:
@@ -48,9 +41,11 @@ def regrade_rows(task: str, rows: list[dict]) -> list[tuple[dict, str | None, bo
             raise ResultsError(
                 f"sample log row {row.get('doc_id')}: no logged doc and texts (rerun with --log-samples)"
             )
-        answers = [_state(task, row, s).answer for s in row["samples"]]
-        voted, _ = majority_vote(task, answers)
-        out.append((row, voted, answers_match(task, voted, row["doc"])))
+        try:
+            new = regrade_row(task, row["doc"], row)
+        except ValueError as exc:
+            raise ResultsError(f"sample log {exc}") from None
+        out.append((row, new["answer"], bool(new["acc"])))
     return out
 
 
