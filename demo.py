@@ -15,16 +15,37 @@ import contextlib
 import io
 import shlex
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import click
 
 from harness.errors import OneLineUsageErrors
 
-# Measured (README): 10 questions keep a fresh clone's `make demo` within ~10 minutes on a 2-core CPU; at 384 new
-# tokens 1 of the 10 generator solutions hits the limit, at 256 three would.
-QUESTIONS = 10
-MAX_NEW_TOKENS = 384
+MAX_NEW_TOKENS = 384  # at 384 new tokens 1 of 10 generator solutions hits the limit, at 256 three would
+
+
+@dataclass(frozen=True)
+class Budget:
+    """How many questions the first run answers on a kind of processor, and the rate that sizes it."""
+
+    kind: str
+    questions: int
+    tokens_per_s: float  # generated tokens per second of both evaluations together, measured (docs: benchmarks)
+
+
+#: The default model generates ~810 tokens per question over both systems (237 for g, 570 for g,v,r).
+TOKENS_PER_QUESTION = 810
+#: CPUs with native bf16 (AVX512-BF16/AMX) run the model in bf16 at ~34 tok/s on 2 cores; others in fp32 at
+#: ~12 tok/s: fewer questions keep the first `make demo` (install and model conversion included) near 10 min.
+BUDGETS = (Budget("native bf16", 10, 34.0), Budget("fp32 (no native bf16)", 4, 12.0))
+
+
+def budget() -> Budget:
+    """The first run's budget for this machine's processor."""
+    from harness.backends.device import cpu_has_native_bf16, has_cuda
+
+    return BUDGETS[0] if has_cuda() or cpu_has_native_bf16() else BUDGETS[1]
 # folder -> (--agents, what the system is)
 SYSTEMS = {
     "g": ("g", "the model alone (its answer is the generator's)"),
@@ -81,13 +102,21 @@ class _Command(OneLineUsageErrors, click.Command):
 @click.command(cls=_Command, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.option("--model", default=None, help="Model dir, hub id or embedded alias (default: malt-eval's default).")
 @click.option("--backend", default="hf", show_default=True, help="malt-eval --backend.")
-@click.option("--questions", default=QUESTIONS, show_default=True, type=click.IntRange(1), help="GSM8K questions.")
+@click.option(
+    "--questions",
+    default=None,
+    type=click.IntRange(1),
+    help="GSM8K questions (default: 10 on processors with native bf16 or a GPU, 4 elsewhere).",
+)
 @click.option("--max-new-tokens", default=MAX_NEW_TOKENS, show_default=True, type=click.IntRange(1), help="Per role.")
 @click.option("--out", default="results/demo", show_default=True, type=click.Path(file_okay=False), help="Folder.")
 def main(**o) -> None:
     """Compare one model alone (g) with the multi-agent system (g,v,r) on the same GSM8K questions."""
     from harness.engines import shared_backends
 
+    plan = budget()
+    if o["questions"] is None:
+        o["questions"] = plan.questions
     # one folder per configuration: malt-eval refuses to mix runs of other options in one folder
     model = Path(o["model"]).name if o["model"] else "default"
     name = f"{model}-{o['backend']}-{o['questions']}q-{o['max_new_tokens']}tok"
@@ -99,6 +128,9 @@ def main(**o) -> None:
         + "".join(f"  {agents}: {text}\n" for agents, text in SYSTEMS.values())
         + f"Everything goes to {root}; a finished evaluation there is reused.\n"
     )
+    if o["model"] is None and o["backend"] == "hf":
+        minutes = o["questions"] * TOKENS_PER_QUESTION * (o["max_new_tokens"] / MAX_NEW_TOKENS) / plan.tokens_per_s / 60
+        click.echo(f"Estimate on this processor ({plan.kind}): about {minutes:.0f} min of generation on a first run.\n")
     with shared_backends():  # both evaluations use one loaded model
         for key, (agents, _) in SYSTEMS.items():
             call("malt-eval", eval_args(agents, folders[key], o), show=False)

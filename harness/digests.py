@@ -93,11 +93,10 @@ def tree_digest(path: str | os.PathLike, files: Iterable[str] | None = None) -> 
     p = Path(path)
     if p.is_file():
         return file_digest(p)
-    rels = sorted(
-        files
-        if files is not None
-        else (f.relative_to(p).as_posix() for f in p.rglob("*") if f.is_file() and _counted(f.relative_to(p).as_posix()))
-    )
+    if files is None:
+        files = (f.relative_to(p).as_posix() for f in p.rglob("*") if f.is_file())
+        files = (rel for rel in files if _counted(rel))
+    rels = sorted(files)
     return json_digest([[rel, file_digest(p / rel)] for rel in rels])
 
 

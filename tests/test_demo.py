@@ -139,3 +139,20 @@ def test_a_bad_option_is_one_line_and_exit_2(option, tmp_path):
     r = CliRunner().invoke(demo.main, [*option, "--out", str(tmp_path / "demo")])
     assert r.exit_code == 2 and r.stderr.startswith("demo.py: error: ") and r.stderr.count("\n") == 1, r.stderr
     assert r.stdout == "" and not (tmp_path / "demo").exists()
+
+
+@pytest.mark.parametrize(("native_bf16", "questions"), [(True, 10), (False, 4)])
+def test_the_first_run_is_sized_for_the_processor_and_estimated_before_it_starts(
+    native_bf16, questions, tmp_path, monkeypatch
+):
+    import harness.backends.device as device
+
+    monkeypatch.setattr(device, "has_cuda", lambda: False)
+    monkeypatch.setattr(device, "cpu_has_native_bf16", lambda cpuinfo=None: native_bf16)
+    assert demo.budget().questions == questions
+    monkeypatch.setenv("MALT_DATA_DIR", str(tmp_path / "no-data"))  # stops at the first evaluation
+    r = CliRunner().invoke(demo.main, ["--out", str(tmp_path / "demo")])
+    assert f"The same {questions} GSM8K test questions" in r.stdout
+    kind = "native bf16" if native_bf16 else "fp32"
+    minutes = re.search(r"Estimate on this processor \(([^)]*)\)[^:]*: about (\d+) min", r.stdout)
+    assert minutes and minutes.group(1).startswith(kind) and int(minutes.group(2)) >= 1, r.stdout
