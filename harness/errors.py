@@ -48,10 +48,47 @@ def raise_if_interrupted() -> None:
 
 
 class OneLineUsageErrors:
-    """Mixin for click commands and groups: usage errors (bad option value, missing argument) are one
-    ``<prog>: error: ...`` line and exit code 2, like every other bad input. Set ``prog`` on the class."""
+    """Mixin for click commands and groups: the one place where bad input becomes one line and an exit code.
+
+    Usage errors (bad option value, missing argument) and a :class:`MaltError` or ``OSError`` raised by the
+    command are one ``<prog>: error: ...`` line and exit code 2; an interrupt (Ctrl-C, SIGTERM) is
+    ``<prog>: interrupted`` plus :meth:`resume_hint` and exit code 130. Set ``prog`` on the class.
+    """
 
     prog: str = ""
+    handles_signals: bool = False  # SIGTERM as Ctrl-C (long-running commands)
+
+    def resume_hint(self, params: dict) -> str:
+        """What follows ``<prog>: interrupted`` (e.g. how to resume), from the command's parameters."""
+        return ""
+
+    def speaks(self) -> bool:
+        """Whether this process prints errors (under a multi-process launch only one does)."""
+        return True
+
+    def invoke(self, ctx):  # noqa: D102 - click's call of the command
+        import sys
+
+        if self.handles_signals:
+            interrupt_on_sigterm()
+        try:
+            return super().invoke(ctx)
+        except MaltError as exc:
+            self._say(f"{self.prog}: error: {exc}")
+            sys.exit(2)
+        except OSError as exc:
+            where = f"{exc.filename}: " if getattr(exc, "filename", None) else ""
+            self._say(f"{self.prog}: error: {where}{exc.strerror or exc}")
+            sys.exit(2)
+        except KeyboardInterrupt:
+            self._say(f"{self.prog}: interrupted{self.resume_hint(dict(ctx.params))}")
+            sys.exit(130)
+
+    def _say(self, line: str) -> None:
+        import click
+
+        if self.speaks():
+            click.echo(line, err=True)
 
     def main(self, args=None, prog_name=None, **extra):  # noqa: D102 - click's entry point
         import sys

@@ -8,7 +8,7 @@ import sys
 
 import click
 
-from harness.errors import MaltError, OneLineUsageErrors, interrupt_on_sigterm
+from harness.errors import OneLineUsageErrors
 from harness.spec import EvalSpec
 from malt_apps.options import options_from
 from malt_apps.report import evaluate_and_print
@@ -18,6 +18,11 @@ CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 class _Command(OneLineUsageErrors, click.Command):
     prog = "malt-eval"
+    handles_signals = True
+
+    def resume_hint(self, params: dict) -> str:  # noqa: D102
+        out = params.get("output_path")
+        return f": finished batches are kept in {out}; rerun the same command to resume" if out else ""
 
     def main(self, args=None, prog_name=None, **extra):  # noqa: D102 - `malt-eval suite ...` dispatch
         argv = list(sys.argv[1:] if args is None else args)
@@ -41,16 +46,7 @@ def main(**opts) -> None:
     see `malt-eval suite --help`. lm-eval's own CLI with the `malt` model: `malt-eval lm-eval --model malt ...`.
     """
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    interrupt_on_sigterm()
-    try:
-        evaluate_and_print(EvalSpec.from_options(opts))
-    except MaltError as exc:
-        click.echo(f"malt-eval: error: {exc}", err=True)
-        sys.exit(2)
-    except KeyboardInterrupt:
-        where = f": finished batches are kept in {opts['output_path']}; rerun the same command to resume"
-        click.echo("malt-eval: interrupted" + (where if opts.get("output_path") else ""), err=True)
-        sys.exit(130)
+    evaluate_and_print(EvalSpec.from_options(opts))
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -2,34 +2,14 @@
 
 from __future__ import annotations
 
-import functools
 import json
-import sys
 from pathlib import Path
 
 import click
 
-from harness.errors import MaltError, OneLineUsageErrors
+from harness.errors import OneLineUsageErrors
 
 _CTX = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
-
-
-def _one_line_errors(fn):
-    """Bad input becomes ``malt-leaderboard: error: ...`` and exit code 2, never a traceback."""
-
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        try:
-            return fn(*args, **kwargs)
-        except MaltError as exc:
-            click.echo(f"malt-leaderboard: error: {exc}", err=True)
-            sys.exit(2)
-        except OSError as exc:
-            where = f"{exc.filename}: " if exc.filename else ""
-            click.echo(f"malt-leaderboard: error: {where}{exc.strerror or exc}", err=True)
-            sys.exit(2)
-
-    return wrapper
 
 
 def _write(path: Path, text: str) -> Path:
@@ -50,7 +30,6 @@ def main() -> None:
 @click.argument("dirs", nargs=-1, required=True)
 @click.option("-o", "--out", required=True, type=click.Path(file_okay=False), help="Output folder.")
 @click.option("--title", default="malt-eval leaderboard", show_default=True, help="Title of the page.")
-@_one_line_errors
 def build(dirs: tuple[str, ...], out: str, title: str) -> None:
     """Build leaderboard.{md,csv,json,html} and accuracy plots from every results_*.json under DIRS."""
     from leaderboard.board import build_board
@@ -86,7 +65,6 @@ def build(dirs: tuple[str, ...], out: str, title: str) -> None:
 )
 @click.option("--seed", default=0, show_default=True, type=int, help="Seed of the bootstrap.")
 @click.option("--json", "json_path", default=None, type=click.Path(dir_okay=False), help="Also write the numbers here.")
-@_one_line_errors
 def compare(a: str, b: str, resamples: int, seed: int, json_path: str | None) -> None:
     """Answer flips A→B, paired bootstrap CI of B − A and McNemar's exact p on the questions both answered.
 
@@ -105,7 +83,6 @@ def compare(a: str, b: str, resamples: int, seed: int, json_path: str | None) ->
 @main.command(context_settings=_CTX)
 @click.argument("dirs", nargs=-1, required=True)
 @click.option("--json", "json_path", default=None, type=click.Path(dir_okay=False), help="Also write the numbers here.")
-@_one_line_errors
 def turns(dirs: tuple[str, ...], json_path: str | None) -> None:
     """Turn-wise accuracy (after G, after V when it states an answer, after R) from the sample logs under DIRS."""
     from leaderboard.board import build_board
@@ -123,7 +100,6 @@ def turns(dirs: tuple[str, ...], json_path: str | None) -> None:
 @main.command(context_settings=_CTX)
 @click.argument("dirs", nargs=-1, required=True)
 @click.option("-o", "--out", required=True, type=click.Path(file_okay=False), help="Output folder.")
-@_one_line_errors
 def audit(dirs: tuple[str, ...], out: str) -> None:
     """Grader audit: every role text in the sample logs under DIRS read by our grader and by independent readers.
 
@@ -144,7 +120,6 @@ def audit(dirs: tuple[str, ...], out: str) -> None:
 @main.command(context_settings=_CTX)
 @click.argument("dirs", nargs=-1, required=True)
 @click.option("--json", "json_path", default=None, type=click.Path(dir_okay=False), help="Also write the numbers here.")
-@_one_line_errors
 def regrade(dirs: tuple[str, ...], json_path: str | None) -> None:
     """Grade the runs under DIRS again with the current grader, from their sample logs (no generation)."""
     from tabulate import tabulate

@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import click
 
-from harness.errors import MaltError, OneLineUsageErrors, interrupt_on_sigterm
+from harness.errors import MaltError, OneLineUsageErrors
 from harness.identity import as_json, identity_diff
 from harness.spec import EvalSpec, option
 from harness.taskinfo import TASKS
@@ -231,6 +230,10 @@ def run_suite(cfg: SuiteConfig) -> list[Row]:
 
 class _Command(OneLineUsageErrors, click.Command):
     prog = "malt-eval"
+    handles_signals = True
+
+    def resume_hint(self, params: dict) -> str:  # noqa: D102
+        return f" (suite): finished rows and batches are kept in {params.get('out')}; rerun to resume"
 
 
 @click.command(
@@ -246,20 +249,9 @@ def suite(**o) -> None:
     Rows already in --out are reused; an interrupted row resumes. Each row is one malt-eval run
     in OUT/<row> with its label (malt.label) for malt-leaderboard.
     """
-    interrupt_on_sigterm()
     own = field_values(SuiteConfig, o) | {
         "out": Path(o["out"]),
         "rows": tuple(s.strip() for s in o["rows"].split(",") if s.strip()),
         "eval_options": {k: o[k] for k in SHARED},
     }
-    cfg = SuiteConfig(**own)
-    try:
-        run_suite(cfg)
-    except MaltError as exc:
-        click.echo(f"malt-eval: error: {exc}", err=True)
-        sys.exit(2)
-    except KeyboardInterrupt:
-        click.echo(
-            f"malt-eval suite: interrupted: finished rows and batches are kept in {cfg.out}; rerun to resume", err=True
-        )
-        sys.exit(130)
+    run_suite(SuiteConfig(**own))

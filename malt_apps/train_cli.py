@@ -5,13 +5,12 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import click
 
-from harness.errors import MaltError, OneLineUsageErrors, interrupt_on_sigterm
+from harness.errors import MaltError, OneLineUsageErrors
 from harness.maltrun import CONFIG_FILE, TREE_FILE, run_model
 from harness.roles import ROLES
 from harness.spec import EngineSpec
@@ -26,19 +25,13 @@ from malt_train.train import DPOStepConfig, SFTStepConfig
 
 class _Group(OneLineUsageErrors, click.Group):
     prog = "malt-train"
+    handles_signals = True
 
-    def invoke(self, ctx: click.Context):
-        interrupt_on_sigterm()
-        try:
-            return super().invoke(ctx)
-        except MaltError as exc:
-            if is_main():  # under a launch every process meets the same error; one says it
-                click.echo(f"malt-train: error: {exc}", err=True)
-            sys.exit(2)
-        except KeyboardInterrupt:
-            if is_main():
-                click.echo("malt-train: interrupted; rerun the same command to resume", err=True)
-            sys.exit(130)
+    def resume_hint(self, params: dict) -> str:  # noqa: D102
+        return "; rerun the same command to resume"
+
+    def speaks(self) -> bool:  # noqa: D102 - under a launch every process meets the same error; one says it
+        return is_main()
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
