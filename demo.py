@@ -21,8 +21,8 @@ import click
 
 from harness.errors import OneLineUsageErrors
 
-# Measured (README): 10 questions keep a fresh clone's `make demo` within ~10 minutes on a 2-core CPU; at 384 new
-# tokens 1 of the 10 generator solutions hits the limit, at 256 three would.
+# Measured (docs/results.md, "First run"): 10 questions keep a fresh clone's `make demo` within ~10 minutes on a
+# 2-core CPU with AMX; at 384 new tokens 1 of the 10 generator solutions hits the limit, at 256 three would.
 QUESTIONS = 10
 MAX_NEW_TOKENS = 384
 # folder -> (--agents, what the system is)
