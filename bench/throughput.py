@@ -13,7 +13,7 @@ its own process (peak RSS per row, no shared caches), generation time only (mode
   ceiling (CPU: the model's linear layers at the batch size; GPU: the lower of its weight-bandwidth and
   matmul bounds) and each row's share of it.
 
-Prints a table with the targets, appends it to BENCHMARKS.md and ends with the lines
+Prints a table with the targets, adds it to docs/benchmarks.md (newest first) and ends with the lines
 ``ratio_gvr_vs_generate=<our g,v,r hf tokens/s, continuous batching / generate()>`` and
 ``ratio_vs_lmeval_hf=<our g,v,r hf tokens/s / lm-eval hf tokens/s>``. ``--rows`` measures some rows only.
 
@@ -67,7 +67,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--dtype", default="float32", help="model dtype, every row")
     ap.add_argument("--threads", type=int, help="torch CPU threads of every row and the matmul (default: torch's)")
     ap.add_argument("--note", action="append", default=[], help="a line added to the notes (repeatable)")
-    ap.add_argument("--out", default=str(REPO / "BENCHMARKS.md"), help="file the section is appended to")
+    ap.add_argument("--out", default=str(REPO / "docs" / "benchmarks.md"), help="page the section is added to")
     ap.add_argument("--work", help="folder keeping finished rows for a rerun (default .cache/bench/<settings>)")
     ap.add_argument("--fresh", action="store_true", help="measure every row again, ignoring kept rows")
     ap.add_argument("--report-only", action="store_true", help="report the kept rows, measure nothing (partial table)")
@@ -516,12 +516,25 @@ def main(argv: list[str] | None = None) -> None:
             print(f"{label}: {shown}" + (f" (kept from {r['started']})" if kept else ""), flush=True)
     text = report(a, rows, res, params, gflops, (load0, os.getloadavg()[0]), ceiling)
     print(text)
-    with open(a.out, "a", encoding="utf-8") as fh:
-        fh.write(text)
+    add_section(Path(a.out), text)
     paths = path_ratio(res, a.device)
     print(f"ratio_gvr_vs_generate={paths:.2f}" if paths is not None else "ratio_gvr_vs_generate=nan")
     gvr = ratio(res.get("gvr_hf"), res.get("lmeval"))
     print(f"ratio_vs_lmeval_hf={gvr:.2f}" if gvr is not None else "ratio_vs_lmeval_hf=nan")
+
+
+SECTIONS_MARK = "<!-- bench/throughput.py adds each run's section below this line, newest first -->"
+
+
+def add_section(page: Path, text: str) -> None:
+    """Put a run's section first among the page's dated sections (below ``SECTIONS_MARK``), or at its end."""
+    old = page.read_text(encoding="utf-8") if page.is_file() else ""
+    if SECTIONS_MARK in old:
+        head, rest = old.split(SECTIONS_MARK, 1)
+        new = f"{head}{SECTIONS_MARK}\n{text.rstrip()}\n\n{rest.lstrip()}"
+    else:
+        new = old + text
+    page.write_text(new, encoding="utf-8")
 
 
 if __name__ == "__main__":

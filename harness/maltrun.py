@@ -3,7 +3,7 @@
 ::
 
     RUN/generate.json          the tree's config and base model (its run record)
-    RUN/tree.jsonl             the MALT trees (docs/tree-format.md)
+    RUN/tree.jsonl             the MALT trees (docs/training.md)
     RUN/labeled.jsonl          the trees with values and labels
     RUN/data/ROLE/{sft,dpo}.jsonl, RUN/data/counts.json
     RUN/work/{sft,dpo}-ROLE/   TRL output and checkpoints

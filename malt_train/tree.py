@@ -1,4 +1,4 @@
-"""The MALT tree format: one JSON object per node in ``tree.jsonl`` (see docs/tree-format.md).
+"""The MALT tree format: one JSON object per node in ``tree.jsonl`` (see docs/training.md).
 
 Fields: ``id``, ``parent`` (null for generator nodes), ``question_id``, ``role``
 (generator|verifier|refiner), ``prompt`` (chat messages), ``text``, ``answer`` and, on refiner

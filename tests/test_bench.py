@@ -310,3 +310,17 @@ def test_device_rates_run_on_this_cpu():
     """The GPU roofline's measurements, on small CPU buffers (the code path a GPU run takes, minus CUDA)."""
     assert matmul_gflops(size=64, reps=2, device="cpu") > 0
     assert copy_gbps("cpu", numel=1 << 16, reps=2) > 0
+
+
+def test_a_run_section_goes_first_among_the_dated_sections(tmp_path):
+    page = tmp_path / "benchmarks.md"
+    page.write_text(f"# Benchmarks\n\nintro\n\n{throughput.SECTIONS_MARK}\n\n## Older run (2026-01-01)\n\nold\n")
+    throughput.add_section(page, "\n## New run (2026-02-01)\n\nnew\n")
+    text = page.read_text()
+    assert (
+        text.index("intro") < text.index(throughput.SECTIONS_MARK) < text.index("## New run") < text.index("## Older")
+    )
+    bare = tmp_path / "other.md"
+    bare.write_text("# Other\n")
+    throughput.add_section(bare, "\n## New run\n")
+    assert bare.read_text() == "# Other\n\n## New run\n"

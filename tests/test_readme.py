@@ -34,7 +34,7 @@ def test_python_api_example_runs_as_written(small_data, tmp_path, monkeypatch, c
     monkeypatch.setitem(BACKENDS, "hf", ScriptedAsHF)
     monkeypatch.setenv("MALT_DATA_DIR", str(small_data))
     monkeypatch.chdir(tmp_path)
-    code = readme_block("### Python API")
+    code = readme_block("## The library call")
     scope: dict = {}
     exec(compile(code, "README.md", "exec"), scope)  # noqa: S102 - the documented example itself
     results = scope["results"]
@@ -43,3 +43,12 @@ def test_python_api_example_runs_as_written(small_data, tmp_path, monkeypatch, c
     assert results.doc["malt"]["agents"] == "g,v,r" and results.doc["malt"]["calls_per_question"]["malt_gsm8k"] == 3
     printed = capsys.readouterr().out
     assert "| malt_gsm8k (limit)" in printed and str(results.path) in printed
+
+
+def test_readme_is_a_short_front_page():
+    """The README stays a front page (what it is, the commands, the library call, a results table); the rest
+    lives in the docs site, whose pages it links."""
+    text = (REPO / "README.md").read_text(encoding="utf-8")
+    assert len(text.splitlines()) <= 150
+    for link in re.findall(r"\]\((docs/[^)#]+)", text):
+        assert (REPO / link).is_file(), link

@@ -38,7 +38,7 @@ def generation_path(device: str) -> str:
     ``continuous``: transformers' continuous batching (paged KV cache, finished sequences leave the batch,
     CUDA graphs where the library turns them on) — the path for GPUs. ``generate``: transformers'
     ``generate()`` on length-sorted, left-padded batches — kept on CPUs, where continuous batching
-    measured 0.73x ``generate()`` (BENCHMARKS.md, "Continuous batching vs generate()": without flash
+    measured 0.73x ``generate()`` (docs/benchmarks.md, "Continuous batching vs generate()": without flash
     attention its SDPA path attends every query to every sequence's cache under a dense mask).
     """
     return "continuous" if device.startswith("cuda") else "generate"
