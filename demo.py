@@ -31,7 +31,7 @@ class Budget:
 
     kind: str
     questions: int
-    tokens_per_s: float  # generated tokens per second of both evaluations together, measured (docs/results.md: first run)
+    tokens_per_s: float  # generated tok/s of both evaluations together, measured (docs/results.md: first run)
 
 
 #: The default model generates ~810 tokens per question over both systems (237 for g, 570 for g,v,r).
