@@ -63,11 +63,16 @@ def explain(task: str, exc: BaseException) -> TaskCodeError:
             "on first use and cached (HF_MODULES_CACHE); the Hub is not reachable and it is not cached: run the "
             f"task once with internet access, or put the module's folder at ./{hub.group(1)}/"
         )
+    missing = getattr(exc, "name", None) if isinstance(exc, ModuleNotFoundError) else None
     if isinstance(exc, ImportError | AssertionError):
-        extra = lm_eval_extra(f"{getattr(exc, 'name', '') or ''} {text}")
-        fix = f"pip install 'lm-eval[{extra}]'" if extra else "install the packages its lm-eval README names"
-        return TaskCodeError(f"task {task!r} needs packages that are missing ({_first_line(exc)}): {fix}")
-    return TaskCodeError(f"task {task!r}: its lm-eval code does not load ({_first_line(exc)})")
+        extra = lm_eval_extra(f"{missing or ''} {text}")
+        if extra:
+            return TaskCodeError(
+                f"task {task!r} needs packages that are missing ({_first_line(exc)}): pip install 'lm-eval[{extra}]'"
+            )
+        if missing:
+            return TaskCodeError(f"task {task!r} needs the package {missing!r}, which is not installed")
+    return TaskCodeError(f"task {task!r}: its code does not load ({_first_line(exc)})")
 
 
 def _code_folders(value: object) -> set[str]:

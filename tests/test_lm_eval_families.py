@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from harness.backends.scripted import ScriptedBackend
-from harness.lm_eval_needs import TaskCodeError, lm_eval_extra
+from harness.lm_eval_needs import TaskCodeError, explain, lm_eval_extra
 from harness.roles import ROLES
 from harness.runner import run_eval
 from harness.solver import RoleEngine
@@ -184,6 +184,8 @@ def test_missing_extra_names_it(families, monkeypatch, nltk_data):
 def test_lm_eval_extra_reads_lm_evals_own_extras():
     assert lm_eval_extra("antlr4-python3-runtime==4.11 is required") == "math"
     assert lm_eval_extra("langdetect") == "ifeval" and lm_eval_extra("no such package") is None
+    assert "package 'foo', which is not installed" in str(explain("t", ModuleNotFoundError("No module", name="foo")))
+    assert str(explain("t", ValueError("bad\nyaml"))) == "task 't': its code does not load (ValueError: bad yaml)"
 
 
 def test_every_family_has_a_task():
