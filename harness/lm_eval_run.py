@@ -296,6 +296,7 @@ def _evaluate(
         apply_chat_template=spec.apply_chat_template,
         system_instruction=spec.system_instruction,
         fewshot_as_multiturn=spec.fewshot_as_multiturn,
+        confirm_run_unsafe_code=spec.confirm_run_unsafe_code,
         log_samples=True,
         evaluation_tracker=tracker,
     )

@@ -116,13 +116,21 @@ def generative_variants(tm, name: str, limit: int = 3) -> list[str]:
     return found
 
 
-def check_tasks(names: Iterable[str], include_path: str | Sequence[str] | None = None) -> list[str]:
+def check_tasks(
+    names: Iterable[str], include_path: str | Sequence[str] | None = None, confirm_unsafe: bool = False
+) -> list[str]:
     """The names of lm-eval tasks the solver can answer, in order; a one-line error otherwise.
+
+    Args:
+        confirm_unsafe: ``--confirm-run-unsafe-code`` was given (tasks that run the model's code may run).
 
     Raises:
         UnknownTaskError: a name lm-eval does not know (with close names), or one that stands for a task
             whose output type is not ``generate_until`` (with generative variants where there are some).
+        TaskCodeError: a task whose own code cannot run here (:func:`harness.lm_eval_needs.check_task_code`).
     """
+    from harness.lm_eval_needs import check_task_code
+
     names = [n for n in names if n]
     tm = task_manager(include_path)
     for name in names:
@@ -142,4 +150,6 @@ def check_tasks(names: Iterable[str], include_path: str | Sequence[str] | None =
                 raise UnknownTaskError(
                     f"task {task!r}{part} is {kind}: the multi-agent solver answers generate_until tasks only{hint}"
                 )
+            entry = tm.task_index.get(task)
+            check_task_code(task, entry and entry.yaml_path, bool(cfg.get("unsafe_code")), confirm_unsafe)
     return names

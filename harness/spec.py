@@ -133,6 +133,11 @@ class EvalSpec(EngineSpec):
     apply_chat_template: bool = option(False, "lm-eval tasks: the generator's context in the model's chat template.")
     system_instruction: str | None = option(None, "lm-eval tasks: a system instruction before each context.")
     fewshot_as_multiturn: bool = option(False, "lm-eval tasks: few-shot examples as chat turns (needs the template).")
+    confirm_run_unsafe_code: bool = option(
+        False,
+        "lm-eval tasks: run tasks that execute the model's code (humaneval, mbpp; lm-eval's --confirm_run_unsafe_code; "
+        "their code_eval metric also needs HF_ALLOW_CODE_EVAL=1).",
+    )
 
     # ------------------------------------------------------------------ reading the fields
     def all_task_names(self) -> list[str]:
@@ -203,7 +208,7 @@ class EvalSpec(EngineSpec):
         if foreign:  # lm-eval's tasks: known and generative (one line with close names otherwise)
             from harness.lm_eval_tasks import check_tasks
 
-            check_tasks(foreign, self.include_path)
+            check_tasks(foreign, self.include_path, self.confirm_run_unsafe_code)
         if self.stage not in STAGES:
             raise MaltError(f"--stage must be one of {', '.join(STAGES)}, got {self.stage!r}")
         self.protocol(plan).check()

@@ -33,7 +33,7 @@ def _check_malt_run(args) -> None:
 
     model_args = args.model_args if isinstance(args.model_args, dict) else {}
     try:
-        check_tasks(args.tasks or [], args.include_path)
+        check_tasks(args.tasks or [], args.include_path, bool(getattr(args, "confirm_run_unsafe_code", False)))
         MaltLM(**model_args)  # validates the keys and values; loads nothing
     except TypeError as exc:
         _fail(f"--model_args: {exc}")

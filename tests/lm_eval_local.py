@@ -39,3 +39,114 @@ def write_local_tasks(folder: Path, data: Path) -> Path:
         f"dataset_path: json\ndataset_name: null\ndataset_kwargs:\n    data_files:\n      test: {rows}\n"
     )
     return folder
+
+
+# --------------------------------------------------------------------------- task families, on rows written here
+#: Two tiny hand-written rows per family, in each task's own schema (row 0 is the one the tests answer right).
+FAMILY_ROWS: dict[str, list[dict]] = {
+    "gsm8k": [
+        {"question": "Tom has 3 apples and buys 4 more. How many apples does Tom have?", "answer": "3+4=7\n#### 7"},
+        {"question": "A box holds 6 pens. How many pens are in 2 boxes?", "answer": "6*2=12\n#### 12"},
+    ],
+    "math": [
+        {
+            "problem": "What is $2+3$?",
+            "solution": "We add: $2+3=\\boxed{5}$.",
+            "level": "Level 1",
+            "type": "Algebra",
+        },
+        {
+            "problem": "Simplify $\\frac{6}{8}$.",
+            "solution": "Divide by 2: $\\boxed{\\frac{3}{4}}$.",
+            "level": "Level 1",
+            "type": "Prealgebra",
+        },
+    ],
+    "bbh": [{"input": "not ( False ) is", "target": "True"}, {"input": "True and False is", "target": "False"}],
+    "ifeval": [
+        {
+            "key": 1,
+            "prompt": "Describe the sea in lowercase letters only and without commas.",
+            "instruction_id_list": ["change_case:english_lowercase", "punctuation:no_comma"],
+            "kwargs": [{}, {}],
+        },
+        {
+            "key": 2,
+            "prompt": "Name a fruit in fewer than 3 sentences.",
+            "instruction_id_list": ["length_constraints:number_sentences"],
+            "kwargs": [{"relation": "less than", "num_sentences": 3}],
+        },
+    ],
+    "triviaqa": [
+        {
+            "question": "Which city is the capital of France",
+            "question_id": "q1",
+            "answer": {"value": "Paris", "aliases": ["Paris", "Paris, France"]},
+        },
+        {
+            "question": "Which planet is closest to the Sun",
+            "question_id": "q2",
+            "answer": {"value": "Mercury", "aliases": ["Mercury"]},
+        },
+    ],
+    "humaneval": [
+        {
+            "task_id": "Local/0",
+            "prompt": 'def add(a, b):\n    """Return the sum of a and b."""\n',
+            "canonical_solution": "    return a + b\n",
+            "test": "def check(candidate):\n    assert candidate(2, 3) == 5\n",
+            "entry_point": "add",
+        },
+        {
+            "task_id": "Local/1",
+            "prompt": 'def double(x):\n    """Return twice x."""\n',
+            "canonical_solution": "    return 2 * x\n",
+            "test": "def check(candidate):\n    assert candidate(4) == 8\n",
+            "entry_point": "double",
+        },
+    ],
+}
+#: family -> (local task name, the stock YAML it includes, its splits' rows: FAMILY_ROWS key)
+FAMILY_TASKS: dict[str, list[tuple[str, str]]] = {
+    "gsm8k": [
+        ("gsm8k_fam_local", "gsm8k/gsm8k.yaml"),
+        ("gsm8k_cot_fam_local", "gsm8k/gsm8k-cot.yaml"),
+        ("gsm8k_cot_zs_fam_local", "gsm8k/gsm8k-cot-zeroshot.yaml"),
+    ],
+    "math": [
+        ("minerva_math_algebra_local", "minerva_math/minerva_math_algebra.yaml"),
+        ("minerva_math500_local", "minerva_math/minerva_math500.yaml"),
+    ],
+    "bbh": [("bbh_cot_fewshot_boolean_local", "bbh/cot_fewshot/boolean_expressions.yaml")],
+    "ifeval": [("ifeval_local", "ifeval/ifeval.yaml")],
+    "triviaqa": [("triviaqa_local", "triviaqa/default.yaml")],
+    "humaneval": [("humaneval_local", "humaneval/humaneval.yaml")],
+}
+
+
+def _train_rows(family: str) -> list[dict]:
+    """Few-shot rows for tasks that draw them from a train split (gsm8k: 5-shot; triviaqa has one)."""
+    if family == "gsm8k":
+        return [{"question": f"What is {i} plus {i}?", "answer": f"{i}+{i}={2 * i}\n#### {2 * i}"} for i in range(1, 7)]
+    return FAMILY_ROWS[family]
+
+
+def write_family_tasks(folder: Path, family: str) -> list[str]:
+    """Write ``family``'s local task YAMLs (stock definitions via ``include:``, on :data:`FAMILY_ROWS`) into
+    ``folder``; return their task names."""
+    folder.mkdir(parents=True, exist_ok=True)
+    files = {}
+    for split, rows in (("test", FAMILY_ROWS[family]), ("train", _train_rows(family))):
+        files[split] = folder / f"{family}_{split}.jsonl"
+        files[split].write_text("".join(json.dumps(r) + "\n" for r in rows))
+    names = []
+    for name, stock in FAMILY_TASKS[family]:
+        text = f"include: {STOCK / stock}\ntask: {name}\ndataset_path: json\ndataset_name: null\n"
+        # every split the stock task reads (test, validation, train) comes from the local files
+        text += "test_split: test\nvalidation_split: null\ndataset_kwargs:\n  data_files:\n"
+        text += f"    test: {files['test']}\n    train: {files['train']}\n"
+        if family == "ifeval":  # ifeval evaluates its train split (its only one)
+            text = text.replace("test_split: test\n", "test_split: test\ntraining_split: null\n")
+        (folder / f"{name}.yaml").write_text(text)
+        names.append(name)
+    return names

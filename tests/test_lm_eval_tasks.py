@@ -194,6 +194,8 @@ def test_name_never_remapped_and_checks_before_loading(local_tasks):
             "unknown option(s) in model_args: devise",
         ),
         (["--tasks", "gsm8k_cot_zeroshott"], "close names: gsm8k_cot_zeroshot"),
+        (["--tasks", "humaneval"], "task 'humaneval' runs the model's code: pass --confirm-run-unsafe-code"),
+        (["lm-eval", "--model", "malt", "--model_args", "model=M", "--tasks", "mbpp"], "--confirm_run_unsafe_code"),
     ],
 )
 def test_refusals_are_one_line_before_any_model(args, message, tmp_path):
