@@ -283,7 +283,7 @@ def _mark_mismatches(rows: list[Row], tasks: list[str]) -> dict[str, str]:
             mark = f"†{len(notes) + 1}"
             drawn = f", data {short_value(data) if data else 'not recorded'}" if with_data else ""
             notes[mark] = (
-                f"{task}: task version {version}, prompt hash {phash}{drawn} "
+                f"{task}: task version {version}, prompt hash {phash[:16]}{drawn} "
                 f"(the column mixes {len(variants)} variants)"
             )
             for c in cells:

@@ -12,7 +12,7 @@ from tabulate import tabulate
 from harness.roles import ROLE_LETTERS, ROLES
 from harness.taskinfo import TASKS
 from leaderboard.board import Board, Cell, Row
-from leaderboard.provenance import system_id
+from leaderboard.provenance import short_value, system_id
 from leaderboard.turns import TurnAccuracy
 
 LEGEND = (
@@ -95,17 +95,17 @@ def main_table(board: Board) -> str:
     return tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True)
 
 
-BENCHMARK_HEADERS = ["benchmark", "task version", "prompt hash", "mark", "systems"]
+BENCHMARK_HEADERS = ["benchmark", "task version", "prompt hash", "data", "mark", "systems"]
 
 
 def benchmark_rows(board: Board) -> list[list]:
-    """Per benchmark, each (task version, prompt hash) variant, its mark and how many systems use it."""
+    """Per benchmark, each (task version, prompt hash, data) variant, its mark and how many systems use it."""
     rows = []
     for task in board.tasks:
         cells = [r.cells[task] for r in board.rows if task in r.cells]
-        for version, phash, mark in dict.fromkeys((c.version, c.prompt_hash, c.mark) for c in cells):
-            n = sum((c.version, c.prompt_hash) == (version, phash) for c in cells)
-            rows.append([task, version, phash, mark, n])
+        for version, phash, data, mark in dict.fromkeys((c.version, c.prompt_hash, c.data, c.mark) for c in cells):
+            n = sum((c.version, c.prompt_hash, c.data) == (version, phash, data) for c in cells)
+            rows.append([task, version, phash[:16], "" if data is None else short_value(data), mark, n])
     return rows
 
 
