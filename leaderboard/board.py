@@ -118,11 +118,16 @@ def _model_arg(run: Run) -> str:
 
 
 def _roles(run: Run) -> dict[str, dict]:
+    """Model, path and adapter per role; the provenance record's model and adapter where it has them."""
     default = _model_arg(run)
+    recorded = (run.provenance or {}).get("roles")
     out = {}
     for role, desc in run.malt["roles"].items():
         desc = desc or {}
-        out[role] = {"model": desc.get("model") or default, "path": desc.get("path"), "adapter": desc.get("adapter")}
+        rec = recorded.get(role) if isinstance(recorded, dict) else None
+        rec = rec if isinstance(rec, dict) else {}
+        model = rec.get("model") or desc.get("model") or default
+        out[role] = {"model": model, "path": desc.get("path"), "adapter": rec.get("adapter", desc.get("adapter"))}
     return out
 
 
