@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness.errors import MaltError
+from leaderboard.provenance import check_record
 
 #: The ``malt.format`` this leaderboard reads (``harness.results.RESULTS_FORMAT``).
 SUPPORTED_FORMAT = 1
@@ -52,6 +53,17 @@ class Run:
         """When the run was written (the file's ``date``, else its modification time)."""
         date = self.doc.get("date")
         return float(date) if isinstance(date, (int, float)) else self.path.stat().st_mtime
+
+    @property
+    def provenance(self) -> dict | None:
+        """The run's provenance record (``malt.provenance``); ``None`` for results written without one."""
+        return self.malt.get("provenance")
+
+    def task_record(self, task: str) -> dict:
+        """The provenance of one benchmark (data digest, prompt hash, version); ``{}`` when not recorded."""
+        col = self.lm_eval_column(task)
+        found = ((self.provenance or {}).get("tasks") or {}).get(col["task"] if col else task)
+        return found if isinstance(found, dict) else {}
 
     def lm_eval_column(self, task: str) -> dict | None:
         """For a benchmark of an lm-eval results file: its ``task``, ``filter`` and ``metric``; else None."""
@@ -195,6 +207,9 @@ def _from_lm_eval(path: Path, doc: dict) -> dict:
             malt["per_seed"][col] = _seeds_of(doc, task, f"{metric},{filt}")
     if not out["results"]:
         raise ResultsError(f"{path}: lm-eval results without a numeric metric")
+    given = doc["malt"] if isinstance(doc.get("malt"), dict) else {}
+    if "provenance" in given:
+        malt["provenance"] = given["provenance"]
     seconds = doc.get("total_evaluation_time_seconds")
     malt["wall_time"] = {c: float(seconds) for c in out["results"]} if seconds is not None else {}
     out["malt"] = malt
@@ -233,6 +248,8 @@ def _check(path: Path, doc: object) -> None:
     wrong = [f"malt.{k}" for k in _REQUIRED_MALT if not isinstance(m[k], _MALT_TYPES.get(k, dict))]
     if wrong:
         raise ResultsError(f"{path}: malformed results (wrong type: {', '.join(wrong)})")
+    if "provenance" in m and (why := check_record(m["provenance"])):
+        raise ResultsError(f"{path}: {why}")
     if not doc["results"]:
         raise ResultsError(f"{path}: holds no task results")
     for task, res in doc["results"].items():

@@ -11,7 +11,9 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from leaderboard.board import Board, Row
 from leaderboard.render import (
     BENCHMARK_HEADERS,
+    INCOMPLETE_NOTE,
     LEGEND,
+    REPLACED_NOTE,
     TURNS_HEADERS,
     TURNS_LEGEND,
     benchmark_rows,
@@ -46,16 +48,21 @@ def _row(row: Row, board: Board) -> dict:
             cells.append({"text": "", "value": None})
             continue
         title = f"task version {c.version}, prompt hash {c.prompt_hash}, {c.seeds} seed(s) × {c.n} questions"
-        title += f"; {c.source}"
-        cells.append({"text": cell_text(c).removesuffix(f" {c.mark}"), "value": c.acc, "title": title, "mark": c.mark})
+        title += f", data {c.data}" if c.data else ", data not recorded"
+        title += f"; {c.source} ({c.date})"
+        title += "".join(f"; replaces {p} ({d})" for p, d in zip(c.replaced, c.replaced_dates, strict=True))
+        text = cell_text(c).removesuffix(" ".join(["", *c.marks()]))
+        cells.append({"text": text, "value": c.acc, "title": title, "marks": c.marks()})
     per_q = [row.cells[t] for t in board.tasks if t in row.cells]
     cells.append({"text": calls_text(row, board.tasks), "value": _mean([c.calls_per_question for c in per_q])})
     cells.append({"text": tokens_text(row, board.tasks), "value": _mean([c.tokens_per_question for c in per_q])})
     summary = roles_text(row.roles) + f"; temperature {row.temperature}"
+    summary += "; provenance incomplete" if row.provenance is None else ""
     return {
         "label": row.label,
         "limited": row.limited,
         "limit": row.limit,
+        "incomplete": row.provenance is None,
         "summary": summary,
         "config": json.dumps(row.config(), indent=2),
         "cells": cells,
@@ -81,6 +88,10 @@ def html_page(
         headers=_headers(board),
         rows=[_row(r, board) for r in board.rows],
         footnotes=board.footnotes,
+        replaced=board.replaced,
+        replaced_note=REPLACED_NOTE,
+        incomplete=board.incomplete,
+        incomplete_note=INCOMPLETE_NOTE,
         benchmark_headers=BENCHMARK_HEADERS,
         benchmarks=benchmark_rows(board),
         turns=_turns(turns),

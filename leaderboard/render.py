@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 
@@ -11,6 +12,7 @@ from tabulate import tabulate
 from harness.roles import ROLE_LETTERS, ROLES
 from harness.taskinfo import TASKS
 from leaderboard.board import Board, Cell, Row
+from leaderboard.provenance import short_value, system_id
 from leaderboard.turns import TurnAccuracy
 
 LEGEND = (
@@ -22,15 +24,21 @@ TURNS_LEGEND = (
     "Accuracy (%) of the majority-voted answer after each turn, from the sample logs; after V over the questions "
     "where the verifier states an answer. Last column: correctness flips from the generator's answer to the final one."
 )
+MIXED_NOTE = "Mixed columns (different data, task versions or prompts; not directly comparable):"
+REPLACED_NOTE = "Replaced cells (a newer run of the same system and benchmark replaces older ones):"
+INCOMPLETE_NOTE = (
+    "Provenance incomplete (results written without a provenance record; grouped by models, adapters, agents, "
+    "votes, temperature and --limit only, so they may mix other settings):"
+)
 CSV_FIELDS = [
     "system", "model", "agents", "votes", "temperature", "top_p", "limited", "limit", "subset", "task", "acc",
     "spread_kind", "spread", "n", "n_original", "seeds", "per_seed_acc", "calls_per_question",
     "tokens_per_question", "version", "prompt_hash", "mark", "max_new_tokens", "wall_time", "roles", "source",
-    "replaced",
+    "replaced", "date", "data", "replaced_dates", "replaced_mark", "provenance_incomplete", "provenance",
 ]  # fmt: skip
 
 
-_JSON_FIELDS = ("replaced", "max_new_tokens", "per_seed")
+_JSON_FIELDS = ("replaced", "replaced_dates", "max_new_tokens", "per_seed", "provenance")
 
 
 def short_task(task: str) -> str:
@@ -44,7 +52,17 @@ def cell_text(cell: Cell) -> str:
     if cell.spread is not None:
         text += f" ± {100 * cell.spread:.1f}"
     text += f" ({cell.seeds}×{cell.n})" if cell.seeds > 1 else f" (n={cell.n})"
-    return text + (f" {cell.mark}" if cell.mark else "")
+    return " ".join([text, *cell.marks()])
+
+
+def note_lines(board: Board) -> list[str]:
+    """The board's footnotes as text lines: mixed columns, replaced cells, rows without provenance."""
+    lines = []
+    for title, notes in ((MIXED_NOTE, board.footnotes), (REPLACED_NOTE, board.replaced)):
+        lines += [title, *(f"  {mark} {text}" for mark, text in notes.items())] if notes else []
+    if board.incomplete:
+        lines += [INCOMPLETE_NOTE, *(f"  {label}" for label in board.incomplete)]
+    return lines
 
 
 def _per_task(row: Row, tasks: list[str], attr: str, fmt: str) -> str:
@@ -77,17 +95,17 @@ def main_table(board: Board) -> str:
     return tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True)
 
 
-BENCHMARK_HEADERS = ["benchmark", "task version", "prompt hash", "mark", "systems"]
+BENCHMARK_HEADERS = ["benchmark", "task version", "prompt hash", "data", "mark", "systems"]
 
 
 def benchmark_rows(board: Board) -> list[list]:
-    """Per benchmark, each (task version, prompt hash) variant, its mark and how many systems use it."""
+    """Per benchmark, each (task version, prompt hash, data) variant, its mark and how many systems use it."""
     rows = []
     for task in board.tasks:
         cells = [r.cells[task] for r in board.rows if task in r.cells]
-        for version, phash, mark in dict.fromkeys((c.version, c.prompt_hash, c.mark) for c in cells):
-            n = sum((c.version, c.prompt_hash) == (version, phash) for c in cells)
-            rows.append([task, version, phash, mark, n])
+        for version, phash, data, mark in dict.fromkeys((c.version, c.prompt_hash, c.data, c.mark) for c in cells):
+            n = sum((c.version, c.prompt_hash, c.data) == (version, phash, data) for c in cells)
+            rows.append([task, version, phash[:16], "" if data is None else short_value(data), mark, n])
     return rows
 
 
@@ -113,9 +131,16 @@ def roles_text(roles: dict[str, dict]) -> str:
     return "; ".join(parts) + (f"; adapters: {', '.join(adapters)}" if adapters else "")
 
 
+def provenance_text(row: Row) -> str:
+    """``incomplete``, or the 8 hex characters naming the row's system record (its JSON's sha256)."""
+    if row.provenance is None:
+        return "incomplete"
+    return hashlib.sha256(system_id(row.provenance).encode()).hexdigest()[:8]
+
+
 def _systems_table(board: Board) -> str:
-    rows = [[r.label, roles_text(r.roles), r.temperature, r.top_p, r.subset] for r in board.rows]
-    headers = ["system", "models per role", "temperature", "top_p", "subset"]
+    rows = [[r.label, roles_text(r.roles), r.temperature, r.top_p, r.subset, provenance_text(r)] for r in board.rows]
+    headers = ["system", "models per role", "temperature", "top_p", "subset", "provenance"]
     return tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True)
 
 
@@ -148,9 +173,11 @@ def turns_table(turns: list[tuple[str, TurnAccuracy]]) -> str:
 def markdown(board: Board, turns: list[tuple[str, TurnAccuracy]] | None = None) -> str:
     """The whole ``leaderboard.md``."""
     parts = ["# Leaderboard", "", main_table(board), "", LEGEND, ""]
-    if board.footnotes:
-        parts += ["Mixed columns (different task versions or prompts; not directly comparable):", ""]
-        parts += [f"- {mark} {text}" for mark, text in board.footnotes.items()] + [""]
+    for title, notes in ((MIXED_NOTE, board.footnotes), (REPLACED_NOTE, board.replaced)):
+        if notes:
+            parts += [title, "", *(f"- {mark} {text}" for mark, text in notes.items()), ""]
+    if board.incomplete:
+        parts += [f"**{INCOMPLETE_NOTE}**", "", *(f"- {label}" for label in board.incomplete), ""]
     versions = tabulate(benchmark_rows(board), BENCHMARK_HEADERS, tablefmt="github", disable_numparse=True)
     parts += ["## Benchmarks", "", versions, ""]
     parts += ["## Systems", "", _systems_table(board), ""]
@@ -185,14 +212,23 @@ def csv_text(board: Board) -> str:
                     "per_seed_acc": json.dumps(c.per_seed),
                     "max_new_tokens": json.dumps(c.max_new_tokens),
                     "replaced": json.dumps(c.replaced),
+                    "replaced_dates": json.dumps(c.replaced_dates),
+                    "provenance": json.dumps(cell_record(r, task)) if r.provenance is not None else "",
                 }
             )
     return buf.getvalue()
+
+
+def cell_record(row: Row, task: str) -> dict:
+    """The provenance record of one cell's run as far as the cell goes: the system, this benchmark, versions, git."""
+    cell = row.cells[task]
+    return {**(row.provenance or {}), "tasks": {task: cell.provenance}, **cell.run_record}
 
 
 def board_dict(board: Board, turns: list[tuple[str, TurnAccuracy]] | None = None) -> dict:
     """``leaderboard.json``: tasks, rows (config + cells), footnotes and turn-wise accuracy."""
     rows = [{"system": r.label, **r.config(), "cells": {t: vars(c) for t, c in r.cells.items()}} for r in board.rows]
     out = {"format": 1, "tasks": board.tasks, "rows": rows, "footnotes": board.footnotes}
+    out |= {"replaced": board.replaced, "provenance_incomplete": board.incomplete}
     out["turns"] = [{"system": label, **t.to_dict()} for label, t in turns or []]
     return out

@@ -30,17 +30,30 @@ def main() -> None:
 @click.argument("dirs", nargs=-1, required=True)
 @click.option("-o", "--out", required=True, type=click.Path(file_okay=False), help="Output folder.")
 @click.option("--title", default="malt-eval leaderboard", show_default=True, help="Title of the page.")
-def build(dirs: tuple[str, ...], out: str, title: str) -> None:
-    """Build leaderboard.{md,csv,json,html} and accuracy plots from every results_*.json under DIRS."""
-    from leaderboard.board import build_board
+@click.option(
+    "--strict",
+    is_flag=True,
+    help="Refuse (exit 2, nothing written) when a column mixes data digests, task versions or prompt hashes; "
+    "without it such a column is marked and footnoted.",
+)
+def build(dirs: tuple[str, ...], out: str, title: str, strict: bool) -> None:
+    """Build leaderboard.{md,csv,json,html} and accuracy plots from every results_*.json under DIRS.
+
+    One row per system (the provenance record minus the tasks); rows sharing a label are named by the settings
+    they differ in. A cell replaced by a newer run of its system, a mixed column and results without a
+    provenance record are marked and footnoted.
+    """
+    from leaderboard.board import build_board, check_strict
     from leaderboard.collect import load_runs
     from leaderboard.html import html_page
     from leaderboard.plots import accuracy_plot, task_plots
-    from leaderboard.render import LEGEND, board_dict, csv_text, main_table, markdown
+    from leaderboard.render import LEGEND, board_dict, csv_text, main_table, markdown, note_lines
     from malt_apps.logs import board_turns
 
     runs = load_runs(list(dirs))
     board = build_board(runs)
+    if strict:
+        check_strict(board)
     turns = board_turns(board, runs)
     folder = Path(out)
     folder.mkdir(parents=True, exist_ok=True)
@@ -52,8 +65,8 @@ def build(dirs: tuple[str, ...], out: str, title: str) -> None:
     plots = [accuracy_plot(board, folder), *task_plots(board, folder)]
     written += [_write(folder / "leaderboard.html", html_page(board, turns, plots, title)), *plots]
     click.echo(main_table(board) + "\n\n" + LEGEND)
-    for mark, text in board.footnotes.items():
-        click.echo(f"{mark} {text}")
+    for line in note_lines(board):
+        click.echo(line)
     click.echo(f"\n{len(board.rows)} systems from {len(runs)} results files; written: {', '.join(map(str, written))}")
 
 
