@@ -106,10 +106,20 @@ _ABSENT = "<absent>"
 
 def record_diff(have: Mapping, want: Mapping) -> list[str]:
     """What differs between two run records ``{"provenance": ...}`` (an evaluation folder's ``run.json``), as
-    dotted paths; ``["provenance"]`` for a record written before provenance existed (it cannot be compared)."""
+    dotted paths; ``["provenance"]`` for a record written before provenance existed (it cannot be compared).
+
+    Tasks only one side has do not count (a folder's finished batches are per task: adding a task to the same
+    run reuses the others'); a task both have counts with all its fields.
+    """
     if not isinstance(have.get("provenance"), Mapping):
         return ["provenance"]
-    return differences(have["provenance"], want["provenance"])
+    a, b = have["provenance"], want["provenance"]
+    common = set(a.get("tasks") or {}) & set(b.get("tasks") or {})
+
+    def shared(p: Mapping) -> dict:
+        return {**p, "tasks": {t: v for t, v in (p.get("tasks") or {}).items() if t in common}}
+
+    return differences(shared(a), shared(b))
 
 
 # ---------------------------------------------------------------------- parts

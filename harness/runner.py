@@ -1,7 +1,8 @@
 """One call evaluates a spec: :func:`run_eval` (what ``malt-eval``, the suite and the README's example run).
 
 Validation comes first (no model or data loaded for a bad spec); with ``output_path`` the run takes the
-folder's lock, checks the folder's run record (:mod:`harness.identity`) and keeps every finished batch
+folder's lock, checks the folder's run record (its provenance, :mod:`harness.provenance`; ``start_over`` moves
+an earlier run aside first) and keeps every finished batch
 (:mod:`harness.checkpoint`), so a rerun of the same spec resumes, and a finished one rereads its results
 without loading any model.
 """

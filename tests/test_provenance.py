@@ -187,3 +187,12 @@ def test_provenance_in_both_results_files(shared_data, tmp_path):
     ours, theirs = res.doc["malt"]["provenance"], res.lm_eval["malt"]["provenance"]
     assert set(ours["tasks"]) == {"malt_gsm8k"} and set(theirs["tasks"]) == {GSM8K_COT_ZS}
     assert ours["roles"] == theirs["roles"]
+
+
+def test_adding_a_task_to_the_same_run_reuses_the_others_batches(shared_data, tmp_path):
+    spec = EvalSpec(agents="g", tasks="malt_gsm8k", limit=2, output_path=str(tmp_path / "o"), data_dir=str(shared_data))
+    run_eval(spec, engines=_engines()[1], progress=False)
+    be, engines = _engines()
+    both = run_eval(EvalSpec(**{**spec.__dict__, "tasks": "malt_gsm8k,malt_csqa"}), engines=engines, progress=False)
+    assert sum(n for n, _, _ in be.calls) == 2  # csqa's two questions only
+    assert set(both.doc["malt"]["provenance"]["tasks"]) == {"malt_gsm8k", "malt_csqa"}
