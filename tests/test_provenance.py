@@ -196,3 +196,22 @@ def test_adding_a_task_to_the_same_run_reuses_the_others_batches(shared_data, tm
     both = run_eval(EvalSpec(**{**spec.__dict__, "tasks": "malt_gsm8k,malt_csqa"}), engines=engines, progress=False)
     assert sum(n for n, _, _ in be.calls) == 2  # csqa's two questions only
     assert set(both.doc["malt"]["provenance"]["tasks"]) == {"malt_gsm8k", "malt_csqa"}
+
+
+def test_suite_row_is_reused_only_on_the_same_run_key(tiny_model_dir, shared_data, tmp_path):
+    from malt_apps.suite import Row, SuiteConfig, run_row
+
+    data = _gsm(tmp_path / "data", shared_data, 0, 2)
+    shared = {"tasks": "malt_gsm8k", "seeds": 1, "max_new_tokens": 3, "data_dir": str(data)}
+    cfg, row = SuiteConfig(tmp_path / "suite", eval_options=shared), Row("sa", "SA", "g")
+    assert run_row(cfg, row, str(tiny_model_dir)) is False  # computed
+    assert run_row(cfg, row, str(tiny_model_dir)) is True  # reused: same options, same run key
+    path = data / "gsm8k" / "test.jsonl"
+    rows = [json.loads(r) for r in path.read_text().splitlines()]
+    rows[0]["question"] = rows[0]["question"].replace("Janet", "Jane")
+    write_jsonl(path, rows)  # same options, other questions: not reused, and the folder refuses them
+    with pytest.raises(MaltError, match=r"tasks\.malt_gsm8k\.data"):
+        run_row(cfg, row, str(tiny_model_dir))
+    again = SuiteConfig(cfg.out, eval_options={**shared, "start_over": True})
+    assert run_row(again, row, str(tiny_model_dir)) is False
+    assert run_row(cfg, row, str(tiny_model_dir)) is True  # --start-over is not one of the row's settings
