@@ -15,6 +15,7 @@ from harness.errors import MaltError
 from harness.grading import extract_answer, is_correct, normalize_answer
 from harness.plans import SolverPlan, agents_plan, debate_plan
 from harness.prompts import load_prompts
+from harness.provenance import Provenance
 from harness.roles import ROLES
 from harness.runner import EvalResults, run_eval
 from harness.solver import RoleEngine, SolveContext, chain, generator, parse_agents, plan, refiner, verifier
@@ -30,6 +31,7 @@ __all__ = [
     "EvalResults",
     "EvalSpec",
     "MaltError",
+    "Provenance",
     "RoleEngine",
     "SamplingParams",
     "SolveContext",

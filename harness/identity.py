@@ -10,7 +10,7 @@ record was written, left at its default).
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
 from harness.errors import MaltError
@@ -65,16 +65,18 @@ def check_same_run(
     ignore: Iterable[str] = (),
     defaults: Mapping | None = None,
     write: bool = False,
+    compare: Callable[[dict, dict], list[str]] | None = None,
 ) -> dict:
     """Refuse a folder whose record ``path`` describes another run; return ``want`` in its JSON form.
 
     ``refusal`` is the one-line error, with ``{diff}`` where the differing keys go. With ``write``, a
     missing record is written now (otherwise the caller writes it when the first result is kept).
+    ``compare``: another rule than :func:`identity_diff` (``(have, want) -> differing names``).
     """
     have = read_identity(path, what)
     ident = as_json(want)
     if have is not None:
-        diff = identity_diff(have, ident, ignore, defaults)
+        diff = compare(have, ident) if compare else identity_diff(have, ident, ignore, defaults)
         if diff:
             raise MaltError(refusal.format(diff=", ".join(diff)))
     elif write:

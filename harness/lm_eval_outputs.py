@@ -28,9 +28,13 @@ def doc_hash(doc: Any) -> str:
     return hash_string(json.dumps(doc, indent=2, default=handle_non_serializable, ensure_ascii=False))
 
 
-def system_block(lm: Any) -> dict:
-    """The ``malt`` block of an lm-eval results file: the system that answered (agents, votes, roles, models)."""
+def system_block(lm: Any, prov: Any = None, tasks: Mapping[str, Any] | None = None) -> dict:
+    """The ``malt`` block of an lm-eval results file: the system that answered (agents, votes, roles, models)
+    and its provenance record (``prov``, a :class:`harness.provenance.Provenance`; default: built from ``lm``
+    and the documents its requests carried, ``tasks``: lm-eval's task objects by name for their templates)."""
     spec = lm.spec
+    if prov is None:
+        prov = _provenance_of(lm, tasks or {})
     return {
         "agents": lm.plan.name,
         "votes": int(getattr(lm, "votes", 1)),
@@ -39,7 +43,34 @@ def system_block(lm: Any) -> dict:
         "role_models": {r: m for r, m in spec.role_models.items() if m},
         "role_adapters": {r: a for r, a in spec.role_adapters.items() if a},
         "temperature": float(spec.temperature) if lm.temperature_given else None,  # None: each task's own
+        "provenance": prov.to_dict(),
     }
+
+
+def _settings_of_cli(doc: dict, prov: dict) -> None:
+    """lm-eval's own CLI flags (chat template, system instruction, gen_kwargs, limit), read from its results file
+    into a provenance record built from the model's arguments."""
+    config = doc.get("config") or {}
+    gen = prov["generation"]
+    gen["apply_chat_template"] = bool(doc.get("chat_template"))
+    gen["fewshot_as_multiturn"] = bool(doc.get("fewshot_as_multiturn"))
+    gen["system_instruction"] = doc.get("system_instruction")
+    gen["gen_kwargs"] = config.get("gen_kwargs") or None
+    prov["protocol"]["limit"] = config.get("limit")
+
+
+def _provenance_of(lm: Any, tasks: Mapping[str, Any]) -> Any:
+    """The provenance of a run lm-eval's own CLI drove: per task the doc hashes its requests carried, in
+    document order (a request answered from lm-eval's request cache never reaches the model: not counted)."""
+    from harness import provenance
+    from harness.lm_eval_run import role_prompts_digest
+
+    seen: dict[str, list[tuple[int, str]]] = {}
+    for (task, digest), doc_id in lm.doc_ids.items():
+        seen.setdefault(task, []).append((doc_id, digest))
+    hashes = {t: [h for _, h in sorted(pairs)] for t, pairs in seen.items()}
+    records = provenance.doc_hashes_tasks(hashes, tasks, role_prompts_digest(lm.spec))
+    return provenance.from_lm(lm, records)
 
 
 def pipelines(lm: Any, task: str, line: dict) -> list[dict]:
@@ -121,7 +152,8 @@ def add_turns(output_path: str | Path, lm: Any, since: float, tasks: Mapping[str
             doc = json.loads(path.read_text(encoding="utf-8"))
             if not isinstance(doc, dict) or "results" not in doc:
                 continue
-            doc["malt"] = system_block(lm)
+            doc["malt"] = system_block(lm, tasks=tasks)
+            _settings_of_cli(doc, doc["malt"]["provenance"])
             atomic_write(path, json.dumps(doc, indent=2, ensure_ascii=False, default=str))
         else:
             continue

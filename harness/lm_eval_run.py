@@ -22,17 +22,19 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import statistics
 from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from harness import provenance
+from harness.digests import json_digest
 from harness.errors import MaltError
 from harness.evaluate import EvalConfig, select_questions
 from harness.lm_eval_tasks import leaf_tasks, task_manager
 from harness.models import DEFAULT_MODEL
+from harness.provenance import Provenance
 from harness.runfiles import atomic_write
 from harness.solver import RoleEngine
 from harness.spec import EvalSpec
@@ -188,50 +190,48 @@ def _lm_eval_tasks_of(path: Path) -> set[str] | None:
     return set(doc.get("results") or {})
 
 
-def cache_identity(spec: EvalSpec, lm: Any, seed: int) -> dict:
-    """What the texts of a run depend on beyond each request's own arguments (lm-eval's request cache keys on
-    those alone): the system (models, adapters, backend, dtype, agents, votes, sampling, token budgets, batch
-    size, role prompts) and the seed."""
+def role_prompts_digest(spec: EvalSpec) -> str:
+    """The digest of the generic role prompts lm-eval tasks use (the shipped file and ``--prompts``)."""
     from harness.lm_eval_solver import PROMPTS_FILE
     from harness.prompts import tasks_dir
 
-    roles = lm.plan.roles
     prompts = hashlib.sha256()
     for path in (tasks_dir() / PROMPTS_FILE, spec.prompts_file):
         if path:
             prompts.update(Path(path).read_bytes())
-    return {
-        "model": spec.model or DEFAULT_MODEL,
-        "role_models": {r: spec.role_models.get(r) for r in roles},
-        "role_adapters": {r: a and os.path.abspath(a) for r, a in ((r, spec.role_adapters.get(r)) for r in roles)},
-        "malt_run": spec.malt_run and os.path.abspath(spec.malt_run),
-        "stage": spec.stage,
-        "backend": spec.backend,
-        "base_url": spec.base_url,
-        "dtype": spec.dtype,
-        "agents": lm.plan.name,
-        "votes": int(spec.votes),
-        "temperature": float(spec.temperature) if lm.temperature_given else None,
-        "max_new_tokens": spec.role_tokens(roles),
-        "batch_size": int(spec.batch_size),
-        "role_prompts": prompts.hexdigest(),
-        "seed": seed,
-    }
+    return prompts.hexdigest()
 
 
-def cache_path(spec: EvalSpec, lm: Any, seed: int) -> str | None:
-    """lm-eval's ``use_cache`` for this run and seed: ``OUT/lm_eval_cache/<identity digest>`` (lm-eval adds
-    ``_rank0.db``; the identity is written beside it as ``<digest>.json``); ``None`` without ``output_path``."""
+def run_provenance(
+    spec: EvalSpec, lm: Any, loaded: Mapping[str, Any], picked: list[dict[str, list[int]] | None], seeds: list[int]
+) -> Provenance:
+    """The provenance of an lm-eval-task run over ``seeds`` (``picked``: each seed's drawn documents, lm-eval's
+    ``samples``; ``loaded``: lm-eval's task objects by name): per task the digest of the doc hashes of every
+    seed's documents, in order."""
+    prompts = role_prompts_digest(spec)
+    per_seed = [provenance.lm_eval_tasks(loaded, p, spec.limit, prompts) for p in picked]
+    tasks = per_seed[0]
+    if len(per_seed) > 1:
+        tasks = {t: {**rec, "data": json_digest([s[t]["data"] for s in per_seed])} for t, rec in tasks.items()}
+    return provenance.from_lm(lm, tasks, seeds)
+
+
+def cache_identity(prov: Provenance) -> dict:
+    """What the texts of a run depend on beyond each request's own arguments (lm-eval's request cache keys on
+    those alone): the run's provenance record but ``git`` (models and adapters by content, every generation
+    setting, plan, prompts, the documents drawn, seed, package versions)."""
+    return {k: v for k, v in prov.to_dict().items() if k not in provenance.RUN_EXCLUDES}
+
+
+def cache_path(spec: EvalSpec, prov: Provenance) -> str | None:
+    """lm-eval's ``use_cache`` for one run (and seed): ``OUT/lm_eval_cache/<run key>`` (lm-eval adds
+    ``_rank0.db``; the identity is written beside it as ``<run key>.json``); ``None`` without ``output_path``."""
     if not spec.output_path:
         return None
-    from harness.identity import as_json
-
-    ident = as_json(cache_identity(spec, lm, seed))
-    text = json.dumps(ident, indent=2, sort_keys=True)
-    digest = hashlib.sha256(text.encode()).hexdigest()[:16]
+    digest = prov.run_key()[:16]
     folder = Path(spec.output_path) / CACHE_DIR
     if not (folder / f"{digest}.json").exists():
-        atomic_write(folder / f"{digest}.json", text)
+        atomic_write(folder / f"{digest}.json", json.dumps(cache_identity(prov), indent=2, sort_keys=True))
     return str(folder / digest)
 
 
@@ -251,17 +251,21 @@ def run_lm_eval_tasks(
 
     if spec.solver_plan().key:
         raise MaltError(f"--debate runs on malt_* tasks only, not on {', '.join(names)}")
+    from harness.lm_eval_outputs import load_tasks
+
     per_seed = seeded_samples(spec, names)
     lm = lm or MaltLM.from_spec(spec, engines, lm_eval_votes=True)
+    loaded = load_tasks(spec.include_path, task_specs(spec, names))
     docs = []
     for seed, samples in enumerate(per_seed):
         out_path = spec.output_path
         if out_path and len(per_seed) > 1:
             out_path = str(Path(out_path) / f"seed_{seed}")
-        docs.append(_evaluate(spec, names, lm, seed, samples, out_path))
+        docs.append(_evaluate(spec, names, lm, (seed, samples, loaded), out_path))
     if len(docs) == 1:
         return docs[0]
     out = _across_seeds(docs)
+    out["malt"]["provenance"] = run_provenance(spec, lm, loaded, per_seed, list(range(len(per_seed)))).to_dict()
     if spec.log_samples:
         out["samples"] = {
             t: [{**row, "seed": s} for s, d in enumerate(docs) for row in d["samples"][t]] for t in docs[0]["samples"]
@@ -271,20 +275,21 @@ def run_lm_eval_tasks(
     return out
 
 
-def _evaluate(
-    spec: EvalSpec, names: list[str], lm: Any, seed: int, samples: dict[str, list[int]] | None, out_path: str | None
-) -> dict:
-    """One ``simple_evaluate`` of ``names`` (on the documents ``samples`` picks, else all or ``--limit``)."""
+def _evaluate(spec: EvalSpec, names: list[str], lm: Any, drawn: tuple, out_path: str | None) -> dict:
+    """One ``simple_evaluate`` of ``names``; ``drawn``: the seed, the documents it picks (lm-eval's ``samples``;
+    ``None``: all or ``--limit``) and lm-eval's task objects by name."""
     import lm_eval
     from lm_eval.loggers import EvaluationTracker
 
-    from harness.lm_eval_outputs import add_turn_grades, load_tasks
+    from harness.lm_eval_outputs import add_turn_grades, system_block
 
+    seed, samples, loaded = drawn
     lm.records, lm.seed = {}, seed
+    prov = run_provenance(spec, lm, loaded, [samples], [seed])
     tracker = EvaluationTracker(output_path=out_path) if out_path else None
     out = lm_eval.simple_evaluate(
         model=lm,
-        use_cache=cache_path(spec, lm, seed),  # finished requests are kept: a rerun asks only for the rest
+        use_cache=cache_path(spec, prov),  # finished requests are kept: a rerun asks only for the rest
         # lm-eval names the run (model_name, the output subfolder) from these; without them it draws a random id
         model_args={"model": spec.model or DEFAULT_MODEL, "agents": lm.plan.name},
         tasks=task_specs(spec, names),
@@ -308,8 +313,8 @@ def _evaluate(
             key = (task, position.get(row["doc_id"], row["doc_id"]))
             pipelines = lm.records.get(key) or lm.cached_pipelines(row["arguments"][0])  # a resumed run's
             row["malt"] = {"pipelines": [{**p, "doc_id": row["doc_id"]} for p in pipelines]}
-    add_turn_grades(samples_out, load_tasks(spec.include_path, task_specs(spec, names)))  # each turn, as lm-eval
-    out["malt"] = {"agents": lm.plan.name, "votes": int(spec.votes), "roles": list(lm.plan.roles)}
+    add_turn_grades(samples_out, loaded)  # each turn, as lm-eval
+    out["malt"] = {**system_block(lm, prov), "votes": int(spec.votes)}  # votes: lm-eval's repeats
     out["malt"].update(seed=seed, seeds=int(spec.seeds), subset=spec.subset)
     if samples is not None:
         out["malt"]["doc_ids"] = samples  # task -> the documents this seed drew

@@ -40,6 +40,7 @@ def build_results(
     label: str | None = None,
     plan: SolverPlan | None = None,
     backend: Any = None,
+    provenance: dict | None = None,
 ) -> dict:
     """The results document of one ``malt-eval`` run.
 
@@ -47,6 +48,7 @@ def build_results(
     ``plan``: the solver plan that ran (its name is ``malt.agents``; its own record joins the ``malt`` block).
     ``backend``: the generator's backend (its tokenizer, context length and chat template fill lm-eval's
     ``tokenizer_*``, ``eot_token_id``, ``max_length`` and ``chat_template`` keys; null without one).
+    ``provenance``: the run's record (:mod:`harness.provenance`), written as ``malt.provenance``.
     The logged rows of ``results`` (those with ``doc``) gain lm-eval's sample fields (:func:`lm_eval_fields`).
     """
     agents = plan.name if plan else letters(cfg.roles)
@@ -75,6 +77,8 @@ def build_results(
     }
     if label:
         malt["label"] = label
+    if provenance is not None:
+        malt["provenance"] = provenance
     if plan:
         malt.update(plan.info(prompts))
     for r in results:

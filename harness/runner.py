@@ -1,7 +1,8 @@
 """One call evaluates a spec: :func:`run_eval` (what ``malt-eval``, the suite and the README's example run).
 
 Validation comes first (no model or data loaded for a bad spec); with ``output_path`` the run takes the
-folder's lock, checks the folder's run record (:mod:`harness.identity`) and keeps every finished batch
+folder's lock, checks the folder's run record (its provenance, :mod:`harness.provenance`; ``start_over`` moves
+an earlier run aside first) and keeps every finished batch
 (:mod:`harness.checkpoint`), so a rerun of the same spec resumes, and a finished one rereads its results
 without loading any model.
 """
@@ -9,14 +10,14 @@ without loading any model.
 from __future__ import annotations
 
 import logging
-import os
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from harness import provenance
 from harness.backends.base import SamplingParams
-from harness.checkpoint import Checkpoint
+from harness.checkpoint import Checkpoint, start_over
 from harness.data import data_dir, load_split
 from harness.errors import MaltError
 from harness.evaluate import EvalConfig, TaskResult, batches, run_task
@@ -24,6 +25,7 @@ from harness.maltrun import stage_adapters
 from harness.models import DEFAULT_MODEL
 from harness.plans import SolverPlan
 from harness.prompts import PromptSet, load_prompts
+from harness.provenance import Provenance, record_diff
 from harness.results import build_results, summary_table, write_results
 from harness.roles import letters
 from harness.runfiles import RunLock
@@ -72,25 +74,9 @@ class _Run:
     role_models: dict[str, str | None]
     role_adapters: dict[str, str | None]
 
-    def identity(self) -> dict:
-        """What makes two runs in one output folder the same run (``OUT/run.json``)."""
-        s, cfg = self.spec, self.cfg
-        return {
-            "model": self.model or DEFAULT_MODEL,
-            "role_models": self.role_models,
-            "role_adapters": {r: a and os.path.abspath(a) for r, a in self.role_adapters.items()},
-            "backend": s.backend,
-            "dtype": s.dtype,
-            "agents": letters(cfg.roles),
-            "votes": cfg.votes,
-            "temperature": cfg.temperature,
-            "top_p": cfg.top_p,
-            "subset": cfg.subset,
-            "limit": cfg.limit,
-            "batch_size": cfg.batch_size,
-            "max_new_tokens": cfg.max_new_tokens,
-            **self.plan.info(self.prompts),
-        }
+    def provenance(self, engines: Mapping[str, RoleEngine] | None = None) -> Provenance:
+        """The run's provenance record (:mod:`harness.provenance`): what ``OUT/run.json`` and the results hold."""
+        return provenance.from_run(self, engines)
 
 
 def run_eval(
@@ -113,6 +99,15 @@ def run_eval(
         MaltError: bad spec, data, prompts, model or output folder (before any model is loaded where it can).
     """
     notes = notes or log.warning
+    if spec.start_over and spec.output_path:
+        from dataclasses import replace
+
+        spec.check()
+        with RunLock(spec.output_path, "malt-eval"):
+            moved = start_over(spec.output_path)
+        if moved:
+            notes(f"start over: the earlier contents of {spec.output_path} moved to {moved}")
+        spec = replace(spec, start_over=False)
     lm_doc = None
     lm_tasks = spec.lm_eval_task_names()
     if lm_tasks:  # lm-eval's tasks run through lm-eval; ours below on the same loaded models
@@ -136,15 +131,24 @@ def run_eval(
 def _run_spec(spec: EvalSpec, notes: Notes, engines: Mapping[str, RoleEngine] | None, progress: bool) -> EvalResults:
     """Evaluate ``spec``'s malt_* tasks (run_eval's own runner)."""
     run = _prepare(spec, notes)
+    prov = run.provenance(engines)
     if not spec.output_path:
-        return _run_tasks(run, None, engines, progress)
+        return _run_tasks(run, None, engines, progress, prov)
     with RunLock(spec.output_path, "malt-eval") as lock:
         if lock.took_over:
             notes(f"note: took over the stale lock of dead process {lock.took_over}")
-        ckpt = Checkpoint(spec.output_path, run.identity())
+        ckpt = Checkpoint(spec.output_path, {"provenance": prov.to_dict()}, compare=record_diff)
         if ckpt.n_done:
             notes(f"resuming: {ckpt.n_done} finished batches on record in {spec.output_path}")
-        return _run_tasks(run, ckpt, engines, progress)
+        return _run_tasks(run, ckpt, engines, progress, prov)
+
+
+def spec_provenance(spec: EvalSpec, notes: Notes | None = None) -> Provenance | None:
+    """The provenance record ``spec``'s malt_* tasks would run with (data, prompts and adapters resolved, no
+    model loaded); ``None`` when it has none (lm-eval's tasks key their request cache themselves)."""
+    if not spec.task_names():
+        return None
+    return _prepare(spec, notes or log.warning).provenance()
 
 
 def _prepare(spec: EvalSpec, notes: Notes) -> _Run:
@@ -191,7 +195,7 @@ def _given(run: _Run, engines: Mapping[str, RoleEngine], ckpt: Checkpoint | None
 
 
 def _run_tasks(
-    run: _Run, ckpt: Checkpoint | None, engines: Mapping[str, RoleEngine] | None, progress: bool
+    run: _Run, ckpt: Checkpoint | None, engines: Mapping[str, RoleEngine] | None, progress: bool, prov: Provenance
 ) -> EvalResults:
     from tqdm.auto import tqdm
 
@@ -229,7 +233,17 @@ def _run_tasks(
     n_docs = {t: len(docs[t]) for t in run.tasks}
     backend = getattr(dict(engines).get(cfg.roles[0]), "backend", None)  # the first role's: tokenizer info
     doc = build_results(
-        results, cfg, prompts, described, model_name, n_docs, used_tokens, run.spec.label, run.plan, backend
+        results,
+        cfg,
+        prompts,
+        described,
+        model_name,
+        n_docs,
+        used_tokens,
+        run.spec.label,
+        run.plan,
+        backend,
+        provenance=prov.to_dict(),
     )
     path = None
     if run.spec.output_path:

@@ -110,6 +110,11 @@ class EvalSpec(EngineSpec):
         type=str,
     )
     output_path: str | None = option(None, "Folder for the results JSON (and sample logs).")
+    start_over: bool = option(
+        False,
+        "Start --output-path over: move its earlier run record, checkpoint, caches and results into "
+        "OUT/superseded-<timestamp>/ (nothing is deleted), then run.",
+    )
     log_samples: bool = option(False, "Write every role's prompt, text and answer per question.")
     malt_run: str | None = option(None, "A malt-train run folder: use its base model and role adapters.")
     stage: str = option(

@@ -2,8 +2,10 @@
 
 Every row is one evaluation spec (``malt-eval --output-path OUT/<slug>``) on the same seeded subsets, run in
 this process with the base model loaded once (:func:`harness.engines.shared_backends`). A row whose
-folder already holds its results for the same options and prompts is reused as it is; an
-interrupted row resumes from its checkpoint. At the end the rows are put on a leaderboard
+folder already holds its results for the same options and the same provenance run key
+(:mod:`harness.provenance`: models and adapters by content, questions drawn, prompts, generation settings,
+package versions) is reused as it is; an interrupted row resumes from its checkpoint; ``--start-over``
+starts every row over. At the end the rows are put on a leaderboard
 (``OUT/leaderboard.md``).
 """
 
@@ -26,7 +28,7 @@ MARKER = "suite-row.json"  # in each row folder: the options and prompt hashes i
 #: The malt-eval options the suite passes to every row as they are.
 SHARED = (
     "tasks", "seeds", "subset", "limit", "temperature", "batch_size", "max_new_tokens", "prompts_file", "backend",
-    "base_url", "api_key", "dtype", "data_dir", "log_samples",
+    "base_url", "api_key", "dtype", "data_dir", "log_samples", "start_over",
 )  # fmt: skip
 SHARED_DEFAULTS = {"tasks": ",".join(TASKS), "seeds": 4, "log_samples": True}
 
@@ -140,7 +142,7 @@ def _prompt_hashes(spec: EvalSpec) -> dict:
 
 
 def _finished(folder: Path, marker: dict) -> bool:
-    """True when ``folder`` holds results made with exactly these options and prompts.
+    """True when ``folder`` holds results made with exactly these options, prompts and provenance run key.
 
     The row's own folder is not one of them: a finished row copied or moved into another suite's ``--out``
     (the baseline of an earlier run beside a new run's MALT row) is reused there.
@@ -151,19 +153,26 @@ def _finished(folder: Path, marker: dict) -> bool:
         return False
     if not isinstance(have, dict) or have.get("prompt_hash") != marker["prompt_hash"]:
         return False
-    same = not identity_diff(have.get("options") or {}, marker["options"], ("output_path",), EvalSpec().options())
+    if have.get("run_key") != marker["run_key"]:  # other data, adapter or model content, versions...
+        return False
+    ignore = ("output_path", "start_over")
+    same = not identity_diff(have.get("options") or {}, marker["options"], ignore, EvalSpec().options())
     return same and (folder / str(have.get("results"))).is_file()
 
 
 def run_row(cfg: SuiteConfig, row: Row, model: str | None) -> bool:
     """Evaluate one row (or reuse its finished results); True when it was reused."""
     from harness.runfiles import atomic_write
-    from malt_apps.report import evaluate_and_print
+    from malt_apps.report import evaluate_and_print, note
 
     spec = row_spec(cfg, row, model)
     folder = Path(spec.output_path)
+    from harness.runner import spec_provenance
+
+    prov = spec_provenance(spec, note)
     marker = {"options": as_json(spec.options()), "prompt_hash": _prompt_hashes(spec)}
-    if _finished(folder, marker):
+    marker["run_key"] = prov and prov.run_key()
+    if not spec.start_over and _finished(folder, marker):
         return True
     evaluate_and_print(spec)
     newest = max(folder.glob("results_*.json"), key=lambda p: p.name)

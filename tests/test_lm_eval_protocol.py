@@ -133,7 +133,7 @@ def test_interrupted_run_resumes_from_lm_eval_request_cache(local_tasks, tmp_pat
     with pytest.raises(Interrupted):
         run_eval(spec(tmp_path / "out"), engines=_engines(ScriptedBackend(dies_after_first_batch)), progress=False)
     [record] = (tmp_path / "out" / "lm_eval_cache").glob("*.json")
-    assert json.loads(record.read_text())["agents"] == "g,v,r"
+    assert json.loads(record.read_text())["plan"]["agents"] == "g,v,r"  # the run's provenance but git
     resumed_be = ScriptedBackend(_by_question)
     resumed = run_eval(spec(tmp_path / "out"), engines=_engines(resumed_be), progress=False).lm_eval
     assert sum(n for n, _, _ in resumed_be.calls) == 2 * 3  # two requests left, three roles each
