@@ -72,11 +72,21 @@ class Provenance:
 
     def run_key(self) -> str:
         """The digest of "same run": the record but ``git``."""
-        return json_digest(_without(self.to_dict(), RUN_EXCLUDES))
+        return json_digest(run_of(self.to_dict()))
 
     def system(self) -> dict:
         """ "Same system" (a leaderboard row): the record but ``tasks``, ``versions`` and ``git``."""
-        return _without(self.to_dict(), SYSTEM_EXCLUDES)
+        return system_of(self.to_dict())
+
+
+def system_of(record: Mapping) -> dict:
+    """ "Same system" of a record read from a file (a ``malt.provenance`` mapping)."""
+    return _without(record, SYSTEM_EXCLUDES)
+
+
+def run_of(record: Mapping) -> dict:
+    """ "Same run" of a record read from a file: the record but ``git``."""
+    return _without(record, RUN_EXCLUDES)
 
 
 def _without(record: Mapping, keys: Iterable[str]) -> dict:

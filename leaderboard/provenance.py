@@ -7,10 +7,12 @@ import json
 import re
 from typing import Any
 
+from harness.provenance import PROVENANCE_FORMAT, SYSTEM_EXCLUDES, system_of
+
 #: The ``malt.provenance.format`` this leaderboard reads.
-SUPPORTED_FORMAT = 1
-#: Parts of the record that are not the system: what a run measured (per task) and what it ran on.
-NOT_SYSTEM = ("tasks", "versions", "git")
+SUPPORTED_FORMAT = PROVENANCE_FORMAT
+#: Parts of the record that are not the system (harness.provenance's rule).
+NOT_SYSTEM = SYSTEM_EXCLUDES
 #: A differing setting left out of a label when the named sibling differs too (the sibling names it).
 _SHOWN_INSTEAD = {"adapter": "adapter_digest", "weights": "model"}
 _DIGEST = re.compile(r"^(?:sha256:)?([0-9a-f]{16,})$")
@@ -31,7 +33,7 @@ def check_record(record: object) -> str | None:
 
 def system(record: dict) -> dict:
     """The system of a run: its record minus the tasks, package versions and git commit."""
-    return {k: v for k, v in record.items() if k not in NOT_SYSTEM}
+    return system_of(record)
 
 
 def system_id(record: dict) -> str:

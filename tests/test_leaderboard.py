@@ -112,14 +112,16 @@ def test_markdown_has_one_row_per_system_and_the_limit_mark(board, tiny_model_di
     name = tiny_model_dir.name
     assert set(rows) == {f"{name} g (limit 2)", f"{name} g,v,r (limit 2)", f"{name} g"}
     g, gvr, seeds = rows[f"{name} g (limit 2)"], rows[f"{name} g,v,r (limit 2)"], rows[f"{name} g"]
-    assert g[3].endswith("(n=2)") and g[4].endswith("(n=2)") and "±" in g[3]  # stderr of a single run
+    # the 2x3-question run drew other questions than the limit runs: the column is marked as mixing data (†N)
+    assert g[3].endswith("(n=2) †1") and g[4].endswith("(n=2)") and "±" in g[3]  # stderr of a single run
+    assert "Mixed columns" in md and "data" in md.split("Mixed columns", 1)[1]
     assert gvr[4] == "" and gvr[5] == "3.0" and g[5] == "1.0"  # no CSQA run; calls per question
-    assert seeds[3].endswith("(2×3)") and "±" in seeds[3]  # std over 2 seeds of 3 questions
+    assert seeds[3].endswith("(2×3) †2") and "±" in seeds[3]  # std over 2 seeds of 3 questions
     assert float(gvr[6]) <= 3 * 4  # tokens per question within the budget
     assert "## Benchmarks" in md and "task version" in md and "prompt hash" in md
     assert "## Systems" in md and str(tiny_model_dir) in md  # model identity
     assert "## Turn-wise accuracy" in md and "stated)" in md
-    assert "†" not in md  # one task version and prompt per column: nothing marked
+    assert "†3" not in md and "†" not in gvr[4]  # one task version and prompt per column: only the data marks
 
 
 def test_csv_and_json_hold_every_field(board, runs):
@@ -146,6 +148,8 @@ def test_mismatched_prompt_hash_is_marked(runs, tmp_path):
     def other_system_other_prompt(doc):
         doc["malt"]["votes"] = 3
         doc["malt"]["prompt_hash"]["malt_gsm8k"] = "feedfacefeedface"
+        doc["malt"]["provenance"]["generation"]["votes"] = 3  # the record says what made the run
+        doc["malt"]["provenance"]["tasks"]["malt_gsm8k"]["prompts"] = "feedfacefeedface"
 
     other = edited_copy(runs["g"], tmp_path / "other", other_system_other_prompt)
     r = leaderboard("build", runs["g"], other, "-o", tmp_path / "board")
