@@ -111,3 +111,10 @@ def path_digest(path: str | os.PathLike | None) -> str | None:
 def docs_digest(docs: Iterable[dict]) -> str:
     """The digest of a list of question rows as drawn (order counts)."""
     return json_digest(list(docs))
+
+
+def doc_hash(doc: object) -> str:
+    """lm-eval's ``doc_hash`` of a document (as its evaluator computes it for a sample line)."""
+    from lm_eval.utils import handle_non_serializable, hash_string
+
+    return hash_string(json.dumps(doc, indent=2, default=handle_non_serializable, ensure_ascii=False))

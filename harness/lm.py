@@ -15,10 +15,10 @@ from lm_eval.api.model import LM, hash_args
 from lm_eval.api.registry import register_model
 
 from harness.backends.base import SamplingParams
+from harness.digests import doc_hash
 from harness.errors import MaltError
 from harness.evaluate import solve_questions
 from harness.grading import extract_answer, normalize_answer
-from harness.lm_eval_outputs import doc_hash
 from harness.lm_eval_solver import Request, chat_text, final_text, generic_prompts, request_params, solve
 from harness.prompts import load_prompts
 from harness.roles import ROLES

@@ -21,13 +21,6 @@ from typing import Any
 from harness.runfiles import atomic_write
 
 
-def doc_hash(doc: Any) -> str:
-    """lm-eval's ``doc_hash`` of a document (as its evaluator computes it for a sample line)."""
-    from lm_eval.utils import handle_non_serializable, hash_string
-
-    return hash_string(json.dumps(doc, indent=2, default=handle_non_serializable, ensure_ascii=False))
-
-
 def system_block(lm: Any, prov: Any = None, tasks: Mapping[str, Any] | None = None) -> dict:
     """The ``malt`` block of an lm-eval results file: the system that answered (agents, votes, roles, models)
     and its provenance record (``prov``, a :class:`harness.provenance.Provenance`; default: built from ``lm``
@@ -63,7 +56,7 @@ def _provenance_of(lm: Any, tasks: Mapping[str, Any]) -> Any:
     """The provenance of a run lm-eval's own CLI drove: per task the doc hashes its requests carried, in
     document order (a request answered from lm-eval's request cache never reaches the model: not counted)."""
     from harness import provenance
-    from harness.lm_eval_run import role_prompts_digest
+    from harness.lm_eval_solver import role_prompts_digest
 
     seen: dict[str, list[tuple[int, str]]] = {}
     for (task, digest), doc_id in lm.doc_ids.items():

@@ -20,7 +20,6 @@ several; the returned results then hold each metric's mean over the seeds, its s
 
 from __future__ import annotations
 
-import hashlib
 import json
 import statistics
 from collections.abc import Mapping
@@ -32,6 +31,7 @@ from harness import provenance
 from harness.digests import json_digest
 from harness.errors import MaltError
 from harness.evaluate import EvalConfig, select_questions
+from harness.lm_eval_solver import role_prompts_digest
 from harness.lm_eval_tasks import leaf_tasks, task_manager
 from harness.models import DEFAULT_MODEL
 from harness.provenance import Provenance
@@ -188,18 +188,6 @@ def _lm_eval_tasks_of(path: Path) -> set[str] | None:
     if not isinstance(malt, dict) or "per_seed" not in malt or "format" in malt:
         return None
     return set(doc.get("results") or {})
-
-
-def role_prompts_digest(spec: EvalSpec) -> str:
-    """The digest of the generic role prompts lm-eval tasks use (the shipped file and ``--prompts``)."""
-    from harness.lm_eval_solver import PROMPTS_FILE
-    from harness.prompts import tasks_dir
-
-    prompts = hashlib.sha256()
-    for path in (tasks_dir() / PROMPTS_FILE, spec.prompts_file):
-        if path:
-            prompts.update(Path(path).read_bytes())
-    return prompts.hexdigest()
 
 
 def run_provenance(

@@ -20,6 +20,7 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import jinja2
 import jinja2.sandbox
@@ -166,3 +167,17 @@ def solve(requests: Sequence[Request], questions: Sequence[str], ctx: SolveConte
 def final_text(state: SolveState) -> str:
     """What lm-eval scores: the refiner's text, else the generator's (a critique alone is not an answer)."""
     return state.turns["refiner"].text if "refiner" in state.turns else state.turns["generator"].text
+
+
+def role_prompts_digest(spec: Any) -> str:
+    """The digest of the generic role prompts lm-eval tasks use (the shipped file and ``spec.prompts_file``)."""
+    import hashlib
+    from pathlib import Path
+
+    from harness.prompts import tasks_dir
+
+    prompts = hashlib.sha256()
+    for path in (tasks_dir() / PROMPTS_FILE, spec.prompts_file):
+        if path:
+            prompts.update(Path(path).read_bytes())
+    return prompts.hexdigest()

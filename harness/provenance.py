@@ -323,7 +323,7 @@ def lm_eval_tasks(
     role prompts (``prompts_digest``), and the task's version."""
     import math
 
-    from harness.lm_eval_outputs import doc_hash
+    from harness.digests import doc_hash
 
     out = {}
     for name, task in loaded.items():

@@ -197,7 +197,7 @@ def lm_eval_fields(row: dict, prompts: PromptSet, gen_kwargs: dict) -> dict:
     """
     from lm_eval.utils import hash_string
 
-    from harness.lm_eval_outputs import doc_hash
+    from harness.digests import doc_hash
 
     doc = row["doc"]
     context = prompts.messages("generator", question=prompts.question(doc))[-1]["content"]
