@@ -25,6 +25,7 @@ from harness.plans import SolverPlan
 from harness.prompts import PromptSet, task_version
 from harness.roles import letters
 from harness.runfiles import atomic_write
+from harness.supersede import move_aside, superseded_by
 
 RESULTS_FORMAT = 1
 
@@ -219,11 +220,11 @@ def _final_text(sample: dict) -> str:
 def write_results(doc: dict, results: list[TaskResult], output_path: str | os.PathLike, log_samples: bool) -> Path:
     """Write ``results_<ts>.json`` (and ``samples_<task>_<ts>.jsonl``) under ``output_path``.
 
-    Earlier results files in the folder that covered only tasks of this one are superseded (removed
-    after the new files are in place), so a resumed or repeated run leaves one results file.
+    Earlier results files of the same run that covered only tasks of this one are superseded (moved into
+    ``superseded/`` after the new files are in place: :mod:`harness.supersede`), so a resumed or repeated run
+    leaves one results file; an unreadable one is kept, with a warning.
     """
     out = Path(output_path)
-    old = [p for p in out.glob("results_*.json") if _tasks_of(p) <= set(doc["results"])]
     stamp = time.strftime("%Y-%m-%dT%H-%M-%S")
     path = out / f"results_{stamp}.json"
     atomic_write(path, json.dumps(doc, indent=2, ensure_ascii=False, default=str))
@@ -231,21 +232,8 @@ def write_results(doc: dict, results: list[TaskResult], output_path: str | os.Pa
         for r in results:
             lines = "".join(json.dumps(s, ensure_ascii=False, default=str) + "\n" for s in r.samples)
             atomic_write(out / f"samples_{r.task}_{stamp}.jsonl", lines)
-    for p in old:
-        if p == path:
-            continue
-        old_stamp = p.name[len("results_") : -len(".json")]
-        p.unlink(missing_ok=True)
-        for s in out.glob(f"samples_*_{old_stamp}.jsonl"):
-            s.unlink(missing_ok=True)
+    move_aside(superseded_by(out, doc, keep=path))
     return path
-
-
-def _tasks_of(path: Path) -> set[str]:
-    try:
-        return set(json.loads(path.read_text(encoding="utf-8")).get("results", {}))
-    except (OSError, ValueError):
-        return set()
 
 
 def summary_table(doc: dict) -> str:
