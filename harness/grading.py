@@ -3,7 +3,9 @@
 Public API: :func:`extract_answer`, :func:`normalize_answer`, :func:`is_correct` and
 :func:`gold_answer`. Every function takes a task name (``malt_gsm8k``, ``malt_math``,
 ``malt_csqa``; the short names ``gsm8k``/``math``/``csqa`` work too) and never raises on any
-input string: malformed text simply yields ``None`` / ``False``.
+input string: malformed text simply yields ``None`` / ``False``, and a grader that raises or runs out of time
+grades ``None`` / ``False`` too, recorded in the :class:`~harness.grading_faults.GraderFaults` passed in (raised
+under ``MALT_GRADER_STRICT=1``).
 
 What differs between tasks is a :class:`Grader`, registered by kind with :func:`register_grader`
 (``number``, ``math``, ``choice``); each task names its kind in :mod:`harness.taskinfo` and
@@ -21,19 +23,19 @@ from __future__ import annotations
 
 import logging
 import re
-import signal
-import threading
 from decimal import Decimal, InvalidOperation
 from fractions import Fraction
 from typing import ClassVar, TypeVar
 
 from harness.errors import MaltError
+from harness.grading_faults import GraderFaults, guarded, time_budget
 from harness.taskinfo import canonical_task, task_info
 
 __all__ = [
     "GRADERS",
     "ChoiceGrader",
     "Grader",
+    "GraderFaults",
     "answers_match",
     "canonical_task",
     "extract_answer",
@@ -81,6 +83,11 @@ _PLACEHOLDER = re.compile(r"\$?<[^<>\n]*>\$?")
 # CSQA: a stated answer offering two letters ("B or C", "(B)/(C)", "B and C") is a hedge.
 _HEDGE = re.compile(r"(?<![\w'])\(?([A-E])\)?(?:\s*[:.]\s*[^\n/]*?)?\s*(?:\bor\b|\band\b|/)\s*\(?(?!\1)[A-E]\b(?!')")
 _BOXED = re.compile(r"\\(?:boxed|fbox)\s*\{")
+# between two boxed parts of one answer: separators (",", ";", "and", "\quad"), "$", and the next part's label
+_BOX_GAP = re.compile(
+    r"[\s$]*(?:,|;|&|\band\b|\\quad|\\qquad|\\text\{\s*and\s*\})?[\s$]*(?:[A-Za-z](?:_\{?\w+\}?)?\s*=\s*)?\$?\s*"
+)
+_BOX_LABEL = re.compile(r"(?<![\\\w])([A-Za-z](?:_\{?\w+\}?)?)\s*=\s*\$?\s*$")  # "x = " before a box
 _NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?(?:/\d+)?|-?\.\d+")
 _LETTER_PATTERNS = [
     re.compile(r"^\(?\s*([A-Ea-e])\s*\)?\s*(?:[:.)\]]|$)"),  # "B", "(B)", "B:", "B.", "b)"
@@ -89,14 +96,29 @@ _LETTER_PATTERNS = [
     re.compile(r"^(?!A\s+[A-Za-z])([A-E])\b"),  # "B rope"; "A snow storm is ..." starts with an article
 ]
 _CHOICE_LINE = re.compile(r"^\s*\(?[A-E]\)?\s*[:.)]")  # "B: bookstore", a line of a listed choice
+# CSQA prose without a marker: a phrase that picks ("I think it's", "the best option is", "I'd go with") and then
+# one letter as a choice's name: "(B)", or "B" before ")", ":", ",", "." or the end ("B bookstore" is too loose).
+_PICKS = re.compile(
+    r"(?i:\bI(?:\s+would|'d|\s+will|'ll)?\s+(?:think|believe|say|guess|choose|pick|select|go\s+with)"
+    r"(?:\s+(?:that\s+)?(?:it'?s|it\s+is|it\s+would\s+be|it\s+must\s+be))?"
+    r"|\bit(?:'s|\s+is|\s+must\s+be|\s+has\s+to\s+be|\s+should\s+be|\s+would\s+be)"
+    r"|\bthe\s+(?:best|most\s+\w+|right|likeliest|only\s+\w+)\s+(?:option|choice|answer|one|pick)(?:\s+here)?"
+    r"\s+(?:is|would\s+be|seems\s+to\s+be)"
+    r"|\b(?:my|our)\s+(?:answer|choice|pick)\s+(?:is|would\s+be)"
+    r"|\b(?:we|you)\s+should\s+(?:choose|pick|select|go\s+with))"
+    r"\s*:?\s*(?i:(?:option|choice|letter)\s+)?(?:\(\s*([A-E])\s*\)|\b([A-E])(?=\s*[):,.]|\s*$))"
+)
+_LETTER_NAMED = re.compile(r"(?<![\w'])\(?([A-E])\)?(?![\w'])")  # a letter standing alone: "B", "(B)", "B)"
+_SENTENCE_END = re.compile(r"[.!?](?:\s|$)|\n")
+_SAYS_WRONG = re.compile(r"\b(?:incorrect|wrong|not\s+(?:correct|right|the\s+answer))\b", re.IGNORECASE)
 
 
 # --------------------------------------------------------------------------- extraction
 
 
-def _boxed_contents(text: str) -> list[tuple[int, str]]:
-    """Return ``(position, content)`` of every balanced ``\\boxed{...}`` in ``text``, linear time."""
-    found: list[tuple[int, str]] = []
+def _boxed_spans(text: str) -> list[tuple[int, int, str]]:
+    """Return ``(start, end, content)`` of every balanced ``\\boxed{...}`` in ``text``, linear time."""
+    found: list[tuple[int, int, str]] = []
     pos = 0
     while True:
         m = _BOXED.search(text, pos)
@@ -108,10 +130,37 @@ def _boxed_contents(text: str) -> list[tuple[int, str]]:
             depth += (c == "{") - (c == "}")
             i += 1
         if depth == 0:
-            found.append((m.start(), text[m.end() : i - 1]))
+            found.append((m.start(), i, text[m.end() : i - 1]))
             pos = i
         else:  # unbalanced: every later \boxed{ is inside it, so none can close either
             return found
+
+
+def _boxed_contents(text: str) -> list[tuple[int, str]]:
+    """Return ``(position, content)`` of every balanced ``\\boxed{...}`` in ``text``."""
+    return [(start, content) for start, _, content in _boxed_spans(text)]
+
+
+def _last_boxed(text: str, grader: Grader) -> list[tuple[int, str]]:
+    """The last ``\\boxed{}`` answer of ``text`` as ``[(position, answer)]`` (``[]``: none). For a grader of
+    multi-part answers, boxes one after another with only separators between them ("\\boxed{3} and \\boxed{5}",
+    "x=\\boxed{2}, y=\\boxed{-1}") are one answer: their parts joined by ", " ("3, 5"; "x=2, y=-1")."""
+    spans = _boxed_spans(text)
+    if not spans:
+        return []
+    run = [spans[-1]]
+    while grader.multi_part and len(run) < len(spans):
+        before = spans[-len(run) - 1]
+        if not _BOX_GAP.fullmatch(text, before[1], run[0][0]):
+            break
+        run.insert(0, before)
+    parts = []
+    for start, _, content in run:
+        label = _BOX_LABEL.search(text[max(0, start - 20) : start])
+        parts.append((label.group(1) + "=" if label else "") + _clean_stated(content))
+    if len(run) == 1 or len(set(parts)) == 1 or not all(parts):
+        return [(run[-1][0], run[-1][2])]
+    return [(run[-1][0], ", ".join(parts))]
 
 
 def _clean_stated(ans: str) -> str:
@@ -183,7 +232,7 @@ def _last_stated(text: str, grader: Grader) -> str | None:
     """The last final answer stated in ``text`` by any of the supported markers (see the module docstring)."""
     text = text[-_MAX_TEXT:]
     found = [(m.start(), _unnest(grader, _clean_stated(_stated_text(text, m)))) for m in _STATED.finditer(text)]
-    found += [(pos, _clean_stated(content)) for pos, content in _boxed_contents(text)[-1:]]
+    found += [(pos, _clean_stated(content)) for pos, content in _last_boxed(text, grader)]
     for _, cand in sorted(found, key=lambda pc: pc[0], reverse=True):
         if _states_answer(grader, cand):
             return cand
@@ -228,20 +277,43 @@ def _csqa_letter(ans: str) -> str | None:
     return None
 
 
-def extract_answer(task: str, text: str) -> str | None:
+def _unmarked(text: str) -> str | None:
+    """A CSQA reply without any marker: a short one ("B", "(B) rope") is its answer; a longer one names the choice
+    it opens with ("B) bookstore is where ..."); a list of choices ("A: coffee shop / C: table") states nothing."""
+    lines = [line for line in text.strip().splitlines() if line.strip()]
+    listed = sum(bool(_CHOICE_LINE.match(line)) for line in lines)
+    if len(text.strip()) < 40 and listed <= 1:
+        stated = _clean_stated(lines[-1])
+        return None if not stated or _SELF_VERDICT.search(stated) else stated
+    opening = _CHOICE_LINE.match(lines[0])
+    return _one_letter(text, re.match(r"\s*\(?([A-E])", text), 0) if opening and listed == 1 else None
+
+
+def _one_letter(text: str, m: re.Match, start: int) -> str | None:
+    """The letter ``m`` names (its last group that matched), unless its sentence (from ``start``) names another
+    letter or calls itself wrong ("I think it's (B) or (C)", "B: cabinet is incorrect because ...")."""
+    letter = next(g for g in reversed(m.groups()) if g)
+    end = _SENTENCE_END.search(text, m.end())
+    sentence = text[start : end.start() if end else len(text)]
+    others = {x for x in _LETTER_NAMED.findall(text[m.end() : end.start() if end else len(text)])} - {letter}
+    return None if others or _SAYS_WRONG.search(sentence) else letter
+
+
+def extract_answer(task: str, text: str, faults: GraderFaults | None = None) -> str | None:
     """Extract the final answer a model stated in ``text``.
 
     GSM8K returns the normalised number ("1,000.00" -> "1000"); MATH returns the LaTeX of the
     answer; CSQA returns a letter ``A``-``E``, or the stated text when it is not a letter (mapped
-    to a letter by :func:`is_correct`, which knows the choices). ``None`` when nothing is stated.
+    to a letter by :func:`is_correct`, which knows the choices). ``None`` when nothing is stated,
+    and when the grader raised (recorded in ``faults``; raised in strict mode: :mod:`harness.grading_faults`).
     """
-    try:
-        grader = task_grader(task)
-        if not isinstance(text, str) or not text.strip():
-            return None
-        return grader.extract(text, _last_stated(text, grader))
-    except Exception:  # noqa: BLE001 - the grader must never raise
+    if not isinstance(text, str) or not text.strip():
         return None
+    return guarded(lambda: _extract(task_grader(task), text), None, text, faults)
+
+
+def _extract(grader: Grader, text: str) -> str | None:
+    return grader.extract(text, _last_stated(text, grader))
 
 
 # --------------------------------------------------------------------------- normalisation
@@ -252,27 +324,21 @@ _PROSE = re.compile(r"(?<![\\a-zA-Z])[a-zA-Z]{3,}\s+[a-zA-Z]{2,}\s+[a-zA-Z]{2,}"
 _FRAC_BRACED = re.compile(r"\\[dt]?frac\{(-?\d+)\}\{(\d+)\}")
 
 
-def normalize_answer(task: str, answer: str | None) -> str | None:
+def normalize_answer(task: str, answer: str | None, faults: GraderFaults | None = None) -> str | None:
     """A canonical string for grouping equal answers (majority voting).
 
     "1,000" and "1000" map to "1000"; ``\\frac12``, ``\\frac{1}{2}``, "1/2" and "0.5" all map to
     "0.5"; CSQA letters are upper-cased. Idempotent: ``normalize_answer(t, normalize_answer(t, a))``
-    equals ``normalize_answer(t, a)``.
+    equals ``normalize_answer(t, a)``. ``None`` when the grader raised (recorded in ``faults``).
     """
-    try:
-        return _normalized(task_grader(task), answer)
-    except Exception:  # noqa: BLE001
-        return None
+    return guarded(lambda: _normalized(task_grader(task), answer), None, str(answer), faults)
 
 
 def _normalized(grader: Grader, answer: str | None) -> str | None:
-    """:meth:`Grader.normalize` of a non-empty answer (stripped, at most ``_MAX_ANSWER`` long); never raises."""
-    try:
-        if answer is None or not str(answer).strip():
-            return None
-        return grader.normalize(str(answer).strip()[:_MAX_ANSWER])
-    except Exception:  # noqa: BLE001
+    """:meth:`Grader.normalize` of a non-empty answer (stripped, at most ``_MAX_ANSWER`` long)."""
+    if answer is None or not str(answer).strip():
         return None
+    return grader.normalize(str(answer).strip()[:_MAX_ANSWER])
 
 
 # --------------------------------------------------------------------------- correctness
@@ -291,20 +357,9 @@ def csqa_choices(doc: dict) -> dict[str, str]:
     return dict(zip(ch.get("label", []), ch.get("text", []), strict=False))
 
 
-class _OutOfTime(BaseException):  # a BaseException, so math-verify's own ``except Exception`` can't swallow it
-    pass
-
-
-def _raise_out_of_time(signum, frame) -> None:
-    raise _OutOfTime
-
-
 def _math_verify(gold: str, pred: str) -> bool:
-    """math-verify equivalence, all of it (both parses and the check) within one time budget.
-
-    The budget is a SIGALRM timer, so it applies in the main thread only; elsewhere math-verify runs
-    without a limit.
-    """
+    """math-verify equivalence, all of it (both parses and the check) within one time budget
+    (:func:`~harness.grading_faults.time_budget`; past it, :class:`~harness.grading_faults.GraderTimeout`)."""
     from math_verify import parse, verify
 
     for name in ("math_verify.parser", "math_verify.grader"):  # we time it ourselves: no "timeout disabled" noise
@@ -320,33 +375,25 @@ def _math_verify(gold: str, pred: str) -> bool:
             return bool(g and p and verify(g, p, timeout_seconds=None))
         return False
 
-    if threading.current_thread() is not threading.main_thread():
+    with time_budget(MATH_VERIFY_BUDGET_S):
         return check()
-    old = signal.signal(signal.SIGALRM, _raise_out_of_time)
-    signal.setitimer(signal.ITIMER_REAL, MATH_VERIFY_BUDGET_S)
-    try:
-        return check()
-    except _OutOfTime:
+
+
+def answers_match(task: str, answer: str | None, doc: dict, faults: GraderFaults | None = None) -> bool:
+    """Whether an already extracted ``answer`` equals the reference of ``doc``; ``False`` when the grader raised
+    or ran out of time (recorded in ``faults``)."""
+    if answer is None:
         return False
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, old)
+    return guarded(lambda: _match(task_grader(task), answer, doc), False, str(answer), faults)
 
 
-def answers_match(task: str, answer: str | None, doc: dict) -> bool:
-    """Whether an already extracted ``answer`` equals the reference of ``doc``."""
-    try:
-        grader = task_grader(task)
-        if answer is None:
-            return False
-        return grader.match(answer, grader.gold(doc), doc)
-    except Exception:  # noqa: BLE001
-        return False
+def _match(grader: Grader, answer: str, doc: dict) -> bool:
+    return grader.match(answer, grader.gold(doc), doc)
 
 
-def is_correct(task: str, text: str, doc: dict) -> bool:
+def is_correct(task: str, text: str, doc: dict, faults: GraderFaults | None = None) -> bool:
     """Whether the final answer stated in a model's ``text`` is right for the raw row ``doc``."""
-    return answers_match(task, extract_answer(task, text), doc)
+    return answers_match(task, extract_answer(task, text, faults), doc, faults)
 
 
 # --------------------------------------------------------------------------- graders: what differs between tasks
@@ -356,10 +403,12 @@ class Grader:
     """How one kind of task states, normalises and compares answers (a registered plug-in, see :func:`register_grader`).
 
     The shared rules (markers, verdicts, the last statement wins) live in this module; a grader adds what its
-    kind of answer needs. Methods may raise: the public functions above catch it and grade ``None`` / ``False``.
+    kind of answer needs. Methods may raise: the public functions above catch it, grade ``None`` / ``False`` and
+    record it (:class:`~harness.grading_faults.GraderFaults`).
     """
 
     kind: ClassVar[str] = ""
+    multi_part: ClassVar[bool] = False  # boxes in a row are one answer's parts (:func:`_last_boxed`)
 
     def states_answer(self, cand: str) -> bool:
         """Whether a stated candidate (already not a verdict or placeholder) is an answer of this kind."""
@@ -442,7 +491,9 @@ class NumberGrader(Grader):
 @register_grader("math")
 class MathGrader(Grader):
     """A LaTeX answer (MATH): the stated LaTeX; equal when the normalised strings are, else by math-verify within
-    :data:`MATH_VERIFY_BUDGET_S`."""
+    :data:`MATH_VERIFY_BUDGET_S`. Boxes in a row ("\\boxed{3} and \\boxed{5}") are one answer's parts."""
+
+    multi_part = True
 
     def normalize(self, answer: str) -> str | None:
         s = _LATEX_DROP.sub("", answer)
@@ -477,14 +528,11 @@ class ChoiceGrader(Grader):
         return _csqa_letter(cand) is not None or len(cand.split()) <= 10
 
     def extract(self, text: str, stated: str | None) -> str | None:
-        if stated is None and not _STATED.search(text):  # a short reply such as "B" or "(B) rope" counts
-            lines = [line for line in text.strip().splitlines() if line.strip()]
-            if len(text.strip()) >= 40 or sum(bool(_CHOICE_LINE.match(line)) for line in lines) > 1:
-                return None  # long, or a list of choices ("A: coffee shop / C: table / D: kitchen")
-            stated = _clean_stated(lines[-1])
-            if not stated or _SELF_VERDICT.search(stated):
-                return None
-        if _HEDGE.search(stated):  # "B or C": undecided, no answer
+        if stated is None:  # a choice picked in prose ("I think it's (B) bookstore"), else a reply without marker
+            found = list(_PICKS.finditer(text))
+            stated = _one_letter(text, found[-1], found[-1].start()) if found else None
+            stated = stated or (None if _STATED.search(text) else _unmarked(text))
+        if stated is None or _HEDGE.search(stated):  # "B or C": undecided, no answer
             return None
         return _csqa_letter(stated) or stated
 

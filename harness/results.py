@@ -73,6 +73,8 @@ def build_results(
         "stage_stats": {},
         "prompts_truncated": {},
         "wall_time": {},
+        "grader_errors": {},  # per task: answers whose grading raised (graded wrong, not really graded)
+        "grader_timeouts": {},  # per task: answers whose comparison ran out of time
     }
     if label:
         malt["label"] = label
@@ -105,6 +107,7 @@ def build_results(
         malt["stage_stats"][r.task] = r.stats
         malt["prompts_truncated"][r.task] = sum(s.get("prompts_truncated", 0) for s in r.stats.values())
         malt["wall_time"][r.task] = r.wall_time
+        malt["grader_errors"][r.task], malt["grader_timeouts"][r.task] = r.grader_faults
     out["config"] = {
         "model": "malt",
         "model_args": {"model": model, "agents": agents},
@@ -261,4 +264,11 @@ def summary_table(doc: dict) -> str:
     for task, n in malt.get("prompts_truncated", {}).items():
         if n:
             table += f"\nwarning: {task}: {n} prompts did not fit the model's context and lost their oldest tokens"
+    for task, errors in malt.get("grader_errors", {}).items():
+        timeouts = malt.get("grader_timeouts", {}).get(task, 0)
+        if errors or timeouts:
+            table += (
+                f"\nwarning: {task}: the grader raised on {errors} and ran out of time on {timeouts} answers"
+                " (graded wrong: grader_errors, grader_timeouts)"
+            )
     return table

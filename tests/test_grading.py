@@ -103,9 +103,12 @@ def test_never_raises(text):
         assert is_correct(task, text, {"answer": "#### 1", "problem": "", "answerKey": "A"}) in (True, False)
 
 
-def test_unknown_task_is_a_clear_error():
+def test_unknown_task_is_a_clear_error(monkeypatch):
     with pytest.raises(ValueError, match="unknown task"):
         gold_answer("nope", {})
+    with pytest.raises(ValueError, match="unknown task"):  # strict mode (the test suite's): the error is raised
+        extract_answer("nope", "Final Answer: 1")
+    monkeypatch.delenv("MALT_GRADER_STRICT")
     assert extract_answer("nope", "Final Answer: 1") is None
 
 
