@@ -152,8 +152,8 @@ def _grade(task: str, doc: dict, doc_id: int, states: list[SolveState], log: boo
     grade = _Grader(task, doc, faults)
     for s in states:
         for name, turn in s.turns.items():
-            if turn.grader_fault:
-                faults.errors.add(f"turn {s.sample} {name}")  # read when the turn was made (or read again)
+            if turn.grader_fault:  # read when the turn was made (or read again from its text)
+                (faults.timeouts if turn.grader_fault == "timeout" else faults.errors).add(f"turn {s.sample} {name}")
             turn.correct = grade(turn.answer)
     answers = [s.answer for s in states]
     voted, idx = majority_vote(task, answers, faults)
