@@ -17,6 +17,8 @@ Extraction rule (all tasks): the *last* stated final answer wins, whichever of
 ``**Final Answer**``) states the paragraph under it. A statement that is a verdict (``the answer is
 correct``) or, for GSM8K, holds no number states nothing, so it does not hide an earlier answer.
 GSM8K: a stated calculation (``400 + 400 = 1000 friends``) answers with the number after its last ``=``.
+MATH: boxes in a row (``\\boxed{3} and \\boxed{5}``) are one multi-part answer (``3, 5``). CSQA: without a stated
+answer, a choice picked in prose by its letter (``I think it's (B) bookstore``) answers it.
 """
 
 from __future__ import annotations
