@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from harness.backends.base import PAPER_TEMPERATURE, SamplingParams
 from harness.checkpoint import Checkpoint
 from harness.errors import MaltError
-from harness.grading import answers_match, gold_answer, normalize_answer
+from harness.grading import GraderFaults, answers_match, gold_answer, normalize_answer
 from harness.roles import ROLES
 from harness.solver import SolveContext, Step, plan
 from harness.state import SolveState
@@ -84,6 +84,11 @@ class TaskResult:
     def n(self) -> int:
         return self.per_seed[0]["n"]
 
+    @property
+    def grader_faults(self) -> tuple[int, int]:
+        """``(grader_errors, grader_timeouts)``: answers over all seeds whose grading raised or ran out of time."""
+        return tuple(sum(int(r.get(k) or 0) for r in self.samples) for k in ("grader_errors", "grader_timeouts"))
+
     def per_question(self, key: str) -> float:
         """Calls or tokens per question, over all seeds."""
         total = sum(s[key] for s in self.stats.values())
@@ -102,26 +107,29 @@ def select_questions(n_docs: int, cfg: EvalConfig, seed: int) -> list[int]:
 
 
 class _Grader:
-    """Grades answers to one question against its reference, each distinct (normalised) answer once."""
+    """Grades answers to one question against its reference, each distinct (normalised) answer once; ``faults``
+    records the answers whose grading raised or ran out of time."""
 
-    def __init__(self, task: str, doc: dict) -> None:
-        self.task, self.doc = task, doc
+    def __init__(self, task: str, doc: dict, faults: GraderFaults | None = None) -> None:
+        self.task, self.doc, self.faults = task, doc, faults
         self._seen: dict[str | None, bool] = {}
 
     def __call__(self, answer: str | None) -> bool:
-        key = normalize_answer(self.task, answer)
+        key = normalize_answer(self.task, answer, self.faults)
         if key not in self._seen:
-            self._seen[key] = answers_match(self.task, answer, self.doc)
+            self._seen[key] = answers_match(self.task, answer, self.doc, self.faults)
         return self._seen[key]
 
 
-def grade_turns(task: str, doc: dict, answers_by_role: dict[str, list[str | None]]) -> dict[str, dict]:
+def grade_turns(
+    task: str, doc: dict, answers_by_role: dict[str, list[str | None]], faults: GraderFaults | None = None
+) -> dict[str, dict]:
     """Per turn, the majority-voted answer over the votes and whether it is right (the sample logs'
     ``turn_grades``, read by the leaderboard's turn-wise tables)."""
-    grade = _Grader(task, doc)
+    grade = _Grader(task, doc, faults)
     out = {}
     for role, answers in answers_by_role.items():
-        voted, _ = majority_vote(task, answers)
+        voted, _ = majority_vote(task, answers, faults)
         out[role] = {"answer": voted, "correct": grade(voted)}
     return out
 
@@ -138,16 +146,21 @@ def with_turn_grades(task: str, row: dict) -> dict:
 
 
 def _grade(task: str, doc: dict, doc_id: int, states: list[SolveState], log: bool) -> dict:
-    """The graded row of one question: the voted answer, and every turn's answer graded as it was produced."""
-    grade = _Grader(task, doc)
+    """The graded row of one question: the voted answer, and every turn's answer graded as it was produced;
+    ``grader_errors`` / ``grader_timeouts``: its texts and answers whose grading raised or ran out of time."""
+    faults = GraderFaults()
+    grade = _Grader(task, doc, faults)
     for s in states:
-        for turn in s.turns.values():
+        for name, turn in s.turns.items():
+            if turn.grader_fault:  # read when the turn was made (or read again from its text)
+                (faults.timeouts if turn.grader_fault == "timeout" else faults.errors).add(f"turn {s.sample} {name}")
             turn.correct = grade(turn.answer)
     answers = [s.answer for s in states]
-    voted, idx = majority_vote(task, answers)
+    voted, idx = majority_vote(task, answers, faults)
     row = {"doc_id": doc_id, "target": gold_answer(task, doc), "answer": voted, "acc": float(grade(voted))}
     row["answers_by_role"] = {role: [s.turns[role].answer for s in states] for role in states[0].turns}
-    row["turn_grades"] = grade_turns(task, doc, row["answers_by_role"])
+    row["turn_grades"] = grade_turns(task, doc, row["answers_by_role"], faults)
+    row.update(faults.counts())
     if log:
         row["doc"] = doc
         row["votes"] = answers

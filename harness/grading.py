@@ -3,7 +3,9 @@
 Public API: :func:`extract_answer`, :func:`normalize_answer`, :func:`is_correct` and
 :func:`gold_answer`. Every function takes a task name (``malt_gsm8k``, ``malt_math``,
 ``malt_csqa``; the short names ``gsm8k``/``math``/``csqa`` work too) and never raises on any
-input string: malformed text simply yields ``None`` / ``False``.
+input string: malformed text simply yields ``None`` / ``False``, and a grader that raises or runs out of time
+grades ``None`` / ``False`` too, recorded in the :class:`~harness.grading_faults.GraderFaults` passed in (raised
+under ``MALT_GRADER_STRICT=1``).
 
 What differs between tasks is a :class:`Grader`, registered by kind with :func:`register_grader`
 (``number``, ``math``, ``choice``); each task names its kind in :mod:`harness.taskinfo` and
@@ -15,25 +17,39 @@ Extraction rule (all tasks): the *last* stated final answer wins, whichever of
 ``**Final Answer**``) states the paragraph under it. A statement that is a verdict (``the answer is
 correct``) or, for GSM8K, holds no number states nothing, so it does not hide an earlier answer.
 GSM8K: a stated calculation (``400 + 400 = 1000 friends``) answers with the number after its last ``=``.
+MATH: boxes in a row (``\\boxed{3} and \\boxed{5}``) are one multi-part answer (``3, 5``). CSQA: without a stated
+answer, a choice picked in prose by its letter (``I think it's (B) bookstore``) answers it.
 """
 
 from __future__ import annotations
 
 import logging
 import re
-import signal
-import threading
-from decimal import Decimal, InvalidOperation
-from fractions import Fraction
 from typing import ClassVar, TypeVar
 
+from harness._statements import (
+    _HEDGE,
+    _MAX_ANSWER,
+    _NUMBER,
+    _PICKS,
+    _STATED,
+    _boxed_contents,
+    _csqa_letter,
+    _format_number,
+    _last_stated,
+    _number,
+    _one_letter,
+    _unmarked,
+)
 from harness.errors import MaltError
+from harness.grading_faults import GraderFaults, guarded, time_budget
 from harness.taskinfo import canonical_task, task_info
 
 __all__ = [
     "GRADERS",
     "ChoiceGrader",
     "Grader",
+    "GraderFaults",
     "answers_match",
     "canonical_task",
     "extract_answer",
@@ -44,204 +60,24 @@ __all__ = [
     "task_grader",
 ]
 
-_MAX_TEXT = 200_000  # longer texts are graded on their tail only
-_MAX_ANSWER = 2_000  # an "answer" longer than this is not an answer
 MATH_VERIFY_BUDGET_S = 3.0  # seconds for math-verify per comparison: a grading call stays well under 5 s
 
-# "Final Answer: x", "**Final Answer:** x", "The final answer is x", "The answer is x", "The correct answer is
-# x" (or "would be x"), "Correct Answer: x", "The answer to the problem/puzzle/... is x", "the correct answer, which
-# is x", "#### x" up to the end
-# of line; "Final Answer" alone on its line (a heading) states the paragraph under it. "the final answer, ..." in
-# a sentence states nothing.
-_STATED = re.compile(
-    r"(?:(?<!\bno\s)final\s+answer(?:\s*\*\*)?\s*(?:is\b\s*:?|[:：]|(?=[*#\s]*(?:\n|$)))"
-    r"|the\s+(?:correct\s+|final\s+|right\s+)?answer(?:\s+to\s+(?:the|this)\s+\w+)?\s+(?:is|would\s+be)\b\s*:?"
-    r"|the\s+(?:correct|final|right)\s+answer\s*,\s*which\s+is\b\s*:?"
-    r"|\b(?:correct|right)\s+answer(?:\s*\*\*)?\s*[:：]"
-    r"|####)[ \t]*([^\n]*)",
-    re.IGNORECASE,
-)
-_HEADING_REST = re.compile(r"[*#\s]*")  # what may follow a heading marker on its line
-_HEADING_LEAD = re.compile(r"[\s#*>\-\d.]*")  # and precede it: markdown ("### ", "**", "- ", "3. ")
-_PARAGRAPH = re.compile(r"\n[ \t]*\n")
-# A statement that judges instead of answering: "the answer is correct", "... is not accurate", or negates:
-# "the answer is not A: classroom".
-_VERDICT = re.compile(
-    r"not\b|(?:\w+ly\s+|also\s+|indeed\s+|still\s+)*"
-    r"(?:correct|incorrect|wrong|right|accurate|inaccurate|valid|invalid)\b(?!\s*[:(]\s*\S)",
-    re.IGNORECASE,
-)
-# A statement that judges itself: "B: cabinet is incorrect." states nothing.
-_SELF_VERDICT = re.compile(
-    r"\b(?:is|are)\s+(?:not\s+(?:correct|right|accurate)|incorrect|wrong|inaccurate)\W*$", re.IGNORECASE
-)
-_FILLER = re.compile(r"(?:indeed|actually|simply|just|clearly)\b[\s,:]*", re.IGNORECASE)  # "is indeed 144"
-# the prompt's "<number>", "<letter>", "$<correct answer in LaTeX>$", also echoed inside quotes: '"$<answer>$".'
-_PLACEHOLDER = re.compile(r"\$?<[^<>\n]*>\$?")
-# CSQA: a stated answer offering two letters ("B or C", "(B)/(C)", "B and C") is a hedge.
-_HEDGE = re.compile(r"(?<![\w'])\(?([A-E])\)?(?:\s*[:.]\s*[^\n/]*?)?\s*(?:\bor\b|\band\b|/)\s*\(?(?!\1)[A-E]\b(?!')")
-_BOXED = re.compile(r"\\(?:boxed|fbox)\s*\{")
-_NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?(?:/\d+)?|-?\.\d+")
-_LETTER_PATTERNS = [
-    re.compile(r"^\(?\s*([A-Ea-e])\s*\)?\s*(?:[:.)\]]|$)"),  # "B", "(B)", "B:", "B.", "b)"
-    re.compile(r"^(?i:option|choice|answer)\s*[:.]?\s*\(?([A-E])\)?\b"),  # "Option B", "choice (B) rope"
-    re.compile(r"^\(\s*([A-E])\s*\)"),  # "(B) rope"
-    re.compile(r"^(?!A\s+[A-Za-z])([A-E])\b"),  # "B rope"; "A snow storm is ..." starts with an article
-]
-_CHOICE_LINE = re.compile(r"^\s*\(?[A-E]\)?\s*[:.)]")  # "B: bookstore", a line of a listed choice
 
-
-# --------------------------------------------------------------------------- extraction
-
-
-def _boxed_contents(text: str) -> list[tuple[int, str]]:
-    """Return ``(position, content)`` of every balanced ``\\boxed{...}`` in ``text``, linear time."""
-    found: list[tuple[int, str]] = []
-    pos = 0
-    while True:
-        m = _BOXED.search(text, pos)
-        if m is None:
-            return found
-        depth, i = 1, m.end()
-        while i < len(text) and depth:
-            c = text[i]
-            depth += (c == "{") - (c == "}")
-            i += 1
-        if depth == 0:
-            found.append((m.start(), text[m.end() : i - 1]))
-            pos = i
-        else:  # unbalanced: every later \boxed{ is inside it, so none can close either
-            return found
-
-
-def _clean_stated(ans: str) -> str:
-    """Unwrap a stated answer (``\\boxed{}``, ``$..$``, ``\\(..\\)``, ``**``, a final period) until nothing changes."""
-    if len(ans) > 2 * _MAX_ANSWER:  # not an answer (rejected by length); don't unwrap it level by level
-        return ans.strip()
-    while True:
-        before = ans
-        ans = ans.strip()
-        inner = _boxed_contents(ans)
-        if inner:
-            ans = inner[-1][1]
-        ans = ans.strip().strip("*").strip()
-        ans = ans[_FILLER.match(ans).end() :] if _FILLER.match(ans) else ans
-        if len(ans) > 1 and ans[0] + ans[-1] in ('""', "“”"):  # 'The correct answer is "E"'
-            ans = ans[1:-1]
-        if ans.startswith("$") and ans.endswith("$") and len(ans) > 1:
-            ans = ans.strip("$")
-        for wrap in (("\\(", "\\)"), ("\\[", "\\]")):
-            if ans.startswith(wrap[0]) and ans.endswith(wrap[1]):
-                ans = ans[2:-2]
-        ans = re.sub(r"\s*\n\s*", " ", ans.strip().rstrip(".").strip())  # an answer is one line
-        if ans == before:
-            return ans
-
-
-def _stated_text(text: str, m: re.Match) -> str:
-    """What a marker states: the rest of its line, or for a heading (alone on its line) the paragraph under it."""
-    rest = m.group(1)
-    if _HEADING_REST.fullmatch(rest) is None:
-        return rest
-    marker = m.group(0)[: m.start(1) - m.start()].rstrip()
-    if not marker.endswith((":", "：", "is")) and not _HEADING_LEAD.fullmatch(
-        text[text.rfind("\n", 0, m.start()) + 1 : m.start()]
-    ):
-        return ""  # "... we compute the final answer" ending a line of prose is no heading
-    after = text[m.end() :].lstrip("\n \t")
-    end = _PARAGRAPH.search(after)
-    return after[: end.start() if end else _MAX_ANSWER]
-
-
-def _unnest(grader: Grader, cand: str) -> str:
-    """A statement holding another marker ("Final Answer: The answer is (C) garden", "The answer is B. Final
-    Answer: C") states what the last of them states, when that is an answer."""
-    for _ in range(8):
-        inner = _STATED.search(cand)
-        if inner is None:
-            return cand
-        if not cand[: inner.start()].strip() and not inner.group(1).strip():  # "Final Answer:" repeated: nothing
-            return ""
-        stated = _clean_stated(inner.group(1))
-        if not _states_answer(grader, stated):
-            return cand
-        cand = stated
-    return cand
-
-
-def _states_answer(grader: Grader, cand: str) -> bool:
-    """Whether a stated candidate is an answer: not a verdict, a placeholder or too long, and one the grader's
-    kind accepts (:meth:`Grader.states_answer`)."""
-    if not cand or len(cand) > _MAX_ANSWER or _VERDICT.match(cand) or _SELF_VERDICT.search(cand):
-        return False
-    if _PLACEHOLDER.fullmatch(cand.strip("\"'“”.")):
-        return False
-    return grader.states_answer(cand)
-
-
-def _last_stated(text: str, grader: Grader) -> str | None:
-    """The last final answer stated in ``text`` by any of the supported markers (see the module docstring)."""
-    text = text[-_MAX_TEXT:]
-    found = [(m.start(), _unnest(grader, _clean_stated(_stated_text(text, m)))) for m in _STATED.finditer(text)]
-    found += [(pos, _clean_stated(content)) for pos, content in _boxed_contents(text)[-1:]]
-    for _, cand in sorted(found, key=lambda pc: pc[0], reverse=True):
-        if _states_answer(grader, cand):
-            return cand
-    return None
-
-
-def _number(s: str) -> Fraction | None:
-    """Parse a GSM8K-style number ("$1,000.00", "18%", "-3/4") to a Fraction."""
-    s = s.replace("\\$", "").replace("$", "").replace("\\%", "").replace("%", "")
-    s = s.replace("\\!", "").replace("{,}", ",")
-    frac = re.fullmatch(r"\s*\\[dt]?frac\{(-?\d+)\}\{(\d+)\}\s*", s)
-    if frac:
-        s = f"{frac.group(1)}/{frac.group(2)}"
-    m = _NUMBER.search(s)
-    if m is None:
-        return None
-    tok = m.group(0).replace(",", "")
-    if len(tok) > 400:
-        return None
-    try:
-        if "/" in tok:
-            num, den = tok.split("/")
-            return Fraction(int(num), int(den)) if int(den) else None
-        return Fraction(Decimal(tok))
-    except (InvalidOperation, ValueError, ZeroDivisionError):
-        return None
-
-
-def _format_number(x: Fraction) -> str:
-    if x.denominator == 1:
-        return str(x.numerator)
-    d = Decimal(x.numerator) / Decimal(x.denominator)
-    return format(d.normalize(), "f")
-
-
-def _csqa_letter(ans: str) -> str | None:
-    ans = ans.strip().strip("*").strip()
-    for pat in _LETTER_PATTERNS:
-        m = pat.match(ans)
-        if m:
-            return m.group(1).upper()
-    return None
-
-
-def extract_answer(task: str, text: str) -> str | None:
+def extract_answer(task: str, text: str, faults: GraderFaults | None = None) -> str | None:
     """Extract the final answer a model stated in ``text``.
 
     GSM8K returns the normalised number ("1,000.00" -> "1000"); MATH returns the LaTeX of the
     answer; CSQA returns a letter ``A``-``E``, or the stated text when it is not a letter (mapped
-    to a letter by :func:`is_correct`, which knows the choices). ``None`` when nothing is stated.
+    to a letter by :func:`is_correct`, which knows the choices). ``None`` when nothing is stated,
+    and when the grader raised (recorded in ``faults``; raised in strict mode: :mod:`harness.grading_faults`).
     """
-    try:
-        grader = task_grader(task)
-        if not isinstance(text, str) or not text.strip():
-            return None
-        return grader.extract(text, _last_stated(text, grader))
-    except Exception:  # noqa: BLE001 - the grader must never raise
+    if not isinstance(text, str) or not text.strip():
         return None
+    return guarded(lambda: _extract(task_grader(task), text), None, text, faults)
+
+
+def _extract(grader: Grader, text: str) -> str | None:
+    return grader.extract(text, _last_stated(text, grader))
 
 
 # --------------------------------------------------------------------------- normalisation
@@ -252,27 +88,21 @@ _PROSE = re.compile(r"(?<![\\a-zA-Z])[a-zA-Z]{3,}\s+[a-zA-Z]{2,}\s+[a-zA-Z]{2,}"
 _FRAC_BRACED = re.compile(r"\\[dt]?frac\{(-?\d+)\}\{(\d+)\}")
 
 
-def normalize_answer(task: str, answer: str | None) -> str | None:
+def normalize_answer(task: str, answer: str | None, faults: GraderFaults | None = None) -> str | None:
     """A canonical string for grouping equal answers (majority voting).
 
     "1,000" and "1000" map to "1000"; ``\\frac12``, ``\\frac{1}{2}``, "1/2" and "0.5" all map to
     "0.5"; CSQA letters are upper-cased. Idempotent: ``normalize_answer(t, normalize_answer(t, a))``
-    equals ``normalize_answer(t, a)``.
+    equals ``normalize_answer(t, a)``. ``None`` when the grader raised (recorded in ``faults``).
     """
-    try:
-        return _normalized(task_grader(task), answer)
-    except Exception:  # noqa: BLE001
-        return None
+    return guarded(lambda: _normalized(task_grader(task), answer), None, str(answer), faults)
 
 
 def _normalized(grader: Grader, answer: str | None) -> str | None:
-    """:meth:`Grader.normalize` of a non-empty answer (stripped, at most ``_MAX_ANSWER`` long); never raises."""
-    try:
-        if answer is None or not str(answer).strip():
-            return None
-        return grader.normalize(str(answer).strip()[:_MAX_ANSWER])
-    except Exception:  # noqa: BLE001
+    """:meth:`Grader.normalize` of a non-empty answer (stripped, at most ``_MAX_ANSWER`` long)."""
+    if answer is None or not str(answer).strip():
         return None
+    return grader.normalize(str(answer).strip()[:_MAX_ANSWER])
 
 
 # --------------------------------------------------------------------------- correctness
@@ -291,20 +121,9 @@ def csqa_choices(doc: dict) -> dict[str, str]:
     return dict(zip(ch.get("label", []), ch.get("text", []), strict=False))
 
 
-class _OutOfTime(BaseException):  # a BaseException, so math-verify's own ``except Exception`` can't swallow it
-    pass
-
-
-def _raise_out_of_time(signum, frame) -> None:
-    raise _OutOfTime
-
-
 def _math_verify(gold: str, pred: str) -> bool:
-    """math-verify equivalence, all of it (both parses and the check) within one time budget.
-
-    The budget is a SIGALRM timer, so it applies in the main thread only; elsewhere math-verify runs
-    without a limit.
-    """
+    """math-verify equivalence, all of it (both parses and the check) within one time budget
+    (:func:`~harness.grading_faults.time_budget`; past it, :class:`~harness.grading_faults.GraderTimeout`)."""
     from math_verify import parse, verify
 
     for name in ("math_verify.parser", "math_verify.grader"):  # we time it ourselves: no "timeout disabled" noise
@@ -320,33 +139,25 @@ def _math_verify(gold: str, pred: str) -> bool:
             return bool(g and p and verify(g, p, timeout_seconds=None))
         return False
 
-    if threading.current_thread() is not threading.main_thread():
+    with time_budget(MATH_VERIFY_BUDGET_S):
         return check()
-    old = signal.signal(signal.SIGALRM, _raise_out_of_time)
-    signal.setitimer(signal.ITIMER_REAL, MATH_VERIFY_BUDGET_S)
-    try:
-        return check()
-    except _OutOfTime:
+
+
+def answers_match(task: str, answer: str | None, doc: dict, faults: GraderFaults | None = None) -> bool:
+    """Whether an already extracted ``answer`` equals the reference of ``doc``; ``False`` when the grader raised
+    or ran out of time (recorded in ``faults``)."""
+    if answer is None:
         return False
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, old)
+    return guarded(lambda: _match(task_grader(task), answer, doc), False, str(answer), faults)
 
 
-def answers_match(task: str, answer: str | None, doc: dict) -> bool:
-    """Whether an already extracted ``answer`` equals the reference of ``doc``."""
-    try:
-        grader = task_grader(task)
-        if answer is None:
-            return False
-        return grader.match(answer, grader.gold(doc), doc)
-    except Exception:  # noqa: BLE001
-        return False
+def _match(grader: Grader, answer: str, doc: dict) -> bool:
+    return grader.match(answer, grader.gold(doc), doc)
 
 
-def is_correct(task: str, text: str, doc: dict) -> bool:
+def is_correct(task: str, text: str, doc: dict, faults: GraderFaults | None = None) -> bool:
     """Whether the final answer stated in a model's ``text`` is right for the raw row ``doc``."""
-    return answers_match(task, extract_answer(task, text), doc)
+    return answers_match(task, extract_answer(task, text, faults), doc, faults)
 
 
 # --------------------------------------------------------------------------- graders: what differs between tasks
@@ -356,10 +167,12 @@ class Grader:
     """How one kind of task states, normalises and compares answers (a registered plug-in, see :func:`register_grader`).
 
     The shared rules (markers, verdicts, the last statement wins) live in this module; a grader adds what its
-    kind of answer needs. Methods may raise: the public functions above catch it and grade ``None`` / ``False``.
+    kind of answer needs. Methods may raise: the public functions above catch it, grade ``None`` / ``False`` and
+    record it (:class:`~harness.grading_faults.GraderFaults`).
     """
 
     kind: ClassVar[str] = ""
+    multi_part: ClassVar[bool] = False  # boxes in a row are one answer's parts (:func:`_last_boxed`)
 
     def states_answer(self, cand: str) -> bool:
         """Whether a stated candidate (already not a verdict or placeholder) is an answer of this kind."""
@@ -442,7 +255,9 @@ class NumberGrader(Grader):
 @register_grader("math")
 class MathGrader(Grader):
     """A LaTeX answer (MATH): the stated LaTeX; equal when the normalised strings are, else by math-verify within
-    :data:`MATH_VERIFY_BUDGET_S`."""
+    :data:`MATH_VERIFY_BUDGET_S`. Boxes in a row ("\\boxed{3} and \\boxed{5}") are one answer's parts."""
+
+    multi_part = True
 
     def normalize(self, answer: str) -> str | None:
         s = _LATEX_DROP.sub("", answer)
@@ -477,14 +292,11 @@ class ChoiceGrader(Grader):
         return _csqa_letter(cand) is not None or len(cand.split()) <= 10
 
     def extract(self, text: str, stated: str | None) -> str | None:
-        if stated is None and not _STATED.search(text):  # a short reply such as "B" or "(B) rope" counts
-            lines = [line for line in text.strip().splitlines() if line.strip()]
-            if len(text.strip()) >= 40 or sum(bool(_CHOICE_LINE.match(line)) for line in lines) > 1:
-                return None  # long, or a list of choices ("A: coffee shop / C: table / D: kitchen")
-            stated = _clean_stated(lines[-1])
-            if not stated or _SELF_VERDICT.search(stated):
-                return None
-        if _HEDGE.search(stated):  # "B or C": undecided, no answer
+        if stated is None:  # a choice picked in prose ("I think it's (B) bookstore"), else a reply without marker
+            found = list(_PICKS.finditer(text))
+            stated = _one_letter(text, found[-1], found[-1].start()) if found else None
+            stated = stated or (None if _STATED.search(text) else _unmarked(text))
+        if stated is None or _HEDGE.search(stated):  # "B or C": undecided, no answer
             return None
         return _csqa_letter(stated) or stated
 

@@ -38,6 +38,7 @@ from harness.provenance import Provenance
 from harness.runfiles import atomic_write
 from harness.solver import RoleEngine
 from harness.spec import EvalSpec
+from harness.supersede import move_aside, superseded_by
 
 #: lm-eval's request caches (``use_cache``) inside an output folder, one per run identity and seed.
 CACHE_DIR = "lm_eval_cache"
@@ -162,32 +163,17 @@ def write_across_seeds(doc: dict, folder: Path) -> Path:
     """``OUT/results_<date>.json``: the seeds' means and ``_std`` spreads as one lm-eval results document (the
     leaderboard's one row for the run; each seed's own files stay under ``OUT/seed_<s>/``), and with ``samples``
     every seed's sample lines (``seed`` added) in ``OUT/samples_<task>_<date>.jsonl``. An earlier such file of the
-    same tasks is replaced with its sample files, so a rerun leaves one."""
-    tasks = set(doc["results"])
-    old = [p for p in folder.glob("results_*.json") if _lm_eval_tasks_of(p) == tasks]
+    same run and of tasks among these is superseded with its sample files (:mod:`harness.supersede`), so a rerun
+    leaves one."""
     stamp = datetime.now().isoformat().replace(":", "-")
     for task, rows in (doc.get("samples") or {}).items():
         lines = "".join(json.dumps(row, ensure_ascii=False, default=str) + "\n" for row in rows)
         atomic_write(folder / f"samples_{task}_{stamp}.jsonl", lines)
     path = folder / f"results_{stamp}.json"
-    atomic_write(path, json.dumps({k: v for k, v in doc.items() if k != "samples"}, indent=2, default=str))
-    for p in old:
-        p.unlink(missing_ok=True)
-        for s in folder.glob(f"samples_*_{p.stem.removeprefix('results_')}.jsonl"):
-            s.unlink(missing_ok=True)
+    written = {k: v for k, v in doc.items() if k != "samples"}
+    atomic_write(path, json.dumps(written, indent=2, default=str))
+    move_aside(superseded_by(folder, json.loads(json.dumps(written, default=str)), keep=path))
     return path
-
-
-def _lm_eval_tasks_of(path: Path) -> set[str] | None:
-    """The tasks of an across-seeds results file written by :func:`write_across_seeds` (``None``: another file)."""
-    try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    malt = doc.get("malt") if isinstance(doc, dict) else None
-    if not isinstance(malt, dict) or "per_seed" not in malt or "format" in malt:
-        return None
-    return set(doc.get("results") or {})
 
 
 def run_provenance(

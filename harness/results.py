@@ -25,6 +25,7 @@ from harness.plans import SolverPlan
 from harness.prompts import PromptSet, task_version
 from harness.roles import letters
 from harness.runfiles import atomic_write
+from harness.supersede import move_aside, superseded_by
 
 RESULTS_FORMAT = 1
 
@@ -74,6 +75,8 @@ def build_results(
         "stage_stats": {},
         "prompts_truncated": {},
         "wall_time": {},
+        "grader_errors": {},  # per task: answers whose grading raised (graded wrong, not really graded)
+        "grader_timeouts": {},  # per task: answers whose comparison ran out of time
     }
     if label:
         malt["label"] = label
@@ -108,6 +111,7 @@ def build_results(
         malt["stage_stats"][r.task] = r.stats
         malt["prompts_truncated"][r.task] = sum(s.get("prompts_truncated", 0) for s in r.stats.values())
         malt["wall_time"][r.task] = r.wall_time
+        malt["grader_errors"][r.task], malt["grader_timeouts"][r.task] = r.grader_faults
     out["config"] = {
         "model": "malt",
         "model_args": {"model": model, "agents": agents},
@@ -223,11 +227,11 @@ def _final_text(sample: dict) -> str:
 def write_results(doc: dict, results: list[TaskResult], output_path: str | os.PathLike, log_samples: bool) -> Path:
     """Write ``results_<ts>.json`` (and ``samples_<task>_<ts>.jsonl``) under ``output_path``.
 
-    Earlier results files in the folder that covered only tasks of this one are superseded (removed
-    after the new files are in place), so a resumed or repeated run leaves one results file.
+    Earlier results files of the same run that covered only tasks of this one are superseded (moved into
+    ``superseded/`` after the new files are in place: :mod:`harness.supersede`), so a resumed or repeated run
+    leaves one results file; an unreadable one is kept, with a warning.
     """
     out = Path(output_path)
-    old = [p for p in out.glob("results_*.json") if _tasks_of(p) <= set(doc["results"])]
     stamp = time.strftime("%Y-%m-%dT%H-%M-%S")
     path = out / f"results_{stamp}.json"
     atomic_write(path, json.dumps(doc, indent=2, ensure_ascii=False, default=str))
@@ -235,21 +239,8 @@ def write_results(doc: dict, results: list[TaskResult], output_path: str | os.Pa
         for r in results:
             lines = "".join(json.dumps(s, ensure_ascii=False, default=str) + "\n" for s in r.samples)
             atomic_write(out / f"samples_{r.task}_{stamp}.jsonl", lines)
-    for p in old:
-        if p == path:
-            continue
-        old_stamp = p.name[len("results_") : -len(".json")]
-        p.unlink(missing_ok=True)
-        for s in out.glob(f"samples_*_{old_stamp}.jsonl"):
-            s.unlink(missing_ok=True)
+    move_aside(superseded_by(out, doc, keep=path))
     return path
-
-
-def _tasks_of(path: Path) -> set[str]:
-    try:
-        return set(json.loads(path.read_text(encoding="utf-8")).get("results", {}))
-    except (OSError, ValueError):
-        return set()
 
 
 def summary_table(doc: dict) -> str:
@@ -277,4 +268,11 @@ def summary_table(doc: dict) -> str:
     for task, n in malt.get("prompts_truncated", {}).items():
         if n:
             table += f"\nwarning: {task}: {n} prompts did not fit the model's context and lost their oldest tokens"
+    for task, errors in malt.get("grader_errors", {}).items():
+        timeouts = malt.get("grader_timeouts", {}).get(task, 0)
+        if errors or timeouts:
+            table += (
+                f"\nwarning: {task}: the grader raised on {errors} and ran out of time on {timeouts} answers"
+                " (graded wrong: grader_errors, grader_timeouts)"
+            )
     return table

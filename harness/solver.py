@@ -13,10 +13,9 @@ from dataclasses import dataclass, field, replace
 
 from harness.backends.base import Backend, Messages, SamplingParams
 from harness.errors import MaltError
-from harness.grading import extract_answer
 from harness.prompts import PromptSet
 from harness.roles import LETTER_ROLES, ROLES
-from harness.state import SolveState, Turn
+from harness.state import SolveState, Turn, read_answer
 from harness.taskinfo import TASKS
 
 VALID_AGENTS = ("g", "g,v", "g,r", "g,v,r")
@@ -79,10 +78,13 @@ def turn_issues(
 
 def record_turn(state: SolveState, role: str, messages: Messages, comp) -> None:
     graded = state.task in TASKS
-    answer = extract_answer(state.task, comp.text) if graded else None
+    answer, fault = read_answer(state.task, comp.text) if graded else (None, None)
     cut = getattr(comp, "prompt_truncated", False)
     issues = turn_issues(comp.text, answer, comp.truncated, cut, graded)
-    state.turns[role] = Turn(role, messages, comp.text, answer, comp.n_tokens, comp.truncated, cut, issues)
+    if fault:
+        issues.append(f"the grader failed reading this text ({fault}): counted in grader_errors, not graded")
+    turn = Turn(role, messages, comp.text, answer, comp.n_tokens, comp.truncated, cut, issues, grader_fault=fault)
+    state.turns[role] = turn
 
 
 def run_grouped(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 
 from harness.backends.base import Messages
-from harness.grading import extract_answer
+from harness.grading import GraderFaults, extract_answer
 
 _ROLES = ("generator", "verifier", "refiner")
 
@@ -23,6 +23,14 @@ class Turn:
     prompt_truncated: bool = False
     issues: list[str] = field(default_factory=list)  # why this turn may have gone wrong (sample logs)
     correct: bool | None = None  # the answer graded against the reference (set by evaluation; None: not graded)
+    grader_fault: str | None = None  # "error": the grader raised reading the text (its answer is None)
+
+
+def read_answer(task: str, text: str) -> tuple[str | None, str | None]:
+    """The answer stated in ``text`` and the grader's fault reading it (:meth:`GraderFaults.kind`, ``None``: none)."""
+    faults = GraderFaults()
+    answer = extract_answer(task, text, faults)
+    return answer, faults.kind()
 
 
 @dataclass
@@ -69,15 +77,17 @@ class SolveState:
             text = t.get("text") if isinstance(t, dict) else None
             if not isinstance(text, str):
                 raise ValueError(f"row {doc_id}: turn {name!r} has no text (written without --log-samples?)")
+            answer, fault = read_answer(task, text)
             turns[name] = Turn(
                 name,
                 t.get("messages") or [],
                 text,
-                extract_answer(task, text),
+                answer,
                 int(t.get("n_tokens", 0)),
                 truncated=bool(t.get("truncated", False)),
                 prompt_truncated=bool(t.get("prompt_truncated", False)),
                 issues=list(t.get("issues") or []),
+                grader_fault=fault,
             )
         final = None if set(turns) <= set(_ROLES) else next(reversed(turns), None)
         return cls(task, doc, doc_id, "", int(data.get("sample", 0)), turns, final)

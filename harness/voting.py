@@ -9,15 +9,18 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from harness.grading import normalize_answer
+from harness.grading import GraderFaults, normalize_answer
 
 
-def majority_vote(task: str, answers: Sequence[str | None]) -> tuple[str | None, int | None]:
-    """Return ``(winning raw answer, index of its first sample)``, or ``(None, None)``."""
+def majority_vote(
+    task: str, answers: Sequence[str | None], faults: GraderFaults | None = None
+) -> tuple[str | None, int | None]:
+    """Return ``(winning raw answer, index of its first sample)``, or ``(None, None)``; ``faults`` records the
+    answers whose normalisation raised (they do not vote)."""
     counts: dict[str, int] = {}
     first: dict[str, int] = {}
     for i, ans in enumerate(answers):
-        key = normalize_answer(task, ans)
+        key = normalize_answer(task, ans, faults)
         if key is None:
             continue
         counts[key] = counts.get(key, 0) + 1

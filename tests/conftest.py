@@ -13,6 +13,7 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("MALT_GRADER_STRICT", "1")  # a grader's exception fails the test (harness.grading_faults)
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -103,9 +103,12 @@ def test_never_raises(text):
         assert is_correct(task, text, {"answer": "#### 1", "problem": "", "answerKey": "A"}) in (True, False)
 
 
-def test_unknown_task_is_a_clear_error():
+def test_unknown_task_is_a_clear_error(monkeypatch):
     with pytest.raises(ValueError, match="unknown task"):
         gold_answer("nope", {})
+    with pytest.raises(ValueError, match="unknown task"):  # strict mode (the test suite's): the error is raised
+        extract_answer("nope", "Final Answer: 1")
+    monkeypatch.delenv("MALT_GRADER_STRICT")
     assert extract_answer("nope", "Final Answer: 1") is None
 
 
@@ -213,3 +216,76 @@ def test_a_grader_kind_registers_once():
 
     with pytest.raises(MaltError, match="registered twice"):
         register_grader("number")(type("Again", (Grader,), {}))
+
+
+# --------------------------------------------------------------------------- multi-part boxes, choices in prose
+
+
+@pytest.mark.parametrize(
+    ("text", "expected", "gold"),
+    [
+        ("So the solutions are \\boxed{3} and \\boxed{5}.", "3, 5", "3, 5"),
+        ("The roots are $\\boxed{-2}$, $\\boxed{7}$", "-2, 7", "7, -2"),
+        ("x=\\boxed{2}, y=\\boxed{-1}", "x=2, y=-1", "(2,-1)"),
+        ("Hence $x = \\boxed{2}$ and $y = \\boxed{-1}$.", "x=2, y=-1", "x=2, y=-1"),
+        ("Final Answer: \\boxed{1}; \\boxed{4}", "1, 4", "1,4"),
+        ("a = \\boxed{\\frac{1}{2}}\n\nb = \\boxed{3}", "a=\\frac{1}{2}, b=3", "\\left(\\frac12, 3\\right)"),
+    ],
+)
+def test_boxes_in_a_row_are_one_multi_part_answer(text, expected, gold):
+    assert extract_answer("malt_math", text) == expected
+    assert is_correct("malt_math", text, {"problem": "p", "answer": gold})
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("\\boxed{5}\n\nWait, recheck: the answer is \\boxed{6}", "6"),  # prose between boxes: the last one
+        ("\\boxed{12} \\boxed{12}", "12"),  # the same box twice is one part
+        ("\\boxed{3} and \\boxed{5}\nFinal Answer: 5", "5"),  # a later statement still wins
+        ("\\boxed{3} or \\boxed{5}", "5"),  # "or" joins no parts
+        ("\\boxed{1} then \\boxed{2", "1"),
+    ],
+)
+def test_boxes_apart_are_not_joined(text, expected):
+    assert extract_answer("malt_math", text) == expected
+
+
+def test_gsm8k_boxes_stay_one_number():
+    assert extract_answer("malt_gsm8k", "\\boxed{3} and \\boxed{5}") == "5"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "I think it's (B) bookstore, because that is where books are sold.",
+        "B) bookstore is where you would buy it.",
+        "The best option is B, bookstore.",
+        "(B) bookstore: that's where people go to buy a novel.",
+        "I'd go with B: bookstore, since it sells books.",
+        "Looking at the choices, my answer is (B).",
+        "A library lends books but doesn't sell them. I believe it is (B) bookstore.",
+        "The generator said A. I think it's not A, it must be B.",
+    ],
+)
+def test_a_choice_named_in_prose_with_its_letter(text):
+    doc = {**CSQA, "answerKey": "B"}
+    assert extract_answer("malt_csqa", text) == "B"
+    assert is_correct("malt_csqa", text, doc)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Let's consider (A) bank, (B) library and (C) mall before deciding.",
+        "Options A, B and C are all places where books can be found.",
+        "I think it's (B) bookstore or (C) library, hard to say.",
+        "I think A, B and C all fit the question somewhat.",
+        "A) bank\nB) library\nC) mall\nD) park",
+        "B: cabinet is incorrect because it holds dishes, not books.",
+        "I think it is a place where books are kept for people to read.",
+        "It's not (B) bookstore, since nothing is bought in the question.",
+    ],
+)
+def test_prose_that_picks_no_single_choice_states_nothing(text):
+    assert extract_answer("malt_csqa", text) is None
