@@ -6,10 +6,15 @@ from __future__ import annotations
 import re
 from decimal import Decimal, InvalidOperation
 from fractions import Fraction
-from typing import TYPE_CHECKING
+from typing import Protocol
 
-if TYPE_CHECKING:
-    from harness.grading import Grader
+
+class Grader(Protocol):
+    """What the statement readers ask of a grader (:class:`harness.grading.Grader` implements it)."""
+
+    multi_part: bool
+
+    def states_answer(self, cand: str) -> bool: ...  # noqa: D102
 
 _MAX_TEXT = 200_000  # longer texts are graded on their tail only
 _MAX_ANSWER = 2_000  # an "answer" longer than this is not an answer

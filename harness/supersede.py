@@ -7,7 +7,8 @@ reader that looks for ``results_*.json`` counts them again), never deleted. A fi
 is kept where it is and named in a one-line warning (``harness`` logger); a readable file of another run is kept
 silently.
 
-"The same run": both files' ``malt.provenance`` without ``git`` and ``tasks`` are equal. When either file has no
+"The same run": both files' ``malt.provenance`` are the same run by :func:`harness.provenance.record_diff`
+(equal but ``git``; the tasks both have equal, tasks only one has compared by name). When either file has no
 provenance (results written before it existed), the older identity fields of the ``malt`` block are compared
 instead (:data:`LEGACY_KEYS`, and per task :data:`LEGACY_TASK_KEYS` on the earlier file's tasks).
 """
@@ -19,6 +20,8 @@ import logging
 import os
 from pathlib import Path
 
+from harness.provenance import record_diff
+
 SUPERSEDED_DIR = "superseded"
 #: ``malt`` keys that named a run before results carried a provenance record.
 LEGACY_KEYS = (
@@ -27,8 +30,6 @@ LEGACY_KEYS = (
 )  # fmt: skip
 #: per-task ``malt`` keys compared on the earlier file's tasks.
 LEGACY_TASK_KEYS = ("prompt_hash", "max_new_tokens")
-#: provenance keys that do not make another run (the checkout's commit; the tasks, compared by name).
-NOT_RUN_KEYS = ("git", "tasks")
 
 _log = logging.getLogger("harness")
 
@@ -42,10 +43,9 @@ def read_results(path: Path) -> dict | None:
     return doc if isinstance(doc, dict) and isinstance(doc.get("results"), dict) else None
 
 
-def run_key(doc: dict) -> dict | None:
-    """The run a results document describes: its provenance without :data:`NOT_RUN_KEYS` (``None``: no provenance)."""
+def _provenance(doc: dict) -> dict | None:
     prov = (doc.get("malt") or {}).get("provenance") if isinstance(doc.get("malt"), dict) else None
-    return {k: v for k, v in prov.items() if k not in NOT_RUN_KEYS} if isinstance(prov, dict) else None
+    return prov if isinstance(prov, dict) else None
 
 
 def _legacy_key(doc: dict, tasks: set[str]) -> dict:
@@ -63,9 +63,9 @@ def same_run(old: dict, new: dict) -> bool:
     tasks = set(old["results"])
     if not tasks <= set(new["results"]):
         return False
-    a, b = run_key(old), run_key(new)
-    if a is not None and b is not None:
-        return json.dumps(a, sort_keys=True, default=str) == json.dumps(b, sort_keys=True, default=str)
+    a, b = _provenance(old), _provenance(new)
+    if a is not None and b is not None:  # harness.provenance's rule: the record but git, tasks in common
+        return not record_diff({"provenance": a}, {"provenance": b})
     return json.dumps(_legacy_key(old, tasks), sort_keys=True, default=str) == json.dumps(
         _legacy_key(new, tasks), sort_keys=True, default=str
     )
