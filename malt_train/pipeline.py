@@ -190,11 +190,15 @@ def final_step(run: Path, role: str, model: str, cfg=None) -> Step:
     return Step(f"final-{role}", settings, inputs, (_rel("final", role),), (f"{WORK_DIR}/dpo-{role}/checkpoints",))
 
 
-def _begin(run: Path, step: Step, say: Say) -> None:
-    """:func:`malt_train.steps.begin` on the main process; every process of a launch waits for it."""
+def _begin(run: Path, step: Callable[[], Step], say: Say) -> Step | None:
+    """:func:`malt_train.steps.begin` of ``step()`` on the main process (which alone digests the inputs and
+    gets the step back); every process of a launch waits for it."""
+    made = None
     if is_main():
-        begin(run, step, say)
+        made = step()
+        begin(run, made, say)
     share(None)
+    return made
 
 
 def _launched(launch: Launch | None, step: str, run: Path, role: str, model: str, cfg) -> str | None:
@@ -222,8 +226,7 @@ def sft(run: Path, role: str, model: str, cfg, launch: Launch | None = None, say
     from harness.models import resolve_model
     from malt_train.train import train_sft
 
-    step = sft_step(run, role, model, cfg)
-    _begin(run, step, say)
+    step = _begin(run, lambda: sft_step(run, role, model, cfg), say)
     launched = _launched(launch, "sft", run, role, model, cfg)
     if launched:
         return launched
@@ -243,8 +246,7 @@ def dpo(run: Path, role: str, model: str, cfg, launch: Launch | None = None, say
     from harness.models import resolve_model
     from malt_train.train import train_dpo
 
-    step = final_step(run, role, model, cfg)
-    _begin(run, step, say)
+    step = _begin(run, lambda: final_step(run, role, model, cfg), say)
     launched = _launched(launch, "dpo", run, role, model, cfg)
     if launched:
         return launched
@@ -306,7 +308,7 @@ def _tree(run: Path, cfg: GenerateConfig, engine: EngineSpec, say: Say) -> None:
     other settings or inputs is moved to ``RUN/replaced/`` and grown again; otherwise generation resumes."""
     from harness.identity import read_identity
     from malt_train.generate import tree_diff
-    from malt_train.steps import changes, forget, move_aside
+    from malt_train.steps import forget, move_aside
 
     plan = plan_tree(cfg, engine)
     if plan.model is not None:  # else a server's default model: generate() checks the record
@@ -316,7 +318,7 @@ def _tree(run: Path, cfg: GenerateConfig, engine: EngineSpec, say: Say) -> None:
         have = read_identity(run / CONFIG_FILE, "malt-train run")
         diff = tree_diff(have, want) if have is not None else []
         if diff:
-            what = changes({"state": "done", **tree_step(have).key()}, tree_step(want), run)
+            what = [f"{k} changed" if k in _TREE_INPUTS else f"{k} {have.get(k)} -> {want.get(k)}" for k in diff]
             moved = [move_aside(run, rel) for rel in (TREE_FILE, CONFIG_FILE) if (run / rel).exists()]
             forget(run, "tree")
             say(f"tree: rerun ({', '.join(what)}); the earlier tree is in {moved[0].parent}")

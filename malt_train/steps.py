@@ -91,21 +91,18 @@ def changes(record: dict | None, step: Step, run: Path) -> list[str]:
     """What differs between ``record`` and ``step`` (and the outputs on disk): empty when it is reusable."""
     if record is None:
         return ["not run yet"]
-    if record.get("state") != "done":
-        return ["interrupted"]
     key = step.key()
     old, new = record.get("settings") or {}, key["settings"]
     if old.get("kind", new.get("kind")) != new.get("kind"):
         return [f"kind {_show(old.get('kind'))} -> {_show(new.get('kind'))}"]
-    diff = [
-        f"{k} {_show(old.get(k))} -> {_show(new.get(k))}"
-        for k in sorted(set(old) | set(new))
-        if old.get(k) != new.get(k)
-    ]
+    keys = sorted(set(old) | set(new))
+    diff = [f"{k} {_show(old.get(k))} -> {_show(new.get(k))}" for k in keys if old.get(k) != new.get(k)]
     if len(diff) > _SHOWN:
         diff = [*diff[:_SHOWN], f"{len(diff) - _SHOWN} more settings"]
     have = record.get("inputs") or {}
     diff += [f"{k} changed" for k in sorted(set(have) | set(key["inputs"])) if have.get(k) != key["inputs"].get(k)]
+    if record.get("state") != "done":
+        return diff or ["interrupted: resuming"]
     if not diff:
         recorded = record.get("outputs") or {}
         on_disk = output_digests(run, step.outputs)

@@ -24,7 +24,8 @@ RIGHT = ("g0/v0/r0", "g0/v0/r1", "g0/v1/r0", "g1/v1/r1")
 
 
 def gen_args(model: Path, data: Path, run: Path) -> list:
-    return ["--model", model, "--data-dir", data, "--questions", 1, "--branching", 2, "--max-new-tokens", 4, "--out", run]
+    sizes = ["--questions", 1, "--branching", 2, "--max-new-tokens", 4]
+    return ["--model", model, "--data-dir", data, *sizes, "--out", run]
 
 
 def invoke(*args) -> str:
@@ -154,3 +155,49 @@ def test_an_output_edited_by_hand_is_moved_aside_not_deleted(base, copy, monkeyp
     (kept,) = (copy / "replaced").glob("*/labeled.jsonl")
     assert '"label": true' not in kept.read_text() and labeled.read_text() == original
     assert "build: unchanged, reused" in out  # the labels came out as before: nothing after them reruns
+
+
+def test_a_tree_of_other_settings_or_questions_is_moved_aside_and_grown_again(base, tmp_path):
+    """The random model gets nothing right, so nothing trains: the tree step alone is at stake."""
+    data = tmp_path / "data"
+    shutil.copytree(base["data"], data)
+    run = tmp_path / "run"
+    args = [*gen_args(base["model"], data, run), *FAST]
+    invoke("run", *args)
+    first = json.loads((run / "generate.json").read_text())
+    assert first["data"] and first["weights"] and first["prompts"]  # what the tree keys on, besides its options
+    out = invoke("run", *args, "--temperature", 0.9)
+    assert "tree: rerun (temperature 0.3 -> 0.9); the earlier tree is in " in out
+    (kept,) = (run / "replaced").glob("*/generate.json")
+    assert json.loads(kept.read_text()) == first and (kept.parent / "tree.jsonl").is_file()
+    assert json.loads((run / "generate.json").read_text())["temperature"] == 0.9
+    rows = (data / "gsm8k" / "train.jsonl").read_text().splitlines(keepends=True)
+    (data / "gsm8k" / "train.jsonl").write_text("".join(reversed(rows)))  # other questions drawn
+    out = invoke("run", *args, "--temperature", 0.9)
+    assert "tree: rerun (data changed)" in out
+    assert len(list((run / "replaced").glob("*/tree.jsonl"))) == 2
+
+
+def _shard(folder: Path, shard: str, qid: int, data: str) -> Path:
+    """A finished one-question shard (branching 1) whose record names ``data`` as its questions' digest."""
+    nodes = [
+        {"id": f"q:{qid}/g0", "parent": None, "role": "generator"},
+        {"id": f"q:{qid}/g0/v0", "parent": f"q:{qid}/g0", "role": "verifier"},
+        {"id": f"q:{qid}/g0/v0/r0", "parent": f"q:{qid}/g0/v0", "role": "refiner", "reward": 1},
+    ]
+    folder.mkdir()
+    rows = [{**n, "question_id": f"q:{qid}", "text": "t", "prompt": []} for n in nodes]
+    (folder / "tree.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    record = {"model": "m", "branching": 1, "seed": 0, "shard": shard, "data": data, "weights": "w"}
+    (folder / "generate.json").write_text(json.dumps(record))
+    return folder
+
+
+def test_shards_of_other_questions_do_not_merge(tmp_path):
+    from harness.errors import MaltError
+    from malt_train.shard import merge_runs
+
+    one = _shard(tmp_path / "s1", "1/2", 0, "digest-a")
+    assert merge_runs([one, _shard(tmp_path / "s2", "2/2", 1, "digest-a")], tmp_path / "ok")["questions"] == 2
+    with pytest.raises(MaltError, match="differs in: data"):
+        merge_runs([one, _shard(tmp_path / "s3", "2/2", 1, "digest-b")], tmp_path / "bad")
