@@ -308,20 +308,26 @@ def _tree(run: Path, cfg: GenerateConfig, engine: EngineSpec, say: Say) -> None:
     other settings or inputs is moved to ``RUN/replaced/`` and grown again; otherwise generation resumes."""
     from harness.identity import read_identity
     from malt_train.generate import tree_diff
-    from malt_train.steps import forget, move_aside
+    from malt_train.steps import changes, forget, move_aside
 
     plan = plan_tree(cfg, engine)
     if plan.model is not None:  # else a server's default model: generate() checks the record
-        want = plan.record(cfg)
-        if (run / TREE_FILE).is_file() and reusable(run, tree_step(want), say):
+        step = tree_step(plan.record(cfg))
+        if (run / TREE_FILE).is_file() and reusable(run, step, say, explain=False):
             return
-        have = read_identity(run / CONFIG_FILE, "malt-train run")
-        diff = tree_diff(have, want) if have is not None else []
-        if diff:
-            what = [f"{k} changed" if k in _TREE_INPUTS else f"{k} {have.get(k)} -> {want.get(k)}" for k in diff]
+        record, have = read_steps(run).get("tree"), read_identity(run / CONFIG_FILE, "malt-train run")
+        if record is not None:  # the tree's digests are on record since it was grown (or resumed) here
+            what = changes(record, step, run)
+        else:
+            diff = tree_diff(have, {**step.settings, **step.inputs}) if have is not None else []
+            what = [
+                f"{k} changed" if k in _TREE_INPUTS else f"{k} {have.get(k)} -> {step.settings.get(k)}" for k in diff
+            ]
+        if what:
             moved = [move_aside(run, rel) for rel in (TREE_FILE, CONFIG_FILE) if (run / rel).exists()]
             forget(run, "tree")
-            say(f"tree: rerun ({', '.join(what)}); the earlier tree is in {moved[0].parent}")
+            kept = f"; the earlier tree is in {moved[0].parent}" if moved else ""
+            say(f"tree: rerun ({', '.join(what)}){kept}")
     generate_tree(run, cfg, engine, say, plan)
 
 

@@ -110,14 +110,14 @@ def changes(record: dict | None, step: Step, run: Path) -> list[str]:
     return diff
 
 
-def reusable(run: Path, step: Step, say: Say) -> bool:
-    """Whether ``step``'s outputs can be reused; otherwise say why it runs (when it ran before)."""
+def reusable(run: Path, step: Step, say: Say, explain: bool = True) -> bool:
+    """Whether ``step``'s outputs can be reused; otherwise say why it runs (when it ran before and ``explain``)."""
     record = read_steps(run).get(step.name)
     diff = changes(record, step, run)
     if not diff:
         say(f"{step.name}: unchanged, reused")
         return True
-    if record is not None:
+    if record is not None and explain:
         say(f"{step.name}: rerun ({', '.join(diff)})")
     return False
 
