@@ -30,6 +30,8 @@ DATA_DIR = "data"
 COUNTS_FILE = "counts.json"
 WORK_DIR = "work"
 SUMMARY_FILE = "run.json"
+STEPS_FILE = "steps.json"  # the step records of malt_train.steps
+REPLACED_DIR = "replaced"  # outputs a rerun moved aside
 STAGES = {"final": "adapters", "sft": "adapters-sft"}  # stage -> folder of its adapters
 SKIPPED = "skipped (empty set)"  # a step of run.json that trained nothing
 

@@ -20,10 +20,9 @@ from pathlib import Path
 
 from harness.digests import path_digest
 from harness.identity import as_json
+from harness.maltrun import REPLACED_DIR, STEPS_FILE
 from harness.runfiles import atomic_write
 
-STEPS_FILE = "steps.json"
-REPLACED_DIR = "replaced"
 _SHOWN = 4  # settings named in a rerun line at most
 
 Say = Callable[[str], None]
