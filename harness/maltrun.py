@@ -9,7 +9,9 @@
     RUN/work/{sft,dpo}-ROLE/   TRL output and checkpoints
     RUN/adapters-sft/ROLE/     SFT adapters (the STaR baseline; ``stage="sft"``)
     RUN/adapters/ROLE/         final adapters (MALT; ``stage="final"``)
-    RUN/run.json               what ``malt-train run`` did per step
+    RUN/run.json               what ``malt-train run`` did per step, with the settings its outputs were made with
+    RUN/steps.json             each step's key (settings, input digests) and output digests (malt_train.steps)
+    RUN/replaced/TIME/...      outputs a rerun found unrecorded (edited, older) or a replaced tree, kept
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ DATA_DIR = "data"
 COUNTS_FILE = "counts.json"
 WORK_DIR = "work"
 SUMMARY_FILE = "run.json"
+STEPS_FILE = "steps.json"  # the step records of malt_train.steps
+REPLACED_DIR = "replaced"  # outputs a rerun moved aside
 STAGES = {"final": "adapters", "sft": "adapters-sft"}  # stage -> folder of its adapters
 SKIPPED = "skipped (empty set)"  # a step of run.json that trained nothing
 

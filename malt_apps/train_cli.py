@@ -230,7 +230,8 @@ def dpo_cmd(run: Path, role: str, model: str | None, **o) -> None:
 @options_from(BuildConfig, exclude=("seed",))
 @click.option("--generator-dpo", is_flag=True, help="Also DPO-train the generator (helps base models).")
 def run_cmd(run: Path, threshold: float, pooling: str, pairs_per_parent: int | None, generator_dpo: bool, **o) -> None:
-    """generate -> label -> build -> sft (all roles) -> dpo (verifier, refiner); finished steps are kept."""
+    """generate -> label -> build -> sft (all roles) -> dpo (verifier, refiner); a rerun redoes only the steps
+    whose settings or inputs changed (RUN/steps.json)."""
     _single_process("run")
     cfg, engine = _generate_config(o)
     sft_cfg, dpo_cfg = step_configs(o)

@@ -20,7 +20,7 @@ from pathlib import Path
 from harness.backends.base import PAPER_TEMPERATURE, SamplingParams
 from harness.errors import MaltError, raise_if_interrupted
 from harness.grading import answers_match
-from harness.identity import check_same_run
+from harness.identity import check_same_run, identity_diff, read_identity
 from harness.maltrun import CONFIG_FILE, TREE_FILE
 from harness.roles import ROLES
 from harness.runfiles import append_records, atomic_write, read_records
@@ -30,7 +30,7 @@ from harness.state import SolveState
 from harness.taskinfo import TASKS
 from malt_train.shard import parse_shard, shard_batches
 
-__all__ = ["CONFIG_FILE", "TREE_FILE", "GenerateConfig", "generate", "grow_trees", "planned_batches"]
+__all__ = ["CONFIG_FILE", "TREE_FILE", "GenerateConfig", "generate", "grow_trees", "planned_batches", "tree_record"]
 
 
 @dataclass
@@ -145,13 +145,44 @@ def _keep(path: Path, nodes: list[dict], qids: set[str]) -> None:
     atomic_write(path, "".join(json.dumps(n, ensure_ascii=False) + "\n" for n in nodes if n["question_id"] in qids))
 
 
-def _check_same_run(run: Path, cfg: GenerateConfig, model: str) -> None:
+#: Keys of the tree's run record that records written before them lack (those are checked without them).
+DIGEST_KEYS = ("data", "prompts", "weights", "backend", "dtype")
+
+
+def tree_record(cfg: GenerateConfig, model: str, docs: list[dict], prompts_hash: str, engine: dict | None) -> dict:
+    """What decides the tree (``RUN/generate.json``): the options, the model, and the digests of the questions
+    drawn (all shards' sample, in order), of the role prompts and (``engine``) of the weights, with the backend
+    and dtype."""
+    from harness.digests import docs_digest
+
+    order = select_training_questions(len(docs), cfg)
+    engine = engine or {}
+    return {
+        **asdict(cfg),
+        "model": model,
+        "data": docs_digest([docs[i] for i in order]),
+        "prompts": prompts_hash,
+        **{k: engine.get(k) for k in ("weights", "backend", "dtype")},
+    }
+
+
+def _ignored(have: dict | None) -> tuple[str, ...]:
+    """What a tree record comparison leaves out: a merge's sources, and digests an older record lacks."""
+    return ("merged_from", *(k for k in DIGEST_KEYS if have is not None and k not in have))
+
+
+def tree_diff(have: dict, want: dict) -> list[str]:
+    """The keys on which the tree record ``have`` (on disk) and ``want`` differ."""
+    return identity_diff(have, want, ignore=_ignored(have))
+
+
+def _check_same_run(run: Path, record: dict) -> None:
     check_same_run(
         run / CONFIG_FILE,
-        {**asdict(cfg), "model": model},
+        record,
         f"{run} holds a different run (differs in: {{diff}}); use another --out",
         "malt-train run",
-        ignore=("merged_from",),
+        ignore=_ignored(read_identity(run / CONFIG_FILE, "malt-train run")),
         write=True,
     )
 
@@ -163,10 +194,13 @@ def generate(
     cfg: GenerateConfig,
     model: str,
     progress: Callable[[int, int, float], None] | None = None,
+    engine: dict | None = None,
 ) -> dict[str, int]:
-    """Generate (or continue) ``run/tree.jsonl``; return counts of questions and nodes."""
+    """Generate (or continue) ``run/tree.jsonl``; return counts of questions and nodes.
+
+    ``engine``: the weights digest, backend and dtype, for the run record (:func:`tree_record`)."""
     cfg.check()
-    _check_same_run(run, cfg, model)
+    _check_same_run(run, tree_record(cfg, model, docs, ctx.prompts[cfg.task].hash, engine))
     n = cfg.branching
     per_question = n + n**2 + n**3
     path = run / TREE_FILE

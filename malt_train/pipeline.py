@@ -1,22 +1,29 @@
 """The MALT pipeline as library calls: trees -> labels -> SFT/DPO sets -> role adapters, each step resumable.
 
 ``malt-train``'s commands call these; so can Python. Every function reports what it did through ``say``
-(one line each; the CLI prints them) and lays its files out as :mod:`harness.maltrun` says.
+(one line each; the CLI prints them) and lays its files out as :mod:`harness.maltrun` says. Each step of a
+run keys on its settings and the digests of its inputs (:mod:`malt_train.steps`, ``RUN/steps.json``):
+``run_all`` reuses a step whose key and outputs are unchanged and reruns the others.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import tempfile
 from collections.abc import Callable
-from dataclasses import asdict
+from dataclasses import dataclass
 from pathlib import Path
 
+from harness.digests import path_digest
 from harness.maltrun import (
+    CONFIG_FILE,
     COUNTS_FILE,
     DATA_DIR,
     LABELED_FILE,
     SKIPPED,
+    STAGES,
     SUMMARY_FILE,
     TREE_FILE,
     WORK_DIR,
@@ -27,38 +34,72 @@ from harness.maltrun import (
 from harness.roles import ROLES
 from harness.spec import EngineSpec
 from malt_train.generate import GenerateConfig
-from malt_train.launch import Launch, is_main
+from malt_train.launch import Launch, is_main, share
+from malt_train.steps import Step, begin, finish, read_steps, record_settings, reusable, weights_digest
 
 Say = Callable[[str], None]
+_TREE_INPUTS = ("data", "prompts", "weights")  # digests in the tree's record; the rest are its settings
 
 
 def _quiet(line: str) -> None:
     """The default ``say``: nothing."""
 
 
-def generate_tree(run: Path, cfg: GenerateConfig, engine: EngineSpec, say: Say = _quiet) -> dict:
-    """Sample (or continue) the trees of ``cfg`` in ``run`` on ``engine``'s model; return the counts."""
-    from tqdm.auto import tqdm
+@dataclass
+class TreePlan:
+    """What a tree is made from: the training rows, the role prompts, the model and its engine's record."""
 
+    docs: list[dict]
+    prompts: object
+    model: str | None  # None: a server's default model, known once its backend is up
+    engine: dict
+
+    def record(self, cfg: GenerateConfig, model: str | None = None) -> dict:
+        from malt_train.generate import tree_record
+
+        return tree_record(cfg, model or self.model, self.docs, self.prompts.hash, self.engine)
+
+
+def plan_tree(cfg: GenerateConfig, engine: EngineSpec) -> TreePlan:
+    """Load the training split and prompts of ``cfg`` and digest the model's weights (no backend is built)."""
     from harness.backends import get_backend
-    from harness.backends.base import SamplingParams
     from harness.data import load_split
     from harness.grading import canonical_task
     from harness.models import DEFAULT_MODEL
     from harness.prompts import load_prompts
-    from harness.solver import SolveContext
-    from malt_train.generate import generate, planned_batches
 
     cfg.task = canonical_task(cfg.task)
     cfg.check()
-    task = cfg.task
-    docs = load_split(task, "train", engine.data_dir)
-    total = sum(len(batch) for _, batch in planned_batches(len(docs), cfg))
-    prompts = {task: load_prompts(task, engine.prompts_file)}
-    model = engine.model or (None if get_backend(engine.backend).remote else DEFAULT_MODEL)
-    engines, _ = engine.engines(ROLES, max(8, cfg.batch_size * cfg.branching**2), model)
-    model = model or engines["generator"].backend.model_id  # remote: the server's default model
-    ctx = SolveContext(prompts, engines, dict.fromkeys(ROLES, SamplingParams(cfg.max_new_tokens)))
+    remote = get_backend(engine.backend).remote
+    model = engine.model or (None if remote else DEFAULT_MODEL)
+    weights = weights_digest(model, remote)
+    docs = load_split(cfg.task, "train", engine.data_dir)
+    prompts = load_prompts(cfg.task, engine.prompts_file)
+    return TreePlan(docs, prompts, model, {"weights": weights, "backend": engine.backend, "dtype": engine.dtype})
+
+
+def tree_step(record: dict) -> Step:
+    """The tree as a step: its record's digests are its inputs, the rest its settings. Its output, the tree
+    file, is not compared (a tree edited by hand is used as it is; the labels key on its content)."""
+    inputs = {k: record.get(k) for k in _TREE_INPUTS}
+    return Step("tree", {k: v for k, v in record.items() if k not in inputs}, inputs, ())
+
+
+def generate_tree(
+    run: Path, cfg: GenerateConfig, engine: EngineSpec, say: Say = _quiet, plan: TreePlan | None = None
+) -> dict:
+    """Sample (or continue) the trees of ``cfg`` in ``run`` on ``engine``'s model; return the counts."""
+    from tqdm.auto import tqdm
+
+    from harness.backends.base import SamplingParams
+    from harness.solver import SolveContext
+    from malt_train.generate import generate, planned_batches
+
+    plan = plan or plan_tree(cfg, engine)
+    total = sum(len(batch) for _, batch in planned_batches(len(plan.docs), cfg))
+    engines, _ = engine.engines(ROLES, max(8, cfg.batch_size * cfg.branching**2), plan.model)
+    model = plan.model or engines["generator"].backend.model_id  # remote: the server's default model
+    ctx = SolveContext({cfg.task: plan.prompts}, engines, dict.fromkeys(ROLES, SamplingParams(cfg.max_new_tokens)))
     bar = tqdm(total=total, desc="questions", unit="q")
     nodes = {"n": 0}
 
@@ -68,11 +109,12 @@ def generate_tree(run: Path, cfg: GenerateConfig, engine: EngineSpec, say: Say =
         bar.set_postfix_str(f"nodes {nodes['n']}, {tps:.1f} tok/s")
 
     try:
-        stats = generate(run, docs, ctx, cfg, model, progress)
+        stats = generate(run, plan.docs, ctx, cfg, model, progress, plan.engine)
     finally:
         bar.close()
         for backend in {id(e.backend): e.backend for e in engines.values()}.values():
             backend.close()  # an inference engine (vllm: its KV cache and process) is not needed for training
+    finish(run, tree_step(plan.record(cfg, model)), f"{stats['questions']} questions, {stats['nodes']} nodes")
     say(f"tree: {stats['questions']} questions, {stats['nodes']} nodes in {run / TREE_FILE}")
     return stats
 
@@ -100,13 +142,63 @@ def build(labeled: Path, out: Path, pairs_per_parent: int | None, say: Say = _qu
 
 
 def _place(adapter: Path | None, dest: Path) -> str:
+    """Put a copy of ``adapter`` at ``dest`` (a step's own output: an earlier one is swapped out), or remove
+    ``dest`` when there is none (an empty set)."""
     if adapter is None:
+        if dest.exists():
+            shutil.rmtree(dest)
         return SKIPPED
-    if dest.exists():
-        shutil.rmtree(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copytree(adapter, dest)
+    tmp = Path(tempfile.mkdtemp(dir=dest.parent, prefix=f".{dest.name}-"))
+    shutil.copytree(adapter, tmp, dirs_exist_ok=True)
+    if dest.exists():
+        old = tmp.with_name(f"{tmp.name}-old")
+        os.replace(dest, old)
+        os.replace(tmp, dest)
+        shutil.rmtree(old)
+    else:
+        os.replace(tmp, dest)
     return str(dest)
+
+
+def _rel(stage: str, role: str) -> str:
+    return f"{STAGES[stage]}/{role}"
+
+
+def sft_step(run: Path, role: str, model: str, cfg) -> Step:
+    """SFT of ``role``: keys on its set, the base model (name and weights) and the training settings."""
+    from malt_train.train import result_settings
+
+    data = f"{DATA_DIR}/{role}/sft.jsonl"
+    inputs = {data: path_digest(Path(run) / data), "weights": weights_digest(model)}
+    scratch = (f"{WORK_DIR}/sft-{role}/checkpoints",)
+    return Step(f"sft-{role}", {"model": model, **result_settings(cfg)}, inputs, (_rel("sft", role),), scratch)
+
+
+def final_step(run: Path, role: str, model: str, cfg=None) -> Step:
+    """The final adapter of ``role``: DPO (``cfg``: its set, its SFT adapter, the base model, the settings)
+    or, without ``cfg``, a copy of its SFT adapter."""
+    from malt_train.train import result_settings
+
+    start = _rel("sft", role)
+    inputs = {start: path_digest(Path(run) / start)}
+    if cfg is None:
+        return Step(f"final-{role}", {"kind": "sft"}, inputs, (_rel("final", role),))
+    data = f"{DATA_DIR}/{role}/dpo.jsonl"
+    inputs |= {data: path_digest(Path(run) / data), "weights": weights_digest(model)}
+    settings = {"kind": "dpo", "model": model, **result_settings(cfg)}
+    return Step(f"final-{role}", settings, inputs, (_rel("final", role),), (f"{WORK_DIR}/dpo-{role}/checkpoints",))
+
+
+def _begin(run: Path, step: Callable[[], Step], say: Say) -> Step | None:
+    """:func:`malt_train.steps.begin` of ``step()`` on the main process (which alone digests the inputs and
+    gets the step back); every process of a launch waits for it."""
+    made = None
+    if is_main():
+        made = step()
+        begin(run, made, say)
+    share(None)
+    return made
 
 
 def _launched(launch: Launch | None, step: str, run: Path, role: str, model: str, cfg) -> str | None:
@@ -129,10 +221,12 @@ def _launched(launch: Launch | None, step: str, run: Path, role: str, model: str
 
 def sft(run: Path, role: str, model: str, cfg, launch: Launch | None = None, say: Say = _quiet) -> str:
     """LoRA SFT of ``role`` on ``RUN/data/ROLE/sft.jsonl`` -> ``RUN/adapters-sft/ROLE`` (under ``launch``, on
-    several processes); return where it went ("" on a worker process of a launch)."""
+    several processes); return where it went ("" on a worker process of a launch). Recorded as step
+    ``sft-ROLE``; a checkpoint is resumed only with the same key."""
     from harness.models import resolve_model
     from malt_train.train import train_sft
 
+    step = _begin(run, lambda: sft_step(run, role, model, cfg), say)
     launched = _launched(launch, "sft", run, role, model, cfg)
     if launched:
         return launched
@@ -141,16 +235,18 @@ def sft(run: Path, role: str, model: str, cfg, launch: Launch | None = None, say
     if not is_main():
         return ""
     where = _place(adapter, adapter_dir(run, "sft", role))
+    finish(run, step, "trained" if adapter else SKIPPED)
     say(f"sft {role}: {where}")
     return where
 
 
 def dpo(run: Path, role: str, model: str, cfg, launch: Launch | None = None, say: Say = _quiet) -> str:
     """LoRA DPO of ``role`` from its SFT adapter -> ``RUN/adapters/ROLE`` (under ``launch``, on several
-    processes); return where it went ("" on a worker process of a launch)."""
+    processes); return where it went ("" on a worker process of a launch). Recorded as step ``final-ROLE``."""
     from harness.models import resolve_model
     from malt_train.train import train_dpo
 
+    step = _begin(run, lambda: final_step(run, role, model, cfg), say)
     launched = _launched(launch, "dpo", run, role, model, cfg)
     if launched:
         return launched
@@ -161,12 +257,105 @@ def dpo(run: Path, role: str, model: str, cfg, launch: Launch | None = None, say
     )
     if not is_main():
         return ""
+    result = "dpo"
     if adapter is None and start_adapter:  # no preference pair: DPO from the SFT adapter would leave it as is
-        adapter = start
+        adapter, result = start, "sft"
         say(f"dpo {role}: no pair, so the SFT adapter is the final one")
     where = _place(adapter, adapter_dir(run, "final", role))
+    finish(run, step, result if adapter else SKIPPED)
     say(f"dpo {role}: {where}")
     return where
+
+
+def _copy_sft(run: Path, role: str, say: Say) -> None:
+    """The final adapter of a role without DPO: its SFT adapter (none when SFT trained nothing)."""
+    step = final_step(run, role, "")
+    if reusable(run, step, say):
+        return
+    begin(run, step, say)
+    start = adapter_dir(run, "sft", role)
+    found = has_adapter(start)
+    _place(start if found else None, adapter_dir(run, "final", role))
+    finish(run, step, "sft" if found else SKIPPED)
+
+
+def _label_and_build(run: Path, threshold: float, pooling: str, pairs_per_parent: int | None, say: Say) -> None:
+    """The label and build steps, each run only when its inputs or settings changed."""
+    from malt_train.build import BuildConfig
+
+    labeled = run / LABELED_FILE
+    step = Step(
+        "label",
+        {"threshold": threshold, "pooling": pooling},
+        {TREE_FILE: path_digest(run / TREE_FILE)},
+        (LABELED_FILE,),
+    )
+    if not reusable(run, step, say):
+        begin(run, step, say)
+        label(run / TREE_FILE, labeled, threshold, pooling, say)
+        finish(run, step, "labelled")
+    sets = tuple(f"{DATA_DIR}/{r}/{k}.jsonl" for r in ROLES for k in ("sft", "dpo")) + (f"{DATA_DIR}/{COUNTS_FILE}",)
+    settings = {"pairs_per_parent": pairs_per_parent, "seed": BuildConfig().seed}
+    step = Step("build", settings, {LABELED_FILE: path_digest(labeled)}, sets)
+    if not reusable(run, step, say):
+        begin(run, step, say)
+        build(labeled, run / DATA_DIR, pairs_per_parent, say)
+        finish(run, step, "built")
+
+
+def _tree(run: Path, cfg: GenerateConfig, engine: EngineSpec, say: Say) -> None:
+    """The tree step: reused when its record is done with the same key and the tree is there; a tree of
+    other settings or inputs is moved to ``RUN/replaced/`` and grown again; otherwise generation resumes."""
+    from harness.identity import read_identity
+    from malt_train.generate import tree_diff
+    from malt_train.steps import changes, forget, move_aside
+
+    plan = plan_tree(cfg, engine)
+    if plan.model is not None:  # else a server's default model: generate() checks the record
+        step = tree_step(plan.record(cfg))
+        if (run / TREE_FILE).is_file() and reusable(run, step, say, explain=False):
+            return
+        record, have = read_steps(run).get("tree"), read_identity(run / CONFIG_FILE, "malt-train run")
+        if record is not None:  # the tree's digests are on record since it was grown (or resumed) here
+            what = changes(record, step, run)
+        else:
+            diff = tree_diff(have, {**step.settings, **step.inputs}) if have is not None else []
+            what = [
+                f"{k} changed" if k in _TREE_INPUTS else f"{k} {have.get(k)} -> {step.settings.get(k)}" for k in diff
+            ]
+        if what:
+            moved = [move_aside(run, rel) for rel in (TREE_FILE, CONFIG_FILE) if (run / rel).exists()]
+            forget(run, "tree")
+            kept = f"; the earlier tree is in {moved[0].parent}" if moved else ""
+            say(f"tree: rerun ({', '.join(what)}){kept}")
+    generate_tree(run, cfg, engine, say, plan)
+
+
+def _summary(run: Path) -> dict:
+    """``RUN/run.json``: what each step left and the settings the outputs on disk were made with (from the
+    step records, so a setting asked for but not used is not there)."""
+    records = read_steps(run)
+    result = {name: rec.get("result") for name, rec in records.items()}
+    steps = {}
+    for stage, prefix in (("sft", "sft-"), ("final", "final-")):
+        for role in ROLES:
+            done = result.get(prefix + role)
+            steps[prefix + role] = SKIPPED if done in (None, SKIPPED) else str(adapter_dir(run, stage, role))
+    trained_sft = [f"sft-{r}" for r in ROLES if result.get(f"sft-{r}") == "trained"]
+    dpo_steps = [f"final-{r}" for r in ROLES if records.get(f"final-{r}", {}).get("settings", {}).get("kind") == "dpo"]
+    label_settings = records.get("label", {}).get("settings", {})
+    return {
+        "steps": steps,
+        "counts": json.loads((run / DATA_DIR / COUNTS_FILE).read_text()),
+        "config": {
+            "sft": record_settings(records, trained_sft, drop=("model",)),
+            "dpo": record_settings(records, [n for n in dpo_steps if result.get(n) == "dpo"], drop=("model", "kind")),
+            "dpo_roles": [n.removeprefix("final-") for n in dpo_steps],
+            "threshold": label_settings.get("threshold"),
+            "pooling": label_settings.get("pooling"),
+            "pairs_per_parent": records.get("build", {}).get("settings", {}).get("pairs_per_parent"),
+        },
+    }
 
 
 def run_all(
@@ -184,39 +373,24 @@ def run_all(
 ) -> dict:
     """generate -> label -> build -> sft (all roles) -> dpo (verifier, refiner; generator when asked).
 
-    Finished steps are kept; the summary goes to ``RUN/run.json`` and is returned.
+    A step whose settings, input digests and outputs are as recorded is reused; a changed one runs again,
+    and so does every later step whose inputs it changed. The summary goes to ``RUN/run.json`` and is returned.
     """
-    summary: dict = {"steps": {}}
-    steps = summary["steps"]
-    generate_tree(run, cfg, engine, say)  # resumable itself: a finished tree costs nothing
-    labeled, data = run / LABELED_FILE, run / DATA_DIR
-    if not labeled.is_file():
-        label(run / TREE_FILE, labeled, threshold, pooling, say)
-    if not (data / COUNTS_FILE).is_file():
-        build(labeled, data, pairs_per_parent, say)
-    summary["counts"] = json.loads((data / COUNTS_FILE).read_text())
+    _tree(run, cfg, engine, say)
+    _label_and_build(run, threshold, pooling, pairs_per_parent, say)
     model = run_model(run, engine.model)
-    dpo_roles = [r for r in ROLES if r != "generator" or generator_dpo]
     for role in ROLES:
-        done = adapter_dir(run, "sft", role)
-        steps[f"sft-{role}"] = str(done) if has_adapter(done) else sft(run, role, model, sft_cfg, launch, say)
+        if not reusable(run, sft_step(run, role, model, sft_cfg), say):
+            sft(run, role, model, sft_cfg, launch, say)
     for role in ROLES:
-        final = adapter_dir(run, "final", role)
-        if has_adapter(final):
-            steps[f"final-{role}"] = str(final)
-        elif role in dpo_roles:
-            steps[f"final-{role}"] = dpo(run, role, model, dpo_cfg, launch, say)
-        else:
-            start = adapter_dir(run, "sft", role)
-            steps[f"final-{role}"] = _place(start if start.exists() else None, final)
-    summary["config"] = {
-        "sft": asdict(sft_cfg),
-        "dpo": asdict(dpo_cfg),
-        "dpo_roles": dpo_roles,
-        "threshold": threshold,
-        "pooling": pooling,
-    }
-    (run / SUMMARY_FILE).write_text(json.dumps(summary, indent=2))
-    for step, where in steps.items():
+        if role == "generator" and not generator_dpo:
+            _copy_sft(run, role, say)
+        elif not reusable(run, final_step(run, role, model, dpo_cfg), say):
+            dpo(run, role, model, dpo_cfg, launch, say)
+    summary = _summary(run)
+    from harness.runfiles import atomic_write
+
+    atomic_write(run / SUMMARY_FILE, json.dumps(summary, indent=2))
+    for step, where in summary["steps"].items():
         say(f"{step}: {where}")
     return summary

@@ -59,6 +59,15 @@ class DPOStepConfig(SFTStepConfig):
     beta: float = option(0.2, "DPO beta (the paper's 0.2).")
 
 
+#: Step-config fields that do not change the adapter (how often to checkpoint, recomputing activations).
+NOT_IN_RESULT = ("save_steps", "gradient_checkpointing")
+
+
+def result_settings(cfg: SFTStepConfig) -> dict:
+    """The fields of a step config that decide its adapter (what a ``malt-train run`` step keys on)."""
+    return {k: v for k, v in asdict(cfg).items() if k not in NOT_IN_RESULT}
+
+
 def read_rows(path: Path, keys: tuple[str, ...]) -> list[dict]:
     if not path.is_file():
         return []
