@@ -310,6 +310,8 @@ def _evaluate(
     add_turn_grades(samples_out, load_tasks(spec.include_path, task_specs(spec, names)))  # each turn, as lm-eval
     out["malt"] = {"agents": lm.plan.name, "votes": int(spec.votes), "roles": list(lm.plan.roles)}
     out["malt"].update(seed=seed, seeds=int(spec.seeds), subset=spec.subset)
+    if spec.label:
+        out["malt"]["label"] = spec.label  # the system's name on malt-leaderboard, as on our tasks
     if samples is not None:
         out["malt"]["doc_ids"] = samples  # task -> the documents this seed drew
     if tracker is not None:
