@@ -113,29 +113,38 @@ def run_eval(
         MaltError: bad spec, data, prompts, model or output folder (before any model is loaded where it can).
     """
     notes = notes or log.warning
-    lm_doc = None
+    lm_doc, run = None, None
     lm_tasks = spec.lm_eval_task_names()
     if lm_tasks:  # lm-eval's tasks run through lm-eval; ours below on the same loaded models
         from dataclasses import replace
 
         from harness.lm import MaltLM
-        from harness.lm_eval_run import run_lm_eval_tasks
+        from harness.lm_eval_run import load_spec_tasks, run_lm_eval_tasks
 
         spec.check()
+        ours = replace(spec, tasks=tuple(spec.task_names()))
+        run = _prepare(ours, notes) if ours.tasks else None  # every task's data loads before any model
+        tasks = load_spec_tasks(spec, lm_tasks)
         lm = MaltLM.from_spec(spec, dict(engines) if engines else None, lm_eval_votes=True)
-        lm_doc = run_lm_eval_tasks(spec, lm_tasks, lm=lm)
-        if not spec.task_names():
+        lm_doc = run_lm_eval_tasks(spec, lm_tasks, lm=lm, tasks=tasks)
+        if run is None:
             return EvalResults(lm_doc, [], None, lm_doc)
         # the models the lm-eval tasks loaded, if any (a resumed run may need none)
-        engines, spec = lm.loaded_engines(), replace(spec, tasks=tuple(spec.task_names()))
-    results = _run_spec(spec, notes, engines, progress)
+        engines, spec = lm.loaded_engines(), ours
+    results = _run_spec(spec, notes, engines, progress, run)
     results.lm_eval = lm_doc
     return results
 
 
-def _run_spec(spec: EvalSpec, notes: Notes, engines: Mapping[str, RoleEngine] | None, progress: bool) -> EvalResults:
-    """Evaluate ``spec``'s malt_* tasks (run_eval's own runner)."""
-    run = _prepare(spec, notes)
+def _run_spec(
+    spec: EvalSpec,
+    notes: Notes,
+    engines: Mapping[str, RoleEngine] | None,
+    progress: bool,
+    run: _Run | None = None,
+) -> EvalResults:
+    """Evaluate ``spec``'s malt_* tasks (run_eval's own runner; ``run``: ``spec`` prepared already)."""
+    run = run or _prepare(spec, notes)
     if not spec.output_path:
         return _run_tasks(run, None, engines, progress)
     with RunLock(spec.output_path, "malt-eval") as lock:

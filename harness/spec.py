@@ -163,7 +163,8 @@ class EvalSpec(EngineSpec):
         group=TRACKING,
     )
     wandb_config_args: str | None = option(
-        None, "With --wandb-args: k=v,... added to the W&B run's config (lm-eval's --wandb_config_args).",
+        None,
+        "With --wandb-args: k=v,... added to the W&B run's config (lm-eval's --wandb_config_args).",
         group=TRACKING,
     )
     hf_hub_log_args: str | None = option(
