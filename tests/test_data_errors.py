@@ -44,7 +44,8 @@ def bad_tasks(tmp_path, shared_data) -> Path:
     _task(
         folder,
         "missing_file_task",
-        f"dataset_path: json\ndataset_name: null\ndataset_kwargs:\n  data_files:\n    test: {tmp_path / 'nope.jsonl'}\n",
+        "dataset_path: json\ndataset_name: null\n"
+        f"dataset_kwargs:\n  data_files:\n    test: {tmp_path / 'nope.jsonl'}\n",
     )
     test = shared_data / "gsm8k" / "test.jsonl"
     _task(
