@@ -298,12 +298,12 @@ def _evaluate(
 ) -> dict:
     """One ``simple_evaluate`` of ``names`` (on the documents ``samples`` picks, else all or ``--limit``)."""
     import lm_eval
-    from lm_eval.loggers import EvaluationTracker
 
     from harness.lm_eval_outputs import add_turn_grades
+    from harness.tracking import evaluation_tracker
 
     lm.records, lm.seed = {}, seed
-    tracker = EvaluationTracker(output_path=out_path) if out_path else None
+    tracker = evaluation_tracker(spec, out_path)  # with --hf-hub-log-args: pushed to the hub as lm-eval does
     out = lm_eval.simple_evaluate(
         model=lm,
         use_cache=cache_path(spec, lm, seed),  # finished requests are kept: a rerun asks only for the rest
@@ -341,6 +341,8 @@ def _evaluate(
         if spec.log_samples:
             for task in out["configs"]:
                 tracker.save_results_samples(task_name=task, samples=samples_out[task])
+        if tracker.push_results_to_hub or tracker.push_samples_to_hub:
+            tracker.recreate_metadata_card()
     if spec.log_samples:
         out["samples"] = samples_out
     return out

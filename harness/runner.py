@@ -113,6 +113,32 @@ def run_eval(
         MaltError: bad spec, data, prompts, model or output folder (before any model is loaded where it can).
     """
     notes = notes or log.warning
+    results = _evaluate_all(spec, engines, notes, progress)
+    if spec.wandb_args is not None or spec.hf_hub_log_args:
+        _track(spec, results, notes)
+    return results
+
+
+def _track(spec: EvalSpec, results: EvalResults, notes: Notes) -> None:
+    """Log the results documents (ours and lm-eval's, each with its samples) as lm-eval's trackers do."""
+    from harness.tracking import log_to_wandb, push_to_hub
+
+    docs = []
+    if results.tasks:
+        samples = {r.task: r.samples for r in results.tasks} if spec.log_samples else {}
+        docs.append({**results.doc, "samples": samples})
+        push_to_hub(spec, docs[0])  # lm-eval's tasks: pushed by their EvaluationTracker as they ran
+    if results.lm_eval is not None:
+        docs.append(results.lm_eval)
+    where = log_to_wandb(spec, docs)
+    if where:
+        notes(f"W&B run logged in {where}")
+
+
+def _evaluate_all(
+    spec: EvalSpec, engines: Mapping[str, RoleEngine] | None, notes: Notes, progress: bool
+) -> EvalResults:
+    """:func:`run_eval` without the trackers: lm-eval's tasks through lm-eval, then ours."""
     lm_doc, run = None, None
     lm_tasks = spec.lm_eval_task_names()
     if lm_tasks:  # lm-eval's tasks run through lm-eval; ours below on the same loaded models

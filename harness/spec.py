@@ -244,6 +244,9 @@ class EvalSpec(EngineSpec):
             from harness.lm_eval_tasks import check_tasks
 
             check_tasks(foreign, self.include_path)
+        from harness.tracking import check as check_tracking
+
+        check_tracking(self)
         if self.stage not in STAGES:
             raise MaltError(f"--stage must be one of {', '.join(STAGES)}, got {self.stage!r}")
         self.protocol(plan).check()
