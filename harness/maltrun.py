@@ -27,6 +27,7 @@ LABELED_FILE = "labeled.jsonl"
 DATA_DIR = "data"
 COUNTS_FILE = "counts.json"
 WORK_DIR = "work"
+LOGS_DIR = "logs"  # the training steps' tensorboard logs (malt-train --report-to tensorboard), one folder per step
 SUMMARY_FILE = "run.json"
 STAGES = {"final": "adapters", "sft": "adapters-sft"}  # stage -> folder of its adapters
 SKIPPED = "skipped (empty set)"  # a step of run.json that trained nothing

@@ -69,3 +69,31 @@ def test_malt_eval_hub_log_args_are_checked_first(value, message, tmp_path, monk
     monkeypatch.delenv("HF_TOKEN", raising=False)
     r = _invoke(main, ["--tasks", "malt_gsm8k", "--model", tmp_path / "no-model", "--hf-hub-log-args", value])
     assert r.exit_code == 2 and message in r.output and len(r.output.strip().splitlines()) == 1, r.output
+
+
+def test_malt_train_report_to_tensorboard_writes_event_files(tiny_model_dir, tmp_path):
+    """`malt-train sft --report-to tensorboard`: TRL's curves in RUN/logs/sft-<role>, the step's run name."""
+    from malt_apps.train_cli import main
+
+    run = tmp_path / "run"
+    rows = [
+        {"prompt": [{"role": "user", "content": f"What is {i} + 1?"}], "completion": _answer(i + 1)} for i in range(4)
+    ]
+    (run / "data" / "verifier").mkdir(parents=True)
+    (run / "data" / "verifier" / "sft.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    args = ["sft", run, "--role", "verifier", "--model", tiny_model_dir, "--max-steps", 2, "--batch-size-train", 2]
+    r = _invoke(main, [*args, "--max-length", 128, "--report-to", "tensorboard"])
+    assert r.exit_code == 0, r.output[-3000:]
+    events = list((run / "logs" / "sft-verifier").rglob("events.out.tfevents.*"))
+    assert events and all(e.stat().st_size > 0 for e in events)
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    curves = EventAccumulator(str(events[0].parent)).Reload()
+    assert len(curves.Scalars("train/loss")) == 2  # one point per step (logging_steps=1)
+    assert (run / "adapters-sft" / "verifier" / "adapter_model.safetensors").is_file()
+    r = _invoke(main, [*args, "--report-to", "mlflow"])
+    assert r.exit_code == 2 and "--report-to" in r.output
+
+
+def _answer(n: int) -> list[dict]:
+    return [{"role": "assistant", "content": f"Final Answer: {n}"}]
