@@ -100,12 +100,21 @@ def _bf16() -> bool:
     return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
 
 
+def check_reporting(cfg: SFTStepConfig) -> None:
+    """Raise ``MaltError`` for a ``report_to`` TRL does not offer or whose package is not installed."""
+    import importlib.util
+
+    if cfg.report_to not in REPORT_TO:
+        raise MaltError(f"--report-to must be one of {', '.join(REPORT_TO)}, got {cfg.report_to!r}")
+    if cfg.report_to != "none" and importlib.util.find_spec(cfg.report_to) is None:
+        raise MaltError(f"--report-to {cfg.report_to} needs {cfg.report_to}: pip install {cfg.report_to}")
+
+
 def _reporting(cfg: SFTStepConfig, out: Path, logs: Path | None) -> tuple[dict, list]:
     """``report_to`` and ``run_name`` (the step: ``out``'s name, e.g. ``sft-verifier``) for TRL's config, and the
     trainer callbacks: tensorboard writes into ``logs`` (default ``out/logs``), not under the checkpoints (removed
     once the adapter is written)."""
-    if cfg.report_to not in REPORT_TO:
-        raise MaltError(f"--report-to must be one of {', '.join(REPORT_TO)}, got {cfg.report_to!r}")
+    check_reporting(cfg)
     if cfg.report_to != "tensorboard":
         return {"report_to": cfg.report_to, "run_name": out.name}, []
     from transformers.integrations import TensorBoardCallback
