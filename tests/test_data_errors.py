@@ -35,9 +35,11 @@ def _task(folder: Path, name: str, body: str) -> None:
     )
 
 
-@pytest.fixture
-def bad_tasks(tmp_path, shared_data) -> Path:
-    """Three lm-eval tasks: on a hub dataset (unreachable offline), on a missing file, reading a split it lacks."""
+@pytest.fixture(scope="module")
+def bad_tasks(tmp_path_factory, shared_data) -> Path:
+    """Three lm-eval tasks: on a hub dataset (unreachable offline), on a missing file, reading a split it lacks
+    (one folder for the module: lm-eval indexes it once)."""
+    tmp_path = tmp_path_factory.mktemp("bad-tasks")
     folder = tmp_path / "tasks"
     folder.mkdir()
     _task(folder, "hub_task", "dataset_path: malt-tests/no-such-dataset\ndataset_name: null\n")
