@@ -119,7 +119,9 @@ def log_to_wandb(spec: Any, docs: list[dict]) -> str | None:
 
     doc = merged(docs)
     samples = lm_eval_samples(doc.pop("samples", None) or {})
-    logger = WandbLogger(parse_args("--wandb-args", spec.wandb_args), parse_args("", spec.wandb_config_args))
+    logger = WandbLogger(
+        parse_args("--wandb-args", spec.wandb_args), parse_args("--wandb-config-args", spec.wandb_config_args)
+    )
     try:
         logger.post_init(_with_metric_lists(doc, samples))
         logger.log_eval_result()
