@@ -53,24 +53,44 @@ def read_jsonl(task: str, path: Path) -> list[dict]:
     return rows
 
 
+def local_files_hint(task: str, split: str) -> str:
+    """How to point ``task`` at local rows: the data folder and the file it must hold."""
+    return (
+        f"point it at local files: --data-dir DIR (or MALT_DATA_DIR=DIR) holding {DATA_FILES[task][split]} (JSONL rows)"
+    )
+
+
 def load_split(task: str, split: str = "test", data_dir_: str | os.PathLike | None = None) -> list[dict]:
-    """Rows of ``task``'s ``split`` ("test" = the evaluation split, or "train")."""
+    """Rows of ``task``'s ``split`` ("test" = the evaluation split, or "train").
+
+    Raises:
+        DataError: an unknown split, a missing file, or hub rows that cannot be loaded (offline, unreachable):
+            one line naming the task, the dataset and how to point the task at local files.
+    """
     task = canonical_task(task)
     if split not in DATA_FILES[task]:
         raise DataError(f"{task} has no split {split!r} (have: {', '.join(DATA_FILES[task])})")
     folder = data_dir(data_dir_)
     if folder is not None:
-        return read_jsonl(task, folder / DATA_FILES[task][split])
+        path = folder / DATA_FILES[task][split]
+        if not path.is_file():
+            raise DataError(f"{task}: {split} file not found: {path}; {local_files_hint(task, split)}")
+        return read_jsonl(task, path)
     path, name, splits = task_info(task).hub
+    dataset = path + (f"/{name}" if name else "")
     if split not in splits:
-        raise DataError(f"{task} split {split!r} is not on the hub: set --data-dir / MALT_DATA_DIR")
+        raise DataError(f"{task}: dataset {dataset} has no {split} split on the hub; {local_files_hint(task, split)}")
     try:
         import datasets
 
         ds = datasets.load_dataset(path, name, split=splits[split])
-    except Exception as exc:  # noqa: BLE001 - offline, missing dataset, ...
-        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise DataError(f"cannot load {path} from the hub ({msg}); set --data-dir or MALT_DATA_DIR") from None
+    except Exception as exc:  # noqa: BLE001 - offline, unreachable, missing dataset or split, ...
+        msg = str(exc).splitlines()[0] if str(exc) else ""
+        why = f"{type(exc).__name__}: {msg}" if msg else type(exc).__name__
+        raise DataError(
+            f"{task}: cannot load dataset {dataset} ({splits[split]} split) from the hub ({why}); "
+            f"{local_files_hint(task, split)}"
+        ) from None
     convert = task_info(task).from_hub or dict
     rows = [convert(dict(r)) for r in ds]
     return [_check_row(task, r, f"{path}[{i}]") for i, r in enumerate(rows)]

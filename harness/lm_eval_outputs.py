@@ -113,10 +113,14 @@ def add_turn_grades(samples: Mapping[str, list[dict]], tasks: Mapping[str, Any])
 
 
 def load_tasks(include_path: Any, names: Any) -> dict[str, Any]:
-    """lm-eval's task objects for ``names`` (names or configs, as ``simple_evaluate`` takes them), by name."""
-    from harness.lm_eval_tasks import task_manager
+    """lm-eval's task objects for ``names`` (names or configs, as ``simple_evaluate`` takes them), by name.
 
-    return dict(task_manager(include_path).load(names)["tasks"])
+    Raises:
+        DataError: a dataset that cannot be loaded, or a split its task reads that it lacks (one line).
+    """
+    from harness.lm_eval_tasks import load_task_objects, task_manager
+
+    return load_task_objects(task_manager(include_path), names)
 
 
 def add_turns(output_path: str | Path, lm: Any, since: float, tasks: Mapping[str, Any] | None = None) -> list[Path]:

@@ -109,20 +109,30 @@ def gen_kwargs(text: str | None) -> dict | None:
     return out or None
 
 
-def doc_counts(spec: EvalSpec, names: list[str]) -> dict[str, int]:
-    """Each leaf task's number of evaluation documents (the tasks are built: their datasets load)."""
-    loaded = task_manager(spec.include_path).load(task_specs(spec, names))
-    return {name: len(task.eval_docs) for name, task in loaded["tasks"].items()}
+def load_spec_tasks(spec: EvalSpec, names: list[str]) -> dict[str, Any]:
+    """The task objects of ``names`` as ``spec`` runs them (votes: their repeats and filters), their datasets
+    loaded: a dataset error is one line (:func:`harness.lm_eval_tasks.load_task_objects`)."""
+    from harness.lm_eval_outputs import load_tasks
+
+    return load_tasks(spec.include_path, task_specs(spec, names))
 
 
-def seeded_samples(spec: EvalSpec, names: list[str]) -> list[dict[str, list[int]] | None]:
+def doc_counts(spec: EvalSpec, names: list[str], tasks: Mapping[str, Any] | None = None) -> dict[str, int]:
+    """Each leaf task's number of evaluation documents (``tasks``: loaded by :func:`load_spec_tasks`, else here)."""
+    loaded = tasks if tasks is not None else load_spec_tasks(spec, names)
+    return {name: len(task.eval_docs) for name, task in loaded.items()}
+
+
+def seeded_samples(
+    spec: EvalSpec, names: list[str], tasks: Mapping[str, Any] | None = None
+) -> list[dict[str, list[int]] | None]:
     """Per seed, lm-eval's ``samples`` (task -> sorted doc indices, drawn as our tasks draw them); ``None``
     per seed without ``--subset`` (all documents, or the first ``--limit``, as on our tasks)."""
     if spec.subset is None:
         return [None] * spec.seeds
     cfg = EvalConfig(seeds=spec.seeds, subset=spec.subset)
     cfg.check()
-    counts = doc_counts(spec, names)
+    counts = doc_counts(spec, names, tasks)
     out = []
     for seed in range(spec.seeds):
         picked = {}
@@ -210,7 +220,11 @@ def cache_path(spec: EvalSpec, prov: Provenance) -> str | None:
 
 
 def run_lm_eval_tasks(
-    spec: EvalSpec, names: list[str], engines: Mapping[str, RoleEngine] | None = None, lm: Any = None
+    spec: EvalSpec,
+    names: list[str],
+    engines: Mapping[str, RoleEngine] | None = None,
+    lm: Any = None,
+    tasks: Mapping[str, Any] | None = None,
 ) -> dict:
     """Evaluate ``spec``'s system on the lm-eval tasks ``names``; return lm-eval's results (with ``samples``
     when ``spec.log_samples``), written under ``spec.output_path`` when it is set (one evaluation per seed
@@ -220,26 +234,25 @@ def run_lm_eval_tasks(
         engines: ready-made role engines (e.g. a scripted backend); default: ``spec``'s models, loaded when
             the first request arrives.
         lm: a ready :class:`harness.lm.MaltLM` (to share its loaded models); built from ``spec`` when ``None``.
+        tasks: the task objects :func:`load_spec_tasks` made (loaded here, before any model, when ``None``).
     """
     from harness.lm import MaltLM
 
     if spec.solver_plan().key:
         raise MaltError(f"--debate runs on malt_* tasks only, not on {', '.join(names)}")
-    from harness.lm_eval_outputs import load_tasks
-
-    per_seed = seeded_samples(spec, names)
+    tasks = tasks if tasks is not None else load_spec_tasks(spec, names)
+    per_seed = seeded_samples(spec, names, tasks)
     lm = lm or MaltLM.from_spec(spec, engines, lm_eval_votes=True)
-    loaded = load_tasks(spec.include_path, task_specs(spec, names))
     docs = []
     for seed, samples in enumerate(per_seed):
         out_path = spec.output_path
         if out_path and len(per_seed) > 1:
             out_path = str(Path(out_path) / f"seed_{seed}")
-        docs.append(_evaluate(spec, names, lm, (seed, samples, loaded), out_path))
+        docs.append(_evaluate(spec, names, lm, (seed, samples, tasks), out_path))
     if len(docs) == 1:
         return docs[0]
     out = _across_seeds(docs)
-    out["malt"]["provenance"] = run_provenance(spec, lm, loaded, per_seed, list(range(len(per_seed)))).to_dict()
+    out["malt"]["provenance"] = run_provenance(spec, lm, tasks, per_seed, list(range(len(per_seed)))).to_dict()
     if spec.log_samples:
         out["samples"] = {
             t: [{**row, "seed": s} for s, d in enumerate(docs) for row in d["samples"][t]] for t in docs[0]["samples"]
@@ -253,14 +266,14 @@ def _evaluate(spec: EvalSpec, names: list[str], lm: Any, drawn: tuple, out_path:
     """One ``simple_evaluate`` of ``names``; ``drawn``: the seed, the documents it picks (lm-eval's ``samples``;
     ``None``: all or ``--limit``) and lm-eval's task objects by name."""
     import lm_eval
-    from lm_eval.loggers import EvaluationTracker
 
     from harness.lm_eval_outputs import add_turn_grades, system_block
+    from harness.tracking import evaluation_tracker
 
     seed, samples, loaded = drawn
     lm.records, lm.seed = {}, seed
     prov = run_provenance(spec, lm, loaded, [samples], [seed])
-    tracker = EvaluationTracker(output_path=out_path) if out_path else None
+    tracker = evaluation_tracker(spec, out_path)  # with --hf-hub-log-args: pushed to the hub as lm-eval does
     out = lm_eval.simple_evaluate(
         model=lm,
         use_cache=cache_path(spec, prov),  # finished requests are kept: a rerun asks only for the rest
@@ -287,9 +300,11 @@ def _evaluate(spec: EvalSpec, names: list[str], lm: Any, drawn: tuple, out_path:
             key = (task, position.get(row["doc_id"], row["doc_id"]))
             pipelines = lm.records.get(key) or lm.cached_pipelines(row["arguments"][0])  # a resumed run's
             row["malt"] = {"pipelines": [{**p, "doc_id": row["doc_id"]} for p in pipelines]}
-    add_turn_grades(samples_out, loaded)  # each turn, as lm-eval
+    add_turn_grades(samples_out, loaded)  # each turn graded as lm-eval grades the answer
     out["malt"] = {**system_block(lm, prov), "votes": int(spec.votes)}  # votes: lm-eval's repeats
     out["malt"].update(seed=seed, seeds=int(spec.seeds), subset=spec.subset)
+    if spec.label:
+        out["malt"]["label"] = spec.label  # the system's name on malt-leaderboard, as on our tasks
     if samples is not None:
         out["malt"]["doc_ids"] = samples  # task -> the documents this seed drew
     if tracker is not None:
@@ -297,6 +312,8 @@ def _evaluate(spec: EvalSpec, names: list[str], lm: Any, drawn: tuple, out_path:
         if spec.log_samples:
             for task in out["configs"]:
                 tracker.save_results_samples(task_name=task, samples=samples_out[task])
+        if tracker.push_results_to_hub or tracker.push_samples_to_hub:
+            tracker.recreate_metadata_card()
     if spec.log_samples:
         out["samples"] = samples_out
     return out

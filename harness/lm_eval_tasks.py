@@ -13,8 +13,9 @@ import difflib
 from collections.abc import Iterable, Sequence
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
-from harness.errors import UnknownTaskError
+from harness.errors import DataError, UnknownTaskError
 from harness.prompts import tasks_dir
 from harness.taskinfo import TASKS
 
@@ -153,3 +154,83 @@ def check_tasks(
             entry = tm.task_index.get(task)
             check_task_code(task, entry and entry.yaml_path, bool(cfg.get("unsafe_code")), confirm_unsafe)
     return names
+
+
+#: How to point an lm-eval task at local rows (said in every dataset error).
+LOCAL_ROWS_HINT = (
+    "point the task at local files with a YAML in --include-path: `include: <the task's YAML>`, a new `task:` name, "
+    "`dataset_path: json`, `dataset_name: null`, `dataset_kwargs: {data_files: {<split>: FILE.jsonl}}`"
+)
+_SPLITS = ("test_split", "validation_split", "training_split", "fewshot_split")
+_DATA_PACKAGES = ("datasets", "huggingface_hub", "fsspec", "requests", "urllib3")
+
+
+def load_task_objects(tm, specs: Sequence[str | dict]) -> dict[str, Any]:
+    """lm-eval's task objects (their datasets built, as ``simple_evaluate`` builds them) for ``specs`` (names or
+    configs), by task name: what runs before any model is loaded, so that data problems stop the run first.
+
+    Raises:
+        DataError: a dataset that cannot be loaded (hub unreachable, offline, missing file, ...) or a split the
+            task reads that its dataset does not have: one line naming the task, the dataset and the fix.
+    """
+    try:
+        loaded = dict(tm.load(list(specs))["tasks"])
+    except Exception as exc:
+        failed = _failing_task(exc)
+        if failed is None:
+            raise
+        raise DataError(_dataset_error(failed, exc)) from None
+    for task in loaded.values():
+        _check_splits(task)
+    return loaded
+
+
+def _failing_task(exc: BaseException) -> Any:
+    """The lm-eval task whose dataset raised ``exc`` (a data library's frame below the task's), else ``None``."""
+    from lm_eval.api.task import Task
+
+    task, in_data = None, False
+    tb = exc.__traceback__
+    while tb is not None:
+        frame = tb.tb_frame
+        owner = frame.f_locals.get("self")
+        if isinstance(owner, Task):
+            task, in_data = owner, False
+        elif task is not None and str(frame.f_globals.get("__name__", "")).split(".")[0] in _DATA_PACKAGES:
+            in_data = True
+        tb = tb.tb_next
+    return task if in_data else None
+
+
+def _dataset_name(task: Any) -> str:
+    """``path[/name]`` of a task's dataset, with its local files where the YAML names them."""
+    cfg = task.config
+    name = str(cfg.dataset_path) + (f"/{cfg.dataset_name}" if cfg.dataset_name else "")
+    files = (cfg.dataset_kwargs or {}).get("data_files")
+    return f"{name} ({files})" if files else name
+
+
+def _dataset_error(task: Any, exc: BaseException) -> str:
+    head = f"task {task.config.task!r}: "
+    dataset = getattr(task, "dataset", None)
+    if isinstance(exc, KeyError) and dataset is not None and hasattr(dataset, "keys"):  # a split it lacks
+        have = ", ".join(dataset.keys())
+        return f"{head}dataset {_dataset_name(task)} has no split {exc.args[0]!r} (it has: {have}); {LOCAL_ROWS_HINT}"
+    text = str(exc).splitlines()[0] if str(exc).strip() else ""
+    why = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+    return f"{head}cannot load dataset {_dataset_name(task)} ({why}); {LOCAL_ROWS_HINT}"
+
+
+def _check_splits(task: Any) -> None:
+    """Every split the task reads (test, validation, training, few-shot) is in its dataset."""
+    dataset = getattr(task, "dataset", None)
+    if dataset is None or not hasattr(dataset, "keys"):
+        return
+    have = list(dataset.keys())
+    for attr in _SPLITS:
+        split = getattr(task.config, attr, None)
+        if split and split not in have:
+            raise DataError(
+                f"task {task.config.task!r}: dataset {_dataset_name(task)} has no split {split!r} ({attr}; it has: "
+                f"{', '.join(have)}); {LOCAL_ROWS_HINT}"
+            )

@@ -29,6 +29,7 @@ LABELED_FILE = "labeled.jsonl"
 DATA_DIR = "data"
 COUNTS_FILE = "counts.json"
 WORK_DIR = "work"
+LOGS_DIR = "logs"  # the training steps' tensorboard logs (malt-train --report-to tensorboard), one folder per step
 SUMMARY_FILE = "run.json"
 STEPS_FILE = "steps.json"  # the step records of malt_train.steps
 REPLACED_DIR = "replaced"  # outputs a rerun moved aside

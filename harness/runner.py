@@ -108,29 +108,64 @@ def run_eval(
         if moved:
             notes(f"start over: the earlier contents of {spec.output_path} moved to {moved}")
         spec = replace(spec, start_over=False)
-    lm_doc = None
+    results = _evaluate_all(spec, engines, notes, progress)
+    if spec.wandb_args is not None or spec.hf_hub_log_args:
+        _track(spec, results, notes)
+    return results
+
+
+def _track(spec: EvalSpec, results: EvalResults, notes: Notes) -> None:
+    """Log the results documents (ours and lm-eval's, each with its samples) as lm-eval's trackers do."""
+    from harness.tracking import log_to_wandb, push_to_hub
+
+    docs = []
+    if results.tasks:
+        samples = {r.task: r.samples for r in results.tasks} if spec.log_samples else {}
+        docs.append({**results.doc, "samples": samples})
+        push_to_hub(spec, docs[0])  # lm-eval's tasks: pushed by their EvaluationTracker as they ran
+    if results.lm_eval is not None:
+        docs.append(results.lm_eval)
+    where = log_to_wandb(spec, docs)
+    if where:
+        notes(f"W&B run logged in {where}")
+
+
+def _evaluate_all(
+    spec: EvalSpec, engines: Mapping[str, RoleEngine] | None, notes: Notes, progress: bool
+) -> EvalResults:
+    """:func:`run_eval` without the trackers: lm-eval's tasks through lm-eval, then ours."""
+    lm_doc, run = None, None
     lm_tasks = spec.lm_eval_task_names()
     if lm_tasks:  # lm-eval's tasks run through lm-eval; ours below on the same loaded models
         from dataclasses import replace
 
         from harness.lm import MaltLM
-        from harness.lm_eval_run import run_lm_eval_tasks
+        from harness.lm_eval_run import load_spec_tasks, run_lm_eval_tasks
 
         spec.check()
+        ours = replace(spec, tasks=tuple(spec.task_names()))
+        run = _prepare(ours, notes) if ours.tasks else None  # every task's data loads before any model
+        tasks = load_spec_tasks(spec, lm_tasks)
         lm = MaltLM.from_spec(spec, dict(engines) if engines else None, lm_eval_votes=True)
-        lm_doc = run_lm_eval_tasks(spec, lm_tasks, lm=lm)
-        if not spec.task_names():
+        lm_doc = run_lm_eval_tasks(spec, lm_tasks, lm=lm, tasks=tasks)
+        if run is None:
             return EvalResults(lm_doc, [], None, lm_doc)
         # the models the lm-eval tasks loaded, if any (a resumed run may need none)
-        engines, spec = lm.loaded_engines(), replace(spec, tasks=tuple(spec.task_names()))
-    results = _run_spec(spec, notes, engines, progress)
+        engines, spec = lm.loaded_engines(), ours
+    results = _run_spec(spec, notes, engines, progress, run)
     results.lm_eval = lm_doc
     return results
 
 
-def _run_spec(spec: EvalSpec, notes: Notes, engines: Mapping[str, RoleEngine] | None, progress: bool) -> EvalResults:
-    """Evaluate ``spec``'s malt_* tasks (run_eval's own runner)."""
-    run = _prepare(spec, notes)
+def _run_spec(
+    spec: EvalSpec,
+    notes: Notes,
+    engines: Mapping[str, RoleEngine] | None,
+    progress: bool,
+    run: _Run | None = None,
+) -> EvalResults:
+    """Evaluate ``spec``'s malt_* tasks (run_eval's own runner; ``run``: ``spec`` prepared already)."""
+    run = run or _prepare(spec, notes)
     prov = run.provenance(engines)
     if not spec.output_path:
         return _run_tasks(run, None, engines, progress, prov)

@@ -30,6 +30,17 @@ def option(default: Any, help: str, **meta: Any) -> Any:
     return field(default=default, metadata={"help": help, **meta})
 
 
+#: ``group`` metadata of the fields that set up lm-eval's tasks (the suite passes them to every row).
+LM_EVAL_TASK = "lm_eval_task"
+#: ``group`` metadata of the fields that log a run elsewhere (lm-eval's trackers); they never change a result.
+TRACKING = "tracking"
+
+
+def field_names(cls: type, group: str) -> tuple[str, ...]:
+    """The fields of the dataclass ``cls`` whose ``group`` metadata is ``group``, in order."""
+    return tuple(f.name for f in dataclasses.fields(cls) if f.metadata.get("group") == group)
+
+
 @dataclass
 class EngineSpec:
     """Where the roles run: the model, the inference backend and its settings."""
@@ -129,19 +140,49 @@ class EvalSpec(EngineSpec):
     role_models: dict[str, str | None] = option({}, "Base model of the {role} (default: --model).", per_role="model")
     role_adapters: dict[str, str | None] = option({}, "PEFT LoRA adapter dir for the {role}.", per_role="adapter")
     # lm-eval's own settings for lm-eval tasks (harness.lm_eval_run); the malt_* tasks have their own prompts.
-    include_path: str | None = option(None, "lm-eval tasks: a folder of extra task YAMLs (lm-eval's --include_path).")
-    num_fewshot: int | None = option(None, "lm-eval tasks: few-shot examples (default: each task's own).", type=int)
+    include_path: str | None = option(
+        None, "lm-eval tasks: a folder of extra task YAMLs (lm-eval's --include_path).", group=LM_EVAL_TASK
+    )
+    num_fewshot: int | None = option(
+        None, "lm-eval tasks: few-shot examples (default: each task's own).", type=int, group=LM_EVAL_TASK
+    )
     gen_kwargs: str | None = option(
         None,
         "lm-eval tasks: k=v,... or a JSON object overriding the tasks' generation_kwargs (until, max_gen_toks...).",
+        group=LM_EVAL_TASK,
     )
-    apply_chat_template: bool = option(False, "lm-eval tasks: the generator's context in the model's chat template.")
-    system_instruction: str | None = option(None, "lm-eval tasks: a system instruction before each context.")
-    fewshot_as_multiturn: bool = option(False, "lm-eval tasks: few-shot examples as chat turns (needs the template).")
+    apply_chat_template: bool = option(
+        False, "lm-eval tasks: the generator's context in the model's chat template.", group=LM_EVAL_TASK
+    )
+    system_instruction: str | None = option(
+        None, "lm-eval tasks: a system instruction before each context.", group=LM_EVAL_TASK
+    )
+    fewshot_as_multiturn: bool = option(
+        False, "lm-eval tasks: few-shot examples as chat turns (needs the template).", group=LM_EVAL_TASK
+    )
+    # lm-eval's trackers (harness.tracking), on every task: ours and lm-eval's
+    wandb_args: str | None = option(
+        None,
+        "Log the results (and samples) to Weights & Biases: wandb.init arguments k=v,... "
+        "(lm-eval's --wandb_args, e.g. project=malt,mode=offline).",
+        group=TRACKING,
+    )
+    wandb_config_args: str | None = option(
+        None,
+        "With --wandb-args: k=v,... added to the W&B run's config (lm-eval's --wandb_config_args).",
+        group=TRACKING,
+    )
+    hf_hub_log_args: str | None = option(
+        None,
+        "Push the results (and samples) to the Hugging Face hub: EvaluationTracker arguments k=v,... "
+        "(lm-eval's --hf_hub_log_args, e.g. hub_results_org=ORG,push_results_to_hub=True; token: $HF_TOKEN).",
+        group=TRACKING,
+    )
     confirm_run_unsafe_code: bool = option(
         False,
         "lm-eval tasks: run tasks that execute the model's code (humaneval, mbpp; lm-eval's --confirm_run_unsafe_code; "
         "their code_eval metric also needs HF_ALLOW_CODE_EVAL=1).",
+        group=LM_EVAL_TASK,
     )
 
     # ------------------------------------------------------------------ reading the fields
@@ -214,6 +255,9 @@ class EvalSpec(EngineSpec):
             from harness.lm_eval_tasks import check_tasks
 
             check_tasks(foreign, self.include_path, self.confirm_run_unsafe_code)
+        from harness.tracking import check as check_tracking
+
+        check_tracking(self)
         if self.stage not in STAGES:
             raise MaltError(f"--stage must be one of {', '.join(STAGES)}, got {self.stage!r}")
         self.protocol(plan).check()

@@ -140,6 +140,7 @@ def _lm_eval_system(doc: dict) -> dict:
     adapters = given.get("role_adapters") or {r: args.get(f"{r}_adapter") for r in roles}
     seeds = int(given.get("seeds") or 1)
     return {
+        "label": given.get("label"),  # malt-eval --label (a suite row's name)
         "agents": agents,
         "roles": {r: {"model": models.get(r) or model, "path": None, "adapter": adapters.get(r)} for r in roles},
         "votes": votes,

@@ -20,15 +20,15 @@ import click
 
 from harness.errors import MaltError, OneLineUsageErrors
 from harness.identity import as_json, identity_diff
-from harness.spec import EvalSpec, option
+from harness.spec import LM_EVAL_TASK, EvalSpec, field_names, option
 from harness.taskinfo import TASKS
 from malt_apps.options import field_values, options_from
 
 MARKER = "suite-row.json"  # in each row folder: the options and prompt hashes its results were made with
-#: The malt-eval options the suite passes to every row as they are.
+#: The malt-eval options the suite passes to every row as they are (with every lm-eval task option).
 SHARED = (
     "tasks", "seeds", "subset", "limit", "temperature", "batch_size", "max_new_tokens", "prompts_file", "backend",
-    "base_url", "api_key", "dtype", "data_dir", "log_samples", "start_over",
+    "base_url", "api_key", "dtype", "data_dir", "log_samples", "start_over", *field_names(EvalSpec, LM_EVAL_TASK),
 )  # fmt: skip
 SHARED_DEFAULTS = {"tasks": ",".join(TASKS), "seeds": 4, "log_samples": True}
 
@@ -175,8 +175,9 @@ def run_row(cfg: SuiteConfig, row: Row, model: str | None) -> bool:
     if not spec.start_over and _finished(folder, marker):
         return True
     evaluate_and_print(spec)
-    newest = max(folder.glob("results_*.json"), key=lambda p: p.name)
-    atomic_write(folder / MARKER, json.dumps({**marker, "results": newest.name}, indent=2))
+    # lm-eval's tasks: lm-eval's layout (OUT/<model>/results_<date>.json with one seed)
+    newest = max(folder.rglob("results_*.json"), key=lambda p: p.stat().st_mtime_ns)
+    atomic_write(folder / MARKER, json.dumps({**marker, "results": str(newest.relative_to(folder))}, indent=2))
     return False
 
 

@@ -20,7 +20,7 @@ from malt_train.build import BuildConfig
 from malt_train.generate import GenerateConfig
 from malt_train.label import LabelConfig
 from malt_train.launch import Launch, is_main, launcher_holds_lock, share, world_size
-from malt_train.train import DPOStepConfig, SFTStepConfig
+from malt_train.train import DPOStepConfig, SFTStepConfig, check_reporting
 
 
 class _Group(OneLineUsageErrors, click.Group):
@@ -79,8 +79,10 @@ def _step_arguments(fn):
 
 
 def step_configs(o: dict) -> tuple[SFTStepConfig, DPOStepConfig]:
-    """The SFT and DPO step configurations of a training command's option values (``ctx.params``)."""
-    return SFTStepConfig(**field_values(SFTStepConfig, o)), DPOStepConfig(**field_values(DPOStepConfig, o))
+    """The SFT and DPO step configurations of a training command's option values (``ctx.params``), checked."""
+    sft, dpo = SFTStepConfig(**field_values(SFTStepConfig, o)), DPOStepConfig(**field_values(DPOStepConfig, o))
+    check_reporting(sft)  # before a tree is generated or a model loaded
+    return sft, dpo
 
 
 LAUNCH_OPTIONS = ("num_processes", "accelerate_config")

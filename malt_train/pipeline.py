@@ -22,6 +22,7 @@ from harness.maltrun import (
     COUNTS_FILE,
     DATA_DIR,
     LABELED_FILE,
+    LOGS_DIR,
     SKIPPED,
     STAGES,
     SUMMARY_FILE,
@@ -231,7 +232,8 @@ def sft(run: Path, role: str, model: str, cfg, launch: Launch | None = None, say
     if launched:
         return launched
     data = run / DATA_DIR / role / "sft.jsonl"
-    adapter = train_sft(resolve_model(model), data, run / WORK_DIR / f"sft-{role}", cfg)
+    step = f"sft-{role}"
+    adapter = train_sft(resolve_model(model), data, run / WORK_DIR / step, cfg, run / LOGS_DIR / step)
     if not is_main():
         return ""
     where = _place(adapter, adapter_dir(run, "sft", role))
@@ -252,9 +254,8 @@ def dpo(run: Path, role: str, model: str, cfg, launch: Launch | None = None, say
         return launched
     start = adapter_dir(run, "sft", role)
     start_adapter = str(start) if has_adapter(start) else None
-    adapter = train_dpo(
-        resolve_model(model), run / DATA_DIR / role / "dpo.jsonl", run / WORK_DIR / f"dpo-{role}", cfg, start_adapter
-    )
+    step, data = f"dpo-{role}", run / DATA_DIR / role / "dpo.jsonl"
+    adapter = train_dpo(resolve_model(model), data, run / WORK_DIR / step, cfg, start_adapter, run / LOGS_DIR / step)
     if not is_main():
         return ""
     result = "dpo"

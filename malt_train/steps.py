@@ -46,17 +46,11 @@ class Step:
 
 
 def weights_digest(model: str | None, remote: bool = False) -> str | None:
-    """The content digest of a base model's weights: a local folder, or an embedded model's converted
-    cache folder (converted now if need be); ``None`` for a hub id or a model behind a server."""
-    from harness.errors import ModelError
-    from harness.models import resolve_model
+    """The content digest of a base model's weights (:func:`harness.provenance.weights_digest`, the one rule);
+    ``None`` for a model behind a server."""
+    from harness.provenance import weights_digest as digest
 
-    if model is None or remote:
-        return None
-    try:
-        return path_digest(resolve_model(model))
-    except ModelError:
-        return None
+    return None if model is None or remote else digest(model)
 
 
 def read_steps(run: Path) -> dict[str, dict]:

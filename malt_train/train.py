@@ -23,6 +23,9 @@ from malt_train.launch import accumulation, check_examples, is_main, world_size
 
 log = logging.getLogger(__name__)
 
+#: TRL's (transformers') ``report_to`` values malt-train offers.
+REPORT_TO = ("none", "tensorboard", "wandb", "trackio")
+
 
 @dataclass
 class SFTStepConfig:
@@ -48,6 +51,12 @@ class SFTStepConfig:
     max_steps: int = option(-1, "> 0: stop after N steps (overrides --epochs).")
     gradient_checkpointing: bool = True
     save_steps: int = option(50, "Checkpoint every N steps (resume point).")
+    report_to: str = option(
+        "none",
+        "Where TRL logs the training curves (its report_to): none, tensorboard, wandb or trackio; one run per step "
+        "named sft-<role> / dpo-<role>, tensorboard's event files in RUN/logs/<step>.",
+        choices=REPORT_TO,
+    )
     seed: int = 0
 
 
@@ -100,6 +109,30 @@ def _bf16() -> bool:
     return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
 
 
+def check_reporting(cfg: SFTStepConfig) -> None:
+    """Raise ``MaltError`` for a ``report_to`` TRL does not offer or whose package is not installed."""
+    import importlib.util
+
+    if cfg.report_to not in REPORT_TO:
+        raise MaltError(f"--report-to must be one of {', '.join(REPORT_TO)}, got {cfg.report_to!r}")
+    if cfg.report_to != "none" and importlib.util.find_spec(cfg.report_to) is None:
+        raise MaltError(f"--report-to {cfg.report_to} needs {cfg.report_to}: pip install {cfg.report_to}")
+
+
+def _reporting(cfg: SFTStepConfig, out: Path, logs: Path | None) -> tuple[dict, list]:
+    """``report_to`` and ``run_name`` (the step: ``out``'s name, e.g. ``sft-verifier``) for TRL's config, and the
+    trainer callbacks: tensorboard writes into ``logs`` (default ``out/logs``), not under the checkpoints (removed
+    once the adapter is written)."""
+    check_reporting(cfg)
+    if cfg.report_to != "tensorboard":
+        return {"report_to": cfg.report_to, "run_name": out.name}, []
+    from transformers.integrations import TensorBoardCallback
+
+    callback = TensorBoardCallback()
+    callback.logging_dir = str(logs or out / "logs")  # else output_dir/runs/<date>, inside the checkpoints
+    return {"report_to": "none", "run_name": out.name}, [callback]
+
+
 def _common_args(cfg: SFTStepConfig, out: Path) -> dict:
     import torch
 
@@ -115,7 +148,6 @@ def _common_args(cfg: SFTStepConfig, out: Path) -> dict:
         bf16=_bf16(),
         use_cpu=not torch.cuda.is_available(),  # also what makes torchrun's workers use gloo on a CPU machine
         ddp_find_unused_parameters=False,  # LoRA: every trainable weight is used in each forward pass
-        report_to="none",
         logging_steps=1,
         save_strategy="steps",
         save_steps=cfg.save_steps,
@@ -180,8 +212,11 @@ def _finish(trainer, out: Path, cfg: SFTStepConfig, kind: str, n_rows: int) -> P
     return adapter
 
 
-def train_sft(model_ref: str, data: Path, out: Path, cfg: SFTStepConfig | None = None) -> Path | None:
-    """Train a LoRA adapter on ``data`` (sft.jsonl); ``None`` (and a warning) when it is empty."""
+def train_sft(
+    model_ref: str, data: Path, out: Path, cfg: SFTStepConfig | None = None, logs: Path | None = None
+) -> Path | None:
+    """Train a LoRA adapter on ``data`` (sft.jsonl); ``None`` (and a warning) when it is empty. ``logs``: the
+    tensorboard folder with ``report_to="tensorboard"`` (default ``out/logs``)."""
     from datasets import Dataset
     from trl import SFTConfig, SFTTrainer
 
@@ -191,7 +226,8 @@ def train_sft(model_ref: str, data: Path, out: Path, cfg: SFTStepConfig | None =
         log.warning("empty SFT set %s: skipped", data)
         return None
     check_examples(len(rows), world_size(), data)
-    args = SFTConfig(**_common_args(cfg, out))  # before the model: DeepSpeed ZeRO-3 partitions it while loading
+    reporting, callbacks = _reporting(cfg, out, logs)
+    args = SFTConfig(**_common_args(cfg, out), **reporting)  # before the model: ZeRO-3 partitions it while loading
     model, tok = _load(model_ref)
     trainer = SFTTrainer(
         model=model,
@@ -199,14 +235,21 @@ def train_sft(model_ref: str, data: Path, out: Path, cfg: SFTStepConfig | None =
         train_dataset=Dataset.from_list(rows),
         processing_class=tok,
         peft_config=_lora(cfg),
+        callbacks=callbacks,
     )
     return _finish(trainer, out, cfg, "sft", len(rows))
 
 
 def train_dpo(
-    model_ref: str, data: Path, out: Path, cfg: DPOStepConfig | None = None, start_adapter: str | None = None
+    model_ref: str,
+    data: Path,
+    out: Path,
+    cfg: DPOStepConfig | None = None,
+    start_adapter: str | None = None,
+    logs: Path | None = None,
 ) -> Path | None:
-    """DPO a LoRA adapter on ``data`` (dpo.jsonl), from ``start_adapter`` (its SFT) when given."""
+    """DPO a LoRA adapter on ``data`` (dpo.jsonl), from ``start_adapter`` (its SFT) when given (``logs``: as
+    :func:`train_sft`'s)."""
     from datasets import Dataset
     from trl import DPOConfig, DPOTrainer
 
@@ -216,7 +259,8 @@ def train_dpo(
         log.warning("empty DPO set %s: skipped", data)
         return None
     check_examples(len(rows), world_size(), data)
-    args = DPOConfig(beta=cfg.beta, **_common_args(cfg, out))
+    reporting, callbacks = _reporting(cfg, out, logs)
+    args = DPOConfig(beta=cfg.beta, **_common_args(cfg, out), **reporting)
     model, tok = _load(model_ref, start_adapter)
     trainer = DPOTrainer(
         model=model,
@@ -224,5 +268,6 @@ def train_dpo(
         train_dataset=Dataset.from_list(rows),
         processing_class=tok,
         peft_config=None if start_adapter else _lora(cfg),
+        callbacks=callbacks,
     )
     return _finish(trainer, out, cfg, "dpo", len(rows))

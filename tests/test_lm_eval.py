@@ -95,3 +95,18 @@ def test_malt_lm_takes_the_spec_fields_and_refuses_unknown_ones():
     assert (lm.spec.votes, lm.spec.temperature, lm.spec.role_adapters) == (3, 0.5, {"generator": "a"})
     with pytest.raises(MaltError, match="unknown option"):
         MaltLM(agents="g", gnerator_model="x", engines=engines)
+
+
+def test_pyproject_declares_the_malt_model_for_lm_evals_plugin_discovery():
+    """`[project.entry-points."lm_eval.models"]` names `malt` (lm-eval's plug-in group after 0.4.13): the object it
+    points at is the class registered as lm-eval's model `malt`, as the entry point and decorator must agree."""
+    import importlib
+
+    tomllib = pytest.importorskip("tomllib")
+    from lm_eval.api.registry import get_model
+
+    project = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    value = project["entry-points"]["lm_eval.models"]["malt"]
+    module, _, name = value.partition(":")
+    cls = getattr(importlib.import_module(module), name)
+    assert get_model("malt") is cls and cls.__name__ == "MaltLM"

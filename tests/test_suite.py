@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from harness.backends import register_backend
 from harness.backends.base import SamplingParams
 from harness.backends.scripted import ScriptedBackend
 from harness.debate import debate
@@ -17,6 +18,7 @@ from harness.solver import RoleEngine, SolveContext
 from harness.state import SolveState
 from malt_apps.suite import suite
 from tests.conftest import malt_eval
+from tests.lm_eval_local import GSM8K_COT_ZS, write_local_tasks
 
 DOCS = [{"question": f"What is {i} + 1?", "answer": f"#### {i + 1}"} for i in range(4)]
 ROLES = ("generator", "verifier", "refiner")
@@ -239,3 +241,36 @@ def test_bad_debate_option_of_malt_eval(args, message):
     r = CliRunner().invoke(main, args)
     assert r.exit_code == 2 and r.stderr == f"malt-eval: error: {r.stderr.split('error: ', 1)[1]}"
     assert message in r.stderr and r.stderr.count("\n") == 1
+
+
+@register_backend("suite-scripted")
+class SuiteBackend(ScriptedBackend):
+    """A named scripted model (nothing to load): every role answers 18, the first GSM8K row's answer."""
+
+    remote = True
+
+    def __init__(self, model: str | None = None, **options) -> None:
+        super().__init__(lambda messages, i: "Steps. The answer is 18. #### 18")
+        self.model_id = model
+
+
+def test_suite_runs_a_local_lm_eval_task_from_include_path(small_data, tmp_path):
+    """`malt-eval suite --include-path DIR --tasks my_local_task`: lm-eval's task options reach every row."""
+    tasks = write_local_tasks(tmp_path / "my_tasks", small_data)
+    out = tmp_path / "suite"
+    args = ["--include-path", tasks, "--tasks", GSM8K_COT_ZS, "--seeds", 1, "--limit", 2, "--num-fewshot", 0]
+    args += ["--system-instruction", "Be brief.", "--backend", "suite-scripted", "--model", "scripted", "--out", out]
+    r = CliRunner().invoke(suite, [str(a) for a in args])
+    assert r.exit_code == 0, r.output[-3000:]
+    assert "4 rows: 4 computed, 0 reused" in r.output
+    for slug in ("sa", "sa-mv3", "ma", "ma-mv3"):
+        (path,) = (out / slug).rglob("results_*.json")
+        doc = json.loads(path.read_text())
+        assert doc["results"][GSM8K_COT_ZS]["exact_match,strict-match"] == 0.5  # rows 0 (18) and 1 (3)
+        assert doc["config"]["limit"] == 2 and doc["system_instruction"] == "Be brief."
+        marker = json.loads((out / slug / "suite-row.json").read_text())
+        assert marker["options"]["include_path"] == str(tasks) and marker["options"]["num_fewshot"] == 0
+    board = (out / "leaderboard.md").read_text()
+    assert GSM8K_COT_ZS in board and all(f"| {label} " in board for label in ("SA", "SA+MV@3", "MA", "MA+MV@3"))
+    r = CliRunner().invoke(suite, [str(a) for a in args])
+    assert r.exit_code == 0 and "4 rows: 0 computed, 4 reused" in r.output, r.output[-3000:]
