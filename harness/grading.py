@@ -27,22 +27,22 @@ import logging
 import re
 from typing import ClassVar, TypeVar
 
-from harness._statements import (
-    _HEDGE,
-    _MAX_ANSWER,
-    _NUMBER,
-    _PICKS,
-    _STATED,
-    _boxed_contents,
-    _csqa_letter,
-    _format_number,
-    _last_stated,
-    _number,
-    _one_letter,
-    _unmarked,
-)
 from harness.errors import MaltError
 from harness.grading_faults import GraderFaults, guarded, time_budget
+from harness.statements import (
+    HEDGE,
+    MAX_ANSWER,
+    NUMBER,
+    PICKS,
+    STATED,
+    boxed_contents,
+    csqa_letter,
+    format_number,
+    last_stated,
+    number,
+    one_letter,
+    unmarked,
+)
 from harness.taskinfo import canonical_task, task_info
 
 __all__ = [
@@ -77,7 +77,7 @@ def extract_answer(task: str, text: str, faults: GraderFaults | None = None) -> 
 
 
 def _extract(grader: Grader, text: str) -> str | None:
-    return grader.extract(text, _last_stated(text, grader))
+    return grader.extract(text, last_stated(text, grader))
 
 
 # --------------------------------------------------------------------------- normalisation
@@ -99,10 +99,10 @@ def normalize_answer(task: str, answer: str | None, faults: GraderFaults | None 
 
 
 def _normalized(grader: Grader, answer: str | None) -> str | None:
-    """:meth:`Grader.normalize` of a non-empty answer (stripped, at most ``_MAX_ANSWER`` long)."""
+    """:meth:`Grader.normalize` of a non-empty answer (stripped, at most ``MAX_ANSWER`` long)."""
     if answer is None or not str(answer).strip():
         return None
-    return grader.normalize(str(answer).strip()[:_MAX_ANSWER])
+    return grader.normalize(str(answer).strip()[:MAX_ANSWER])
 
 
 # --------------------------------------------------------------------------- correctness
@@ -231,24 +231,24 @@ class NumberGrader(Grader):
     ``=``; numbers compare exactly ("$1,000.00" equals "1000")."""
 
     def states_answer(self, cand: str) -> bool:
-        return _NUMBER.search(cand) is not None
+        return NUMBER.search(cand) is not None
 
     def extract(self, text: str, stated: str | None) -> str | None:
         if stated is None:
             return None
-        num = _number(stated.rsplit("=", 1)[-1]) if "=" in stated else None
-        num = num if num is not None else _number(stated)
-        return _format_number(num) if num is not None else None
+        num = number(stated.rsplit("=", 1)[-1]) if "=" in stated else None
+        num = num if num is not None else number(stated)
+        return format_number(num) if num is not None else None
 
     def normalize(self, answer: str) -> str | None:
-        num = _number(answer)
-        return _format_number(num) if num is not None else answer
+        num = number(answer)
+        return format_number(num) if num is not None else answer
 
     def gold(self, doc: dict) -> str:
         return str(doc["answer"]).split("####")[-1].strip()
 
     def match(self, answer: str, gold: str, doc: dict) -> bool:
-        a, g = _number(answer), _number(gold)
+        a, g = number(answer), number(gold)
         return a is not None and a == g
 
 
@@ -265,15 +265,15 @@ class MathGrader(Grader):
         s = _FRAC_SHORT.sub(r"\\frac{\1}{\2}", s)
         plain = _FRAC_BRACED.sub(r"\1/\2", s)
         if re.fullmatch(r"-?\d+(?:\.\d+)?(?:/\d+)?|-?\.\d+", plain.replace(",", "")):
-            num = _number(plain)
+            num = number(plain)
             if num is not None:
-                return _format_number(num)
+                return format_number(num)
         return s.rstrip(".")
 
     def gold(self, doc: dict) -> str:
         if doc.get("answer") not in (None, ""):
             return str(doc["answer"])
-        boxed = _boxed_contents(str(doc["solution"]))
+        boxed = boxed_contents(str(doc["solution"]))
         return boxed[-1][1] if boxed else ""
 
     def match(self, answer: str, gold: str, doc: dict) -> bool:
@@ -289,26 +289,26 @@ class ChoiceGrader(Grader):
     without a marker; a hedge ("B or C") is no answer."""
 
     def states_answer(self, cand: str) -> bool:
-        return _csqa_letter(cand) is not None or len(cand.split()) <= 10
+        return csqa_letter(cand) is not None or len(cand.split()) <= 10
 
     def extract(self, text: str, stated: str | None) -> str | None:
         if stated is None:  # a choice picked in prose ("I think it's (B) bookstore"), else a reply without marker
-            found = list(_PICKS.finditer(text))
-            stated = _one_letter(text, found[-1], found[-1].start()) if found else None
-            stated = stated or (None if _STATED.search(text) else _unmarked(text))
-        if stated is None or _HEDGE.search(stated):  # "B or C": undecided, no answer
+            found = list(PICKS.finditer(text))
+            stated = one_letter(text, found[-1], found[-1].start()) if found else None
+            stated = stated or (None if STATED.search(text) else unmarked(text))
+        if stated is None or HEDGE.search(stated):  # "B or C": undecided, no answer
             return None
-        return _csqa_letter(stated) or stated
+        return csqa_letter(stated) or stated
 
     def normalize(self, answer: str) -> str | None:
-        return _csqa_letter(answer) or answer.lower()
+        return csqa_letter(answer) or answer.lower()
 
     def gold(self, doc: dict) -> str:
         return str(doc["answerKey"]).strip().upper()
 
     def letter(self, answer: str, doc: dict) -> str | None:
         """The choice ``answer`` names: its letter, or the letter of the choice whose exact text it is."""
-        letter = _csqa_letter(answer)
+        letter = csqa_letter(answer)
         if letter is None:
             wanted = answer.strip().strip(".").lower()
             bare = re.sub(r"^(?:a|an|the)\s+", "", wanted)  # "A snow storm": choice text "snow storm"

@@ -232,8 +232,8 @@ def sft(run: Path, role: str, model: str, cfg, launch: Launch | None = None, say
     if launched:
         return launched
     data = run / DATA_DIR / role / "sft.jsonl"
-    step = f"sft-{role}"
-    adapter = train_sft(resolve_model(model), data, run / WORK_DIR / step, cfg, run / LOGS_DIR / step)
+    name = f"sft-{role}"  # the work folder, the tracker's run and its logs
+    adapter = train_sft(resolve_model(model), data, run / WORK_DIR / name, cfg, run / LOGS_DIR / name)
     if not is_main():
         return ""
     where = _place(adapter, adapter_dir(run, "sft", role))
@@ -254,8 +254,8 @@ def dpo(run: Path, role: str, model: str, cfg, launch: Launch | None = None, say
         return launched
     start = adapter_dir(run, "sft", role)
     start_adapter = str(start) if has_adapter(start) else None
-    step, data = f"dpo-{role}", run / DATA_DIR / role / "dpo.jsonl"
-    adapter = train_dpo(resolve_model(model), data, run / WORK_DIR / step, cfg, start_adapter, run / LOGS_DIR / step)
+    name, data = f"dpo-{role}", run / DATA_DIR / role / "dpo.jsonl"
+    adapter = train_dpo(resolve_model(model), data, run / WORK_DIR / name, cfg, start_adapter, run / LOGS_DIR / name)
     if not is_main():
         return ""
     result = "dpo"

@@ -52,6 +52,7 @@ def page(tmp_path_factory, tiny_model_dir, shared_data) -> tuple[Path, dict]:
 
     def better(doc):
         doc["malt"]["votes"] = 3
+        doc["malt"]["provenance"]["generation"]["votes"] = 3  # the record says what made the run
         doc["results"]["malt_gsm8k"]["acc,none"] = 0.5
 
     strong = edited_copy(runs["g"], tmp / "strong", better)

@@ -17,14 +17,14 @@ class Grader(Protocol):
     def states_answer(self, cand: str) -> bool: ...  # noqa: D102
 
 _MAX_TEXT = 200_000  # longer texts are graded on their tail only
-_MAX_ANSWER = 2_000  # an "answer" longer than this is not an answer
+MAX_ANSWER = 2_000  # an "answer" longer than this is not an answer
 
 # "Final Answer: x", "**Final Answer:** x", "The final answer is x", "The answer is x", "The correct answer is
 # x" (or "would be x"), "Correct Answer: x", "The answer to the problem/puzzle/... is x", "the correct answer, which
 # is x", "#### x" up to the end
 # of line; "Final Answer" alone on its line (a heading) states the paragraph under it. "the final answer, ..." in
 # a sentence states nothing.
-_STATED = re.compile(
+STATED = re.compile(
     r"(?:(?<!\bno\s)final\s+answer(?:\s*\*\*)?\s*(?:is\b\s*:?|[:：]|(?=[*#\s]*(?:\n|$)))"
     r"|the\s+(?:correct\s+|final\s+|right\s+)?answer(?:\s+to\s+(?:the|this)\s+\w+)?\s+(?:is|would\s+be)\b\s*:?"
     r"|the\s+(?:correct|final|right)\s+answer\s*,\s*which\s+is\b\s*:?"
@@ -50,14 +50,14 @@ _FILLER = re.compile(r"(?:indeed|actually|simply|just|clearly)\b[\s,:]*", re.IGN
 # the prompt's "<number>", "<letter>", "$<correct answer in LaTeX>$", also echoed inside quotes: '"$<answer>$".'
 _PLACEHOLDER = re.compile(r"\$?<[^<>\n]*>\$?")
 # CSQA: a stated answer offering two letters ("B or C", "(B)/(C)", "B and C") is a hedge.
-_HEDGE = re.compile(r"(?<![\w'])\(?([A-E])\)?(?:\s*[:.]\s*[^\n/]*?)?\s*(?:\bor\b|\band\b|/)\s*\(?(?!\1)[A-E]\b(?!')")
+HEDGE = re.compile(r"(?<![\w'])\(?([A-E])\)?(?:\s*[:.]\s*[^\n/]*?)?\s*(?:\bor\b|\band\b|/)\s*\(?(?!\1)[A-E]\b(?!')")
 _BOXED = re.compile(r"\\(?:boxed|fbox)\s*\{")
 # between two boxed parts of one answer: separators (",", ";", "and", "\quad"), "$", and the next part's label
 _BOX_GAP = re.compile(
     r"[\s$]*(?:,|;|&|\band\b|\\quad|\\qquad|\\text\{\s*and\s*\})?[\s$]*(?:[A-Za-z](?:_\{?\w+\}?)?\s*=\s*)?\$?\s*"
 )
 _BOX_LABEL = re.compile(r"(?<![\\\w])([A-Za-z](?:_\{?\w+\}?)?)\s*=\s*\$?\s*$")  # "x = " before a box
-_NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?(?:/\d+)?|-?\.\d+")
+NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?(?:/\d+)?|-?\.\d+")
 _LETTER_PATTERNS = [
     re.compile(r"^\(?\s*([A-Ea-e])\s*\)?\s*(?:[:.)\]]|$)"),  # "B", "(B)", "B:", "B.", "b)"
     re.compile(r"^(?i:option|choice|answer)\s*[:.]?\s*\(?([A-E])\)?\b"),  # "Option B", "choice (B) rope"
@@ -67,7 +67,7 @@ _LETTER_PATTERNS = [
 _CHOICE_LINE = re.compile(r"^\s*\(?[A-E]\)?\s*[:.)]")  # "B: bookstore", a line of a listed choice
 # CSQA prose without a marker: a phrase that picks ("I think it's", "the best option is", "I'd go with") and then
 # one letter as a choice's name: "(B)", or "B" before ")", ":", ",", "." or the end ("B bookstore" is too loose).
-_PICKS = re.compile(
+PICKS = re.compile(
     r"(?i:\bI(?:\s+would|'d|\s+will|'ll)?\s+(?:think|believe|say|guess|choose|pick|select|go\s+with)"
     r"(?:\s+(?:that\s+)?(?:it'?s|it\s+is|it\s+would\s+be|it\s+must\s+be))?"
     r"|\bit(?:'s|\s+is|\s+must\s+be|\s+has\s+to\s+be|\s+should\s+be|\s+would\s+be)"
@@ -105,7 +105,7 @@ def _boxed_spans(text: str) -> list[tuple[int, int, str]]:
             return found
 
 
-def _boxed_contents(text: str) -> list[tuple[int, str]]:
+def boxed_contents(text: str) -> list[tuple[int, str]]:
     """Return ``(position, content)`` of every balanced ``\\boxed{...}`` in ``text``."""
     return [(start, content) for start, _, content in _boxed_spans(text)]
 
@@ -134,12 +134,12 @@ def _last_boxed(text: str, grader: Grader) -> list[tuple[int, str]]:
 
 def _clean_stated(ans: str) -> str:
     """Unwrap a stated answer (``\\boxed{}``, ``$..$``, ``\\(..\\)``, ``**``, a final period) until nothing changes."""
-    if len(ans) > 2 * _MAX_ANSWER:  # not an answer (rejected by length); don't unwrap it level by level
+    if len(ans) > 2 * MAX_ANSWER:  # not an answer (rejected by length); don't unwrap it level by level
         return ans.strip()
     while True:
         before = ans
         ans = ans.strip()
-        inner = _boxed_contents(ans)
+        inner = boxed_contents(ans)
         if inner:
             ans = inner[-1][1]
         ans = ans.strip().strip("*").strip()
@@ -168,14 +168,14 @@ def _stated_text(text: str, m: re.Match) -> str:
         return ""  # "... we compute the final answer" ending a line of prose is no heading
     after = text[m.end() :].lstrip("\n \t")
     end = _PARAGRAPH.search(after)
-    return after[: end.start() if end else _MAX_ANSWER]
+    return after[: end.start() if end else MAX_ANSWER]
 
 
 def _unnest(grader: Grader, cand: str) -> str:
     """A statement holding another marker ("Final Answer: The answer is (C) garden", "The answer is B. Final
     Answer: C") states what the last of them states, when that is an answer."""
     for _ in range(8):
-        inner = _STATED.search(cand)
+        inner = STATED.search(cand)
         if inner is None:
             return cand
         if not cand[: inner.start()].strip() and not inner.group(1).strip():  # "Final Answer:" repeated: nothing
@@ -190,17 +190,17 @@ def _unnest(grader: Grader, cand: str) -> str:
 def _states_answer(grader: Grader, cand: str) -> bool:
     """Whether a stated candidate is an answer: not a verdict, a placeholder or too long, and one the grader's
     kind accepts (:meth:`Grader.states_answer`)."""
-    if not cand or len(cand) > _MAX_ANSWER or _VERDICT.match(cand) or _SELF_VERDICT.search(cand):
+    if not cand or len(cand) > MAX_ANSWER or _VERDICT.match(cand) or _SELF_VERDICT.search(cand):
         return False
     if _PLACEHOLDER.fullmatch(cand.strip("\"'“”.")):
         return False
     return grader.states_answer(cand)
 
 
-def _last_stated(text: str, grader: Grader) -> str | None:
+def last_stated(text: str, grader: Grader) -> str | None:
     """The last final answer stated in ``text`` by any of the supported markers (see the module docstring)."""
     text = text[-_MAX_TEXT:]
-    found = [(m.start(), _unnest(grader, _clean_stated(_stated_text(text, m)))) for m in _STATED.finditer(text)]
+    found = [(m.start(), _unnest(grader, _clean_stated(_stated_text(text, m)))) for m in STATED.finditer(text)]
     found += [(pos, _clean_stated(content)) for pos, content in _last_boxed(text, grader)]
     for _, cand in sorted(found, key=lambda pc: pc[0], reverse=True):
         if _states_answer(grader, cand):
@@ -208,14 +208,14 @@ def _last_stated(text: str, grader: Grader) -> str | None:
     return None
 
 
-def _number(s: str) -> Fraction | None:
+def number(s: str) -> Fraction | None:
     """Parse a GSM8K-style number ("$1,000.00", "18%", "-3/4") to a Fraction."""
     s = s.replace("\\$", "").replace("$", "").replace("\\%", "").replace("%", "")
     s = s.replace("\\!", "").replace("{,}", ",")
     frac = re.fullmatch(r"\s*\\[dt]?frac\{(-?\d+)\}\{(\d+)\}\s*", s)
     if frac:
         s = f"{frac.group(1)}/{frac.group(2)}"
-    m = _NUMBER.search(s)
+    m = NUMBER.search(s)
     if m is None:
         return None
     tok = m.group(0).replace(",", "")
@@ -230,14 +230,14 @@ def _number(s: str) -> Fraction | None:
         return None
 
 
-def _format_number(x: Fraction) -> str:
+def format_number(x: Fraction) -> str:
     if x.denominator == 1:
         return str(x.numerator)
     d = Decimal(x.numerator) / Decimal(x.denominator)
     return format(d.normalize(), "f")
 
 
-def _csqa_letter(ans: str) -> str | None:
+def csqa_letter(ans: str) -> str | None:
     ans = ans.strip().strip("*").strip()
     for pat in _LETTER_PATTERNS:
         m = pat.match(ans)
@@ -246,7 +246,7 @@ def _csqa_letter(ans: str) -> str | None:
     return None
 
 
-def _unmarked(text: str) -> str | None:
+def unmarked(text: str) -> str | None:
     """A CSQA reply without any marker: a short one ("B", "(B) rope") is its answer; a longer one names the choice
     it opens with ("B) bookstore is where ..."); a list of choices ("A: coffee shop / C: table") states nothing."""
     lines = [line for line in text.strip().splitlines() if line.strip()]
@@ -255,10 +255,10 @@ def _unmarked(text: str) -> str | None:
         stated = _clean_stated(lines[-1])
         return None if not stated or _SELF_VERDICT.search(stated) else stated
     opening = _CHOICE_LINE.match(lines[0])
-    return _one_letter(text, re.match(r"\s*\(?([A-E])", text), 0) if opening and listed == 1 else None
+    return one_letter(text, re.match(r"\s*\(?([A-E])", text), 0) if opening and listed == 1 else None
 
 
-def _one_letter(text: str, m: re.Match, start: int) -> str | None:
+def one_letter(text: str, m: re.Match, start: int) -> str | None:
     """The letter ``m`` names (its last group that matched), unless its sentence (from ``start``) names another
     letter or calls itself wrong ("I think it's (B) or (C)", "B: cabinet is incorrect because ...")."""
     letter = next(g for g in reversed(m.groups()) if g)
