@@ -20,7 +20,7 @@ from pathlib import Path
 
 import click
 
-from harness.errors import OneLineUsageErrors
+from harness.core.errors import OneLineUsageErrors
 
 MAX_NEW_TOKENS = 384  # at 384 new tokens 1 of 10 generator solutions hits the limit, at 256 three would
 
@@ -43,9 +43,11 @@ BUDGETS = (Budget("native bf16", 10, 34.0), Budget("fp32 (no native bf16)", 4, 1
 
 def budget() -> Budget:
     """The first run's budget for this machine's processor."""
-    from harness.backends.device import cpu_has_native_bf16, has_cuda
+    from harness.inference.backends.device import cpu_has_native_bf16, has_cuda
 
     return BUDGETS[0] if has_cuda() or cpu_has_native_bf16() else BUDGETS[1]
+
+
 # folder -> (--agents, what the system is)
 SYSTEMS = {
     "g": ("g", "the model alone (its answer is the generator's)"),
@@ -112,7 +114,7 @@ class _Command(OneLineUsageErrors, click.Command):
 @click.option("--out", default="results/demo", show_default=True, type=click.Path(file_okay=False), help="Folder.")
 def main(**o) -> None:
     """Compare one model alone (g) with the multi-agent system (g,v,r) on the same GSM8K questions."""
-    from harness.engines import shared_backends
+    from harness.inference.engines import shared_backends
 
     plan = budget()
     if o["questions"] is None:

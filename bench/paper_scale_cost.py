@@ -45,8 +45,8 @@ def prompt_tokens() -> dict[str, float]:
     question (GSM8K train mean) + the parents' texts (their measured mean lengths)."""
     from transformers import AutoTokenizer
 
-    from harness.models import resolve_model
-    from harness.prompts import load_prompts
+    from harness.inference.models import resolve_model
+    from harness.tasks.prompts import load_prompts
 
     tok = AutoTokenizer.from_pretrained(resolve_model("qwen2.5-coder-0.5b"))
     prompts = load_prompts("malt_gsm8k")

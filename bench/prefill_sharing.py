@@ -13,9 +13,9 @@ import time
 
 import torch
 
-from harness.backends.base import SamplingParams
-from harness.backends.hf import HFBackend
-from harness.models import resolve_model
+from harness.inference.backends.base import SamplingParams
+from harness.inference.backends.hf import HFBackend
+from harness.inference.models import resolve_model
 
 
 def main() -> None:

@@ -3,7 +3,7 @@
 Two measurements, each cold (empty digest cache: a temporary ``MALT_CACHE`` for the digest cache only, so the
 user's cache is untouched) and warm (the digests on record, keyed by path, size and mtime):
 
-1. ``record``: :func:`harness.runner.spec_provenance` of ``malt-eval --tasks malt_gsm8k --seeds 1 --subset 10``
+1. ``record``: :func:`harness.run.runner.spec_provenance` of ``malt-eval --tasks malt_gsm8k --seeds 1 --subset 10``
    on the default model (``qwen2.5-coder-0.5b``): questions drawn, prompts, plan, settings, package versions,
    git commit. The embedded model's weights digest is its GGUF's sha256 (verified when assembled), so no weight
    file is read here.
@@ -32,8 +32,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from harness.digests import file_digest  # noqa: E402
-from harness.models import DEFAULT_MODEL, EMBEDDED, cache_dir, part_path  # noqa: E402
+from harness.core.digests import file_digest  # noqa: E402
+from harness.core.runfiles import cache_dir
+from harness.inference.models import DEFAULT_MODEL, EMBEDDED, part_path
 
 
 def processor() -> str:
@@ -69,7 +70,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--results", help="a finished run's results file: print the share of its wall time")
     args = parser.parse_args()
-    from harness.runner import spec_provenance
+    from harness.run.runner import spec_provenance
     from harness.spec import EvalSpec
 
     what, files = weight_files()  # resolved in the real model cache, before the digest cache moves

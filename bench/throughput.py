@@ -45,7 +45,7 @@ from pathlib import Path
 from tabulate import tabulate
 from throughput_rows import copy_gbps, linear_gflops, linear_shapes, matmul_gflops, param_count
 
-from harness.backends.device import generation_path, has_cuda
+from harness.inference.backends.device import generation_path, has_cuda
 
 REPO = Path(__file__).resolve().parent.parent
 ROW_SCRIPT = Path(__file__).resolve().parent / "throughput_rows.py"
@@ -489,7 +489,7 @@ def report(
 
 def main(argv: list[str] | None = None) -> None:
     a = parse_args(argv)
-    from harness.models import resolve_model
+    from harness.inference.models import resolve_model
 
     load0 = os.getloadavg()[0]
     model_dir = str(resolve_model(a.model))

@@ -22,7 +22,7 @@ from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
-from harness.backends.base import Backend, Completion, Messages, SamplingParams
+from harness.inference.backends.base import Backend, Completion, Messages, SamplingParams
 
 REPO = Path(__file__).resolve().parent.parent
 TASK = "malt_gsm8k"
@@ -229,7 +229,7 @@ def count_generated(lm) -> dict[str, int]:
 
 
 def _engines(spec: dict, roles: tuple[str, ...]):
-    from harness.engines import build_engines
+    from harness.inference.engines import build_engines
 
     engines, _ = build_engines(
         spec["model_dir"], roles, backend=spec["backend"], batch_size=spec["batch"], dtype=spec["dtype"]
@@ -242,10 +242,11 @@ def _engines(spec: dict, roles: tuple[str, ...]):
 
 def row_ours(spec: dict) -> dict:
     """``malt-eval --agents ...`` (greedy) on the first ``questions`` GSM8K test questions."""
-    from harness.data import load_split
-    from harness.evaluate import EvalConfig, run_task
-    from harness.prompts import load_prompts
-    from harness.solver import SolveContext, parse_agents
+    from harness.run.evaluate import run_task
+    from harness.solver.protocol import EvalConfig
+    from harness.solver.steps import SolveContext, parse_agents
+    from harness.tasks.data import load_split
+    from harness.tasks.prompts import load_prompts
 
     roles = parse_agents(spec["agents"])
     engines = _engines(spec, roles)
@@ -261,9 +262,10 @@ def row_ours(spec: dict) -> dict:
 
 def row_tree(spec: dict) -> dict:
     """MALT trees (n + n^2 + n^3 nodes per question) at temperature 0.3, n-sampling or repeated prompts."""
-    from harness.data import load_split
-    from harness.prompts import ROLES, load_prompts
-    from harness.solver import RoleEngine, SolveContext
+    from harness.inference.engines import RoleEngine
+    from harness.solver.steps import SolveContext
+    from harness.tasks.data import load_split
+    from harness.tasks.prompts import ROLES, load_prompts
     from malt_train.generate import grow_trees
 
     engines = _engines(spec, ROLES)

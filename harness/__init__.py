@@ -10,18 +10,20 @@ An evaluation in a few lines::
 A step at a time: ``plan(parse_agents("g,v,r"))(states, SolveContext(prompts, engines, params))``.
 """
 
-from harness.backends.base import PAPER_TEMPERATURE, SamplingParams
-from harness.errors import MaltError
-from harness.grading import extract_answer, is_correct, normalize_answer
-from harness.plans import SolverPlan, agents_plan, debate_plan
-from harness.prompts import load_prompts
+from harness.api import run_eval
+from harness.core.errors import MaltError
+from harness.core.roles import ROLES
+from harness.inference.backends.base import PAPER_TEMPERATURE, SamplingParams
+from harness.inference.engines import RoleEngine
 from harness.provenance import Provenance
-from harness.roles import ROLES
-from harness.runner import EvalResults, run_eval
-from harness.solver import RoleEngine, SolveContext, chain, generator, parse_agents, plan, refiner, verifier
+from harness.run.runner import EvalResults
+from harness.solver.plans import SolverPlan, agents_plan, debate_plan
+from harness.solver.state import SolveState, Turn
+from harness.solver.steps import SolveContext, chain, generator, parse_agents, plan, refiner, verifier
 from harness.spec import EngineSpec, EvalSpec
-from harness.state import SolveState, Turn
-from harness.taskinfo import TASKS, TaskInfo
+from harness.tasks.grading import extract_answer, is_correct, normalize_answer
+from harness.tasks.prompts import load_prompts
+from harness.tasks.taskinfo import TASKS, TaskInfo
 
 __all__ = [
     "PAPER_TEMPERATURE",

@@ -12,7 +12,7 @@ version; package versions and the git commit of the checkout. It is written into
 
 Two records that differ are described by the dotted paths of the settings that differ (:func:`differences`,
 e.g. ``generation.temperature``, ``roles.verifier.adapter_digest``). Content digests come from
-:mod:`harness.digests` (files hashed once, cached by path, size and mtime).
+:mod:`harness.core.digests` (files hashed once, cached by path, size and mtime).
 """
 
 from __future__ import annotations
@@ -24,8 +24,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from harness.digests import docs_digest, json_digest, path_digest, tree_digest
-from harness.models import DEFAULT_MODEL, EMBEDDED
+from harness.core.digests import docs_digest, json_digest, path_digest, tree_digest
+from harness.inference.models import DEFAULT_MODEL, EMBEDDED
 
 PROVENANCE_FORMAT = 1
 #: Packages whose versions join the record (distribution name -> record key).
@@ -96,7 +96,7 @@ def _without(record: Mapping, keys: Iterable[str]) -> dict:
 
 def differences(have: Mapping, want: Mapping, ignore: Iterable[str] = RUN_EXCLUDES) -> list[str]:
     """The dotted paths on which two records differ (``generation.temperature``), sorted; ``ignore``: top keys."""
-    from harness.identity import as_json
+    from harness.core.identity import as_json
 
     return sorted(_dotted(_without(as_json(have), ignore), _without(as_json(want), ignore), ""))
 
@@ -246,12 +246,12 @@ def git_commit() -> str | None:
 
 # ---------------------------------------------------------------------- builders
 def from_run(run: Any, engines: Mapping | None = None) -> Provenance:
-    """The record of a resolved evaluation of malt_* tasks (:class:`harness.runner._Run`).
+    """The record of a resolved evaluation of malt_* tasks (:class:`harness.run.runner._Run`).
 
     ``engines``: ready-made role engines (a scripted backend): a role without a model of its own is named by
     its backend's ``model_id``.
     """
-    from harness.evaluate import batches
+    from harness.solver.protocol import batches
 
     spec, cfg, plan = run.spec, run.cfg, run.plan
     model = run.model
@@ -281,17 +281,17 @@ def from_run(run: Any, engines: Mapping | None = None) -> Provenance:
 
 
 def _task_version(task: str) -> str:
-    from harness.prompts import task_version
+    from harness.tasks.prompts import task_version
 
     return str(task_version(task))
 
 
 def from_lm(lm: Any, tasks: Mapping[str, dict], seeds: Iterable[int] | None = None) -> Provenance:
-    """The record of an lm-eval-task run by :class:`harness.lm.MaltLM` (``tasks``: :func:`lm_eval_tasks`)."""
+    """The record of an lm-eval-task run by :class:`harness.lmeval.model.MaltLM` (``tasks``: :func:`lm_eval_tasks`)."""
     spec = lm.spec
     model, adapters = spec.model, dict(spec.role_adapters)
     if spec.malt_run:
-        from harness.maltrun import stage_adapters
+        from harness.core.maltrun import stage_adapters
 
         trained = stage_adapters(spec.malt_run, spec.stage, spec.model)
         model = trained.model
@@ -323,7 +323,7 @@ def lm_eval_tasks(
     role prompts (``prompts_digest``), and the task's version."""
     import math
 
-    from harness.digests import doc_hash
+    from harness.core.digests import doc_hash
 
     out = {}
     for name, task in loaded.items():

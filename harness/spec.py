@@ -2,7 +2,7 @@
 
 ``malt-eval``'s flags, ``malt-eval suite``'s shared flags, ``malt-train generate``'s model flags and the
 ``malt`` lm-eval model's arguments are all made from these fields (TRL's ``*Config`` pattern): a new
-option is one new field here. :func:`harness.runner.run_eval` evaluates a spec.
+option is one new field here. :func:`harness.api.run_eval` evaluates a spec.
 """
 
 from __future__ import annotations
@@ -12,14 +12,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from harness.backends.base import PAPER_TEMPERATURE
-from harness.errors import MaltError
-from harness.evaluate import EvalConfig
-from harness.maltrun import STAGES
-from harness.models import DEFAULT_MODEL, EMBEDDED
-from harness.plans import SolverPlan, agents_plan, debate_plan
-from harness.roles import ROLES
-from harness.taskinfo import TASKS, task_info
+from harness.core.errors import MaltError
+from harness.core.maltrun import STAGES
+from harness.core.roles import ROLES
+from harness.inference.backends.base import PAPER_TEMPERATURE
+from harness.inference.models import DEFAULT_MODEL, EMBEDDED
+from harness.solver.plans import SolverPlan, agents_plan, debate_plan
+from harness.solver.protocol import EvalConfig
+from harness.tasks.taskinfo import TASKS, task_info
 
 
 def option(default: Any, help: str, **meta: Any) -> Any:
@@ -71,10 +71,10 @@ class EngineSpec:
         role_adapters: Mapping[str, str | None] | None = None,
         **backend_kwargs: Any,
     ) -> tuple[dict, dict]:
-        """Load the roles' engines (:func:`harness.engines.build_engines`): ``model`` (default: this spec's)
+        """Load the roles' engines (:func:`harness.inference.engines.build_engines`): ``model`` (default: this spec's)
         on this spec's backend and dtype (``backend_kwargs``: more backend arguments, e.g. ``device``); return
         them with a description of what each role runs."""
-        from harness.engines import backend_options, build_engines
+        from harness.inference.engines import backend_options, build_engines
 
         return build_engines(
             model or self.model,
@@ -139,7 +139,7 @@ class EvalSpec(EngineSpec):
     label: str | None = option(None, "Name of this system on malt-leaderboard (malt.label in the results).")
     role_models: dict[str, str | None] = option({}, "Base model of the {role} (default: --model).", per_role="model")
     role_adapters: dict[str, str | None] = option({}, "PEFT LoRA adapter dir for the {role}.", per_role="adapter")
-    # lm-eval's own settings for lm-eval tasks (harness.lm_eval_run); the malt_* tasks have their own prompts.
+    # lm-eval's own settings for lm-eval tasks (harness.lmeval.run); the malt_* tasks have their own prompts.
     include_path: str | None = option(
         None, "lm-eval tasks: a folder of extra task YAMLs (lm-eval's --include_path).", group=LM_EVAL_TASK
     )
@@ -195,7 +195,7 @@ class EvalSpec(EngineSpec):
         return list(dict.fromkeys(names))
 
     def task_names(self) -> list[str]:
-        """Our malt_* tasks among :meth:`all_task_names` (run by :func:`harness.runner.run_eval` itself)."""
+        """Our malt_* tasks among :meth:`all_task_names` (run by :func:`harness.api.run_eval` itself)."""
         return [t for t in self.all_task_names() if t in TASKS]
 
     def lm_eval_task_names(self) -> list[str]:
@@ -232,7 +232,7 @@ class EvalSpec(EngineSpec):
         return {r: n or default for r, n in self.role_tokens(roles).items()}
 
     def protocol(self, plan: SolverPlan | None = None) -> EvalConfig:
-        """The questions, votes, sampling and batching of the run (what :func:`harness.evaluate.run_task` takes)."""
+        """The questions, votes, sampling and batching of the run (what :func:`harness.run.evaluate.run_task` takes)."""
         plan = plan or self.solver_plan()
         return EvalConfig(
             roles=plan.roles,
@@ -252,7 +252,7 @@ class EvalSpec(EngineSpec):
         plan = self.solver_plan()
         foreign = [t for t in self.all_task_names() if t not in TASKS]
         if foreign:  # lm-eval's tasks: known and generative (one line with close names otherwise)
-            from harness.lm_eval_tasks import check_tasks
+            from harness.lmeval.tasks import check_tasks
 
             check_tasks(foreign, self.include_path, self.confirm_run_unsafe_code)
         from harness.tracking import check as check_tracking

@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from harness.errors import MaltError
+from harness.core.errors import MaltError
 
 log = logging.getLogger(__name__)
 

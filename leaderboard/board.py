@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from harness.roles import ROLE_LETTERS
-from harness.taskinfo import TASKS
+from harness.core.roles import ROLE_LETTERS
+from harness.tasks.taskinfo import TASKS
 from leaderboard.collect import ResultsError, Run
 from leaderboard.provenance import differing, settings_text, short_value, shown, system, system_id
 

@@ -14,10 +14,10 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.errors import MaltError
+from harness.core.errors import MaltError
 from leaderboard.provenance import check_record
 
-#: The ``malt.format`` this leaderboard reads (``harness.results.RESULTS_FORMAT``).
+#: The ``malt.format`` this leaderboard reads (``harness.run.results.RESULTS_FORMAT``).
 SUPPORTED_FORMAT = 1
 _REQUIRED_MALT = ("agents", "roles", "votes", "prompt_hash", "per_seed", "calls_per_question", "tokens_per_question")
 _REQUIRED_TOP = ("results", "versions", "n-samples")
@@ -116,8 +116,8 @@ def _is_lm_eval(doc: object) -> bool:
 
 def _lm_eval_system(doc: dict) -> dict:
     """The system of an lm-eval results file: our ``malt`` block, else the ``malt`` model's args, else the model."""
-    from harness.roles import ROLES, letters
-    from harness.solver import parse_agents
+    from harness.core.roles import ROLES, letters
+    from harness.solver.steps import parse_agents
 
     config = doc.get("config") or {}
     args = config.get("model_args") or {}

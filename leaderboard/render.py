@@ -9,8 +9,8 @@ import json
 
 from tabulate import tabulate
 
-from harness.roles import ROLE_LETTERS, ROLES
-from harness.taskinfo import TASKS
+from harness.core.roles import ROLE_LETTERS, ROLES
+from harness.tasks.taskinfo import TASKS
 from leaderboard.board import Board, Cell, Row
 from leaderboard.provenance import short_value, system_id
 from leaderboard.turns import TurnAccuracy
@@ -112,7 +112,7 @@ def benchmark_rows(board: Board) -> list[list]:
 def _where(model: str, path: str | None) -> str | None:
     """What stands in brackets after a model's name: its source for an embedded model (not this machine's
     cache folder, which means nothing on a published board), else its path when that differs."""
-    from harness.models import EMBEDDED
+    from harness.inference.models import EMBEDDED
 
     if model in EMBEDDED:
         return f"embedded: {EMBEDDED[model].repo}"

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from harness.roles import ROLES
+from harness.core.roles import ROLES
 from leaderboard.board import Board
 from leaderboard.collect import ResultsError, Run, load_samples
 from leaderboard.stats import flips

@@ -26,7 +26,7 @@ from pathlib import Path
 
 from tabulate import tabulate
 
-from harness.grading import (
+from harness.tasks.grading import (
     ChoiceGrader,
     answers_match,
     canonical_task,

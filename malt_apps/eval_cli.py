@@ -8,7 +8,7 @@ import sys
 
 import click
 
-from harness.errors import OneLineUsageErrors
+from harness.core.errors import OneLineUsageErrors
 from harness.spec import EvalSpec
 from malt_apps.options import options_from
 from malt_apps.report import evaluate_and_print

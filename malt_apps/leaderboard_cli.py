@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from harness.errors import OneLineUsageErrors
+from harness.core.errors import OneLineUsageErrors
 
 _CTX = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 

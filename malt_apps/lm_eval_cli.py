@@ -3,7 +3,7 @@
 Every lm-eval flag works as in ``lm-eval run`` (``--output_path``, ``--log_samples``, ``--use_cache``,
 ``--wandb_args``, ``--hf_hub_log_args``, ``--apply_chat_template``, ...); our ``tasks/`` folder is added to
 ``--include_path``. The files lm-eval writes under ``--output_path`` then get every role's turns on each sample
-line and the system on the results file (:func:`harness.lm_eval_outputs.add_turns`; what lm-eval pushes to the
+line and the system on the results file (:func:`harness.lmeval.outputs.add_turns`; what lm-eval pushes to the
 hub or W&B is lm-eval's own, without them). With ``--model malt`` the tasks and model_args are checked before
 anything loads: a task lm-eval does not know, a multiple-choice task or an unknown model_args key is one line and
 exit code 2.
@@ -15,7 +15,7 @@ import re
 import sys
 import time
 
-from harness.errors import MaltError
+from harness.core.errors import MaltError
 
 PROG = "malt-eval lm-eval"
 _COMMA_AGENTS = re.compile(r"(?:^|,)agents=[gvr](?:,[gvr])+(?:,|$)")
@@ -28,8 +28,8 @@ def _fail(message: str) -> None:
 
 def _check_malt_run(args) -> None:
     """Refuse, before any model loads, what the malt model cannot run."""
-    from harness.lm import MaltLM
-    from harness.lm_eval_tasks import check_tasks
+    from harness.lmeval.model import MaltLM
+    from harness.lmeval.tasks import check_tasks
 
     model_args = args.model_args if isinstance(args.model_args, dict) else {}
     try:
@@ -41,12 +41,12 @@ def _check_malt_run(args) -> None:
 
 def main(argv: list[str]) -> None:
     """Run lm-eval's CLI on ``argv`` (as ``lm-eval`` would get it) with ``--model malt`` available."""
-    from lm_eval._cli import HarnessCLI
     from lm_eval.utils import setup_logging
 
-    from harness.lm import MaltLM  # registers the ``malt`` model with lm-eval
-    from harness.lm_eval_outputs import add_turns
-    from harness.prompts import tasks_dir
+    from harness.lmeval.compat import HarnessCLI
+    from harness.lmeval.model import MaltLM  # registers the ``malt`` model with lm-eval
+    from harness.lmeval.outputs import add_turns
+    from harness.tasks.prompts import tasks_dir
 
     for i, arg in enumerate(argv):
         if arg in ("--model_args", "-a") and i + 1 < len(argv) and _COMMA_AGENTS.search(argv[i + 1]):
@@ -75,7 +75,7 @@ def main(argv: list[str]) -> None:
 
 def _tasks(args) -> dict:
     """lm-eval's task objects of this run (their filters and metrics grade every turn), or {} if they do not load."""
-    from harness.lm_eval_outputs import load_tasks
+    from harness.lmeval.outputs import load_tasks
 
     try:
         return load_tasks(args.include_path, args.tasks)

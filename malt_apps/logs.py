@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from harness.evaluate import with_turn_grades
+from harness.run.evaluate import with_turn_grades
 from leaderboard import turns
 from leaderboard.board import Board
 from leaderboard.collect import Run

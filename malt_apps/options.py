@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-from harness.roles import ROLES
+from harness.core.roles import ROLES
 
 
 def _click_option(f: dataclasses.Field, default: Any, help_text: str | None) -> list[Callable]:

@@ -1,7 +1,7 @@
 """Regrading logged runs with the current grader, from their sample logs (no generation).
 
 Every role's answer is extracted again from its logged text, each pipeline's answer is chosen as
-during the run (:attr:`harness.state.SolveState.answer`), the votes are counted again and the result is
+during the run (:attr:`harness.solver.state.SolveState.answer`), the votes are counted again and the result is
 graded against the logged raw row.
 """
 
@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from harness.evaluate import regrade_row
-from harness.grading import canonical_task
+from harness.run.evaluate import regrade_row
+from harness.tasks.grading import canonical_task
 from leaderboard.collect import ResultsError
 from malt_apps.audit import LogSource, log_sources
 
@@ -33,7 +33,7 @@ class Regraded:
 
 def regrade_rows(task: str, rows: list[dict]) -> list[tuple[dict, str | None, bool]]:
     """``(row, voted answer, correct)`` of every logged row, graded again from its texts
-    (:func:`harness.evaluate.regrade_row`, as a resumed run grades its checkpoint)."""
+    (:func:`harness.run.evaluate.regrade_row`, as a resumed run grades its checkpoint)."""
     task = canonical_task(task)
     out = []
     for row in rows:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from harness.runner import run_eval
+from harness.api import run_eval
 from harness.spec import EvalSpec
 
 

@@ -1,7 +1,7 @@
 """``malt-eval suite``: the MALT paper's table rows (baselines, STaR, MALT, ablations, debate) in one command.
 
 Every row is one evaluation spec (``malt-eval --output-path OUT/<slug>``) on the same seeded subsets, run in
-this process with the base model loaded once (:func:`harness.engines.shared_backends`). A row whose
+this process with the base model loaded once (:func:`harness.inference.engines.shared_backends`). A row whose
 folder already holds its results for the same options and the same provenance run key
 (:mod:`harness.provenance`: models and adapters by content, questions drawn, prompts, generation settings,
 package versions) is reused as it is; an interrupted row resumes from its checkpoint; ``--start-over``
@@ -18,10 +18,10 @@ from pathlib import Path
 
 import click
 
-from harness.errors import MaltError, OneLineUsageErrors
-from harness.identity import as_json, identity_diff
+from harness.core.errors import MaltError, OneLineUsageErrors
+from harness.core.identity import as_json, identity_diff
 from harness.spec import LM_EVAL_TASK, EvalSpec, field_names, option
-from harness.taskinfo import TASKS
+from harness.tasks.taskinfo import TASKS
 from malt_apps.options import field_values, options_from
 
 MARKER = "suite-row.json"  # in each row folder: the options and prompt hashes its results were made with
@@ -131,7 +131,7 @@ def row_options(cfg: SuiteConfig, row: Row, model: str | None) -> dict:
 
 
 def _prompt_hashes(spec: EvalSpec) -> dict:
-    from harness.prompts import load_prompts
+    from harness.tasks.prompts import load_prompts
 
     plan = spec.solver_plan()
     out = {}
@@ -162,12 +162,12 @@ def _finished(folder: Path, marker: dict) -> bool:
 
 def run_row(cfg: SuiteConfig, row: Row, model: str | None) -> bool:
     """Evaluate one row (or reuse its finished results); True when it was reused."""
-    from harness.runfiles import atomic_write
+    from harness.core.runfiles import atomic_write
     from malt_apps.report import evaluate_and_print, note
 
     spec = row_spec(cfg, row, model)
     folder = Path(spec.output_path)
-    from harness.runner import spec_provenance
+    from harness.run.runner import spec_provenance
 
     prov = spec_provenance(spec, note)
     marker = {"options": as_json(spec.options()), "prompt_hash": _prompt_hashes(spec)}
@@ -189,12 +189,12 @@ def run_adapters(cfg: SuiteConfig) -> tuple[str | None, dict[str, str], dict[str
     no adapters.
     """
     if not cfg.malt_run:  # the default model by name, as --malt-run gives it: MA rows reused once a run is added
-        from harness.backends import get_backend
-        from harness.models import DEFAULT_MODEL
+        from harness.inference.backends import get_backend
+        from harness.inference.models import DEFAULT_MODEL
 
         remote = get_backend(cfg.eval_options.get("backend") or "hf").remote  # remote: the server's model
         return cfg.model or (None if remote else DEFAULT_MODEL), {}, {}
-    from harness.maltrun import stage_adapters
+    from harness.core.maltrun import stage_adapters
     from malt_apps.report import note
 
     sft, final = (stage_adapters(cfg.malt_run, stage, cfg.model) for stage in ("sft", "final"))
@@ -218,8 +218,8 @@ def board(cfg: SuiteConfig, rows: list[Row]) -> str:
 
 def run_suite(cfg: SuiteConfig) -> list[Row]:
     """Validate, run (or reuse) every row, print and write the leaderboard; return the rows."""
-    from harness.engines import shared_backends
-    from harness.runfiles import RunLock
+    from harness.core.runfiles import RunLock
+    from harness.inference.engines import shared_backends
 
     cfg.check()
     EvalSpec.from_options(cfg.eval_options).check()  # an unknown task (ours or lm-eval's) fails before anything runs

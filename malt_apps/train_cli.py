@@ -10,9 +10,9 @@ from pathlib import Path
 
 import click
 
-from harness.errors import MaltError, OneLineUsageErrors
-from harness.maltrun import CONFIG_FILE, TREE_FILE, run_model
-from harness.roles import ROLES
+from harness.core.errors import MaltError, OneLineUsageErrors
+from harness.core.maltrun import CONFIG_FILE, TREE_FILE, run_model
+from harness.core.roles import ROLES
 from harness.spec import EngineSpec
 from malt_apps.options import field_values, options_from
 from malt_train import pipeline
@@ -124,7 +124,7 @@ def _locked(run: Path) -> Iterator[None]:
 
     Under a launch the main process locks (all processes stop with its error), or, when ``malt-train``
     launched the processes, the launching process holds the lock for them."""
-    from harness.runfiles import RunLock
+    from harness.core.runfiles import RunLock
 
     if launcher_holds_lock(run):
         yield

@@ -6,7 +6,7 @@ import random
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.roles import ROLES
+from harness.core.roles import ROLES
 from harness.spec import option
 from malt_train.tree import Tree, write_jsonl
 

@@ -17,17 +17,17 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
-from harness.backends.base import PAPER_TEMPERATURE, SamplingParams
-from harness.errors import MaltError, raise_if_interrupted
-from harness.grading import answers_match
-from harness.identity import check_same_run, identity_diff, read_identity
-from harness.maltrun import CONFIG_FILE, TREE_FILE
-from harness.roles import ROLES
-from harness.runfiles import append_records, atomic_write, read_records
-from harness.solver import SolveContext, generator, refiner, verifier
+from harness.core.errors import MaltError, raise_if_interrupted
+from harness.core.identity import check_same_run, identity_diff, read_identity
+from harness.core.maltrun import CONFIG_FILE, TREE_FILE
+from harness.core.roles import ROLES
+from harness.core.runfiles import append_records, atomic_write, read_records
+from harness.inference.backends.base import PAPER_TEMPERATURE, SamplingParams
+from harness.solver.state import SolveState
+from harness.solver.steps import SolveContext, generator, refiner, verifier
 from harness.spec import option
-from harness.state import SolveState
-from harness.taskinfo import TASKS
+from harness.tasks.grading import answers_match
+from harness.tasks.taskinfo import TASKS
 from malt_train.shard import parse_shard, shard_batches
 
 __all__ = ["CONFIG_FILE", "TREE_FILE", "GenerateConfig", "generate", "grow_trees", "planned_batches", "tree_record"]
@@ -153,7 +153,7 @@ def tree_record(cfg: GenerateConfig, model: str, docs: list[dict], prompts_hash:
     """What decides the tree (``RUN/generate.json``): the options, the model, and the digests of the questions
     drawn (all shards' sample, in order), of the role prompts and (``engine``) of the weights, with the backend
     and dtype."""
-    from harness.digests import docs_digest
+    from harness.core.digests import docs_digest
 
     order = select_training_questions(len(docs), cfg)
     engine = engine or {}

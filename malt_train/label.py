@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from statistics import fmean
 
-from harness.roles import ROLES
+from harness.core.roles import ROLES
 from harness.spec import option
 from malt_train.tree import Tree, TreeError, read_tree, write_jsonl
 

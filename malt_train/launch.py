@@ -22,8 +22,8 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness.errors import MaltError
-from harness.runfiles import LOCK_FILE
+from harness.core.errors import MaltError
+from harness.core.runfiles import LOCK_FILE
 from harness.spec import option
 
 LAUNCHER_ENV = "MALT_TRAIN_LAUNCHER_PID"

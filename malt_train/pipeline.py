@@ -1,7 +1,7 @@
 """The MALT pipeline as library calls: trees -> labels -> SFT/DPO sets -> role adapters, each step resumable.
 
 ``malt-train``'s commands call these; so can Python. Every function reports what it did through ``say``
-(one line each; the CLI prints them) and lays its files out as :mod:`harness.maltrun` says. Each step of a
+(one line each; the CLI prints them) and lays its files out as :mod:`harness.core.maltrun` says. Each step of a
 run keys on its settings and the digests of its inputs (:mod:`malt_train.steps`, ``RUN/steps.json``):
 ``run_all`` reuses a step whose key and outputs are unchanged and reruns the others.
 """
@@ -16,8 +16,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.digests import path_digest
-from harness.maltrun import (
+from harness.core.digests import path_digest
+from harness.core.maltrun import (
     CONFIG_FILE,
     COUNTS_FILE,
     DATA_DIR,
@@ -32,7 +32,7 @@ from harness.maltrun import (
     has_adapter,
     run_model,
 )
-from harness.roles import ROLES
+from harness.core.roles import ROLES
 from harness.spec import EngineSpec
 from malt_train.generate import GenerateConfig
 from malt_train.launch import Launch, is_main, share
@@ -63,11 +63,11 @@ class TreePlan:
 
 def plan_tree(cfg: GenerateConfig, engine: EngineSpec) -> TreePlan:
     """Load the training split and prompts of ``cfg`` and digest the model's weights (no backend is built)."""
-    from harness.backends import get_backend
-    from harness.data import load_split
-    from harness.grading import canonical_task
-    from harness.models import DEFAULT_MODEL
-    from harness.prompts import load_prompts
+    from harness.inference.backends import get_backend
+    from harness.inference.models import DEFAULT_MODEL
+    from harness.tasks.data import load_split
+    from harness.tasks.grading import canonical_task
+    from harness.tasks.prompts import load_prompts
 
     cfg.task = canonical_task(cfg.task)
     cfg.check()
@@ -92,8 +92,8 @@ def generate_tree(
     """Sample (or continue) the trees of ``cfg`` in ``run`` on ``engine``'s model; return the counts."""
     from tqdm.auto import tqdm
 
-    from harness.backends.base import SamplingParams
-    from harness.solver import SolveContext
+    from harness.inference.backends.base import SamplingParams
+    from harness.solver.steps import SolveContext
     from malt_train.generate import generate, planned_batches
 
     plan = plan or plan_tree(cfg, engine)
@@ -224,7 +224,7 @@ def sft(run: Path, role: str, model: str, cfg, launch: Launch | None = None, say
     """LoRA SFT of ``role`` on ``RUN/data/ROLE/sft.jsonl`` -> ``RUN/adapters-sft/ROLE`` (under ``launch``, on
     several processes); return where it went ("" on a worker process of a launch). Recorded as step
     ``sft-ROLE``; a checkpoint is resumed only with the same key."""
-    from harness.models import resolve_model
+    from harness.inference.models import resolve_model
     from malt_train.train import train_sft
 
     step = _begin(run, lambda: sft_step(run, role, model, cfg), say)
@@ -245,7 +245,7 @@ def sft(run: Path, role: str, model: str, cfg, launch: Launch | None = None, say
 def dpo(run: Path, role: str, model: str, cfg, launch: Launch | None = None, say: Say = _quiet) -> str:
     """LoRA DPO of ``role`` from its SFT adapter -> ``RUN/adapters/ROLE`` (under ``launch``, on several
     processes); return where it went ("" on a worker process of a launch). Recorded as step ``final-ROLE``."""
-    from harness.models import resolve_model
+    from harness.inference.models import resolve_model
     from malt_train.train import train_dpo
 
     step = _begin(run, lambda: final_step(run, role, model, cfg), say)
@@ -307,7 +307,7 @@ def _label_and_build(run: Path, threshold: float, pooling: str, pairs_per_parent
 def _tree(run: Path, cfg: GenerateConfig, engine: EngineSpec, say: Say) -> None:
     """The tree step: reused when its record is done with the same key and the tree is there; a tree of
     other settings or inputs is moved to ``RUN/replaced/`` and grown again; otherwise generation resumes."""
-    from harness.identity import read_identity
+    from harness.core.identity import read_identity
     from malt_train.generate import tree_diff
     from malt_train.steps import changes, forget, move_aside
 
@@ -389,7 +389,7 @@ def run_all(
         elif not reusable(run, final_step(run, role, model, dpo_cfg), say):
             dpo(run, role, model, dpo_cfg, launch, say)
     summary = _summary(run)
-    from harness.runfiles import atomic_write
+    from harness.core.runfiles import atomic_write
 
     atomic_write(run / SUMMARY_FILE, json.dumps(summary, indent=2))
     for step, where in summary["steps"].items():

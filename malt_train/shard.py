@@ -11,9 +11,9 @@ import json
 from collections import Counter
 from pathlib import Path
 
-from harness.errors import MaltError
-from harness.identity import identity_diff
-from harness.maltrun import CONFIG_FILE, TREE_FILE
+from harness.core.errors import MaltError
+from harness.core.identity import identity_diff
+from harness.core.maltrun import CONFIG_FILE, TREE_FILE
 from malt_train.tree import read_tree
 
 
@@ -88,7 +88,7 @@ def merge_runs(runs: list[Path], out: Path) -> dict[str, int | list[str]]:
     dup = next((i for i, c in ids.items() if c > 1), None)
     if dup is not None:
         raise MaltError(f"node id {dup!r} occurs more than once across the runs")
-    from harness.runfiles import atomic_write
+    from harness.core.runfiles import atomic_write
 
     out.mkdir(parents=True, exist_ok=True)
     shards = [cfg.get("shard") for _, cfg, _ in loaded]

@@ -6,7 +6,7 @@ of right leaves decides how many SFT examples and DPO pairs a tree gives).
 
 from __future__ import annotations
 
-from harness.roles import ROLES
+from harness.core.roles import ROLES
 from malt_train.tree import Tree
 
 

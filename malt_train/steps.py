@@ -18,10 +18,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from harness.digests import path_digest
-from harness.identity import as_json
-from harness.maltrun import REPLACED_DIR, STEPS_FILE
-from harness.runfiles import atomic_write
+from harness.core.digests import path_digest
+from harness.core.identity import as_json
+from harness.core.maltrun import REPLACED_DIR, STEPS_FILE
+from harness.core.runfiles import atomic_write
 
 _SHOWN = 4  # settings named in a rerun line at most
 

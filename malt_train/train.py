@@ -16,8 +16,8 @@ import logging
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from harness.errors import MaltError
-from harness.runfiles import iter_jsonl
+from harness.core.errors import MaltError
+from harness.core.runfiles import iter_jsonl
 from harness.spec import option
 from malt_train.launch import accumulation, check_examples, is_main, world_size
 

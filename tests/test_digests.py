@@ -1,11 +1,11 @@
-"""harness.digests: a folder is known by its content, hashed once per file version."""
+"""harness.core.digests: a folder is known by its content, hashed once per file version."""
 
 from __future__ import annotations
 
 import os
 import shutil
 
-import harness.digests as digests
+import harness.core.digests as digests
 
 
 def _adapter(folder, weights: bytes):

@@ -78,7 +78,7 @@ def test_cli_reference_lists_every_option_of_every_command(site):
 
 def test_api_reference_is_generated_from_the_docstrings(site):
     harness = (site / "reference" / "harness" / "index.html").read_text(encoding="utf-8")
-    assert 'id="harness.runner.run_eval"' in harness and 'id="harness.spec.EvalSpec"' in harness
+    assert 'id="harness.api.run_eval"' in harness and 'id="harness.spec.EvalSpec"' in harness
     train = (site / "reference" / "malt_train" / "index.html").read_text(encoding="utf-8")
     assert 'id="malt_train.label"' in train and 'id="malt_train.pipeline.run_all"' in train
     board = (site / "reference" / "leaderboard" / "index.html").read_text(encoding="utf-8")

@@ -5,8 +5,8 @@ import json
 
 import pytest
 
-from harness import models
-from harness.errors import ModelError
+from harness.core.errors import ModelError
+from harness.inference import models
 from tests.conftest import malt_eval
 
 

@@ -2,12 +2,14 @@
 
 import pytest
 
-from harness.backends.base import SamplingParams
-from harness.backends.scripted import ScriptedBackend
-from harness.errors import MaltError
-from harness.evaluate import EvalConfig, run_task, select_questions
-from harness.prompts import load_prompts
-from harness.solver import RoleEngine, SolveContext
+from harness.core.errors import MaltError
+from harness.inference.backends.base import SamplingParams
+from harness.inference.backends.scripted import ScriptedBackend
+from harness.inference.engines import RoleEngine
+from harness.run.evaluate import run_task
+from harness.solver.protocol import EvalConfig, select_questions
+from harness.solver.steps import SolveContext
+from harness.tasks.prompts import load_prompts
 
 DOCS = [{"question": f"What is {i} + 1?", "answer": f"#### {i + 1}"} for i in range(20)]
 
@@ -95,7 +97,7 @@ def test_resumed_batches_are_graded_again_by_the_current_grader(tmp_path):
     again from its logged texts when the run resumes, so one results file holds one grader's grades."""
     import json
 
-    from harness.checkpoint import CHECKPOINT_FILE, Checkpoint
+    from harness.run.checkpoint import CHECKPOINT_FILE, Checkpoint
 
     cfg = EvalConfig(roles=("generator",), limit=4, batch_size=2, log_samples=True)
     ctx, _ = ctx_for(right_if_even)

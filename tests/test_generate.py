@@ -88,10 +88,11 @@ def test_different_run_in_same_folder_is_refused(tiny_model_dir, small_data, tmp
 
 def test_progress_moves_after_every_stage_with_the_runs_token_rate(tmp_path, monkeypatch):
     """Nodes and tokens/s are reported per stage (a CPU batch can take most of an hour); questions per batch."""
-    from harness.backends.base import Completion
-    from harness.backends.scripted import ScriptedBackend
-    from harness.prompts import ROLES, load_prompts
-    from harness.solver import RoleEngine, SolveContext
+    from harness.inference.backends.base import Completion
+    from harness.inference.backends.scripted import ScriptedBackend
+    from harness.inference.engines import RoleEngine
+    from harness.solver.steps import SolveContext
+    from harness.tasks.prompts import ROLES, load_prompts
     from malt_train.generate import GenerateConfig, generate
 
     docs = [{"question": f"What is {i} + 1?", "answer": f"#### {i + 1}"} for i in range(4)]

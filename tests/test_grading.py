@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.grading import extract_answer, gold_answer, is_correct, normalize_answer
+from harness.tasks.grading import extract_answer, gold_answer, is_correct, normalize_answer
 
 GSM = {"question": "q", "answer": "work\n#### 1,000"}
 MATH_HALF = {"problem": "p", "answer": "\\frac{1}{2}", "solution": "\\boxed{\\frac{1}{2}}"}
@@ -191,8 +191,8 @@ def test_math_answer_stated_in_a_sentence():
 
 
 def test_each_task_names_a_registered_grader():
-    from harness.grading import GRADERS, task_grader
-    from harness.taskinfo import TASKS
+    from harness.tasks.grading import GRADERS, task_grader
+    from harness.tasks.taskinfo import TASKS
 
     assert {t.grader for t in TASKS.values()} <= set(GRADERS)
     assert [task_grader(t).kind for t in ("gsm8k", "malt_math", "csqa")] == ["number", "math", "choice"]
@@ -202,7 +202,7 @@ def test_grading_dispatches_through_taskinfo(monkeypatch):
     """The grader is what the task's entry names: no task name is special-cased in the grading code."""
     import dataclasses
 
-    from harness.taskinfo import TASKS
+    from harness.tasks.taskinfo import TASKS
 
     assert extract_answer("malt_gsm8k", "B") is None
     monkeypatch.setitem(TASKS, "malt_gsm8k", dataclasses.replace(TASKS["malt_gsm8k"], grader="choice"))
@@ -211,8 +211,8 @@ def test_grading_dispatches_through_taskinfo(monkeypatch):
 
 
 def test_a_grader_kind_registers_once():
-    from harness.errors import MaltError
-    from harness.grading import Grader, register_grader
+    from harness.core.errors import MaltError
+    from harness.tasks.grading import Grader, register_grader
 
     with pytest.raises(MaltError, match="registered twice"):
         register_grader("number")(type("Again", (Grader,), {}))

@@ -7,14 +7,16 @@ import time
 
 import pytest
 
-from harness.backends.base import SamplingParams
-from harness.backends.scripted import ScriptedBackend
-from harness.checkpoint import Checkpoint
-from harness.evaluate import EvalConfig, regrade_row, run_task
-from harness.grading import GraderFaults, MathGrader, NumberGrader, answers_match, extract_answer, is_correct
-from harness.prompts import load_prompts
-from harness.results import summary_table
-from harness.solver import RoleEngine, SolveContext
+from harness.inference.backends.base import SamplingParams
+from harness.inference.backends.scripted import ScriptedBackend
+from harness.inference.engines import RoleEngine
+from harness.run.checkpoint import Checkpoint
+from harness.run.evaluate import regrade_row, run_task
+from harness.run.results import summary_table
+from harness.solver.protocol import EvalConfig
+from harness.solver.steps import SolveContext
+from harness.tasks.grading import GraderFaults, MathGrader, NumberGrader, answers_match, extract_answer, is_correct
+from harness.tasks.prompts import load_prompts
 
 ROOT8 = {"problem": "p", "answer": "\\sqrt{8}"}  # "2\\sqrt{2}" equals it only by math-verify
 DOCS = [{"question": f"What is {i} + 1?", "answer": f"#### {i + 1}"} for i in range(4)]
@@ -67,7 +69,7 @@ def test_a_math_verify_timeout_is_counted_in_either_mode(monkeypatch):
         return real(*args, **kwargs)
 
     monkeypatch.setattr(math_verify, "verify", slow)
-    monkeypatch.setattr("harness.grading.MATH_VERIFY_BUDGET_S", 0.2)
+    monkeypatch.setattr("harness.tasks.grading.MATH_VERIFY_BUDGET_S", 0.2)
     faults = GraderFaults()
     start = time.monotonic()
     assert answers_match("malt_math", "2\\sqrt{2}", ROOT8, faults) is False  # strict mode: still not raised

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from harness.grading import answers_match, extract_answer, is_correct, normalize_answer
+from harness.tasks.grading import answers_match, extract_answer, is_correct, normalize_answer
 
 TASKS = ["malt_gsm8k", "malt_math", "malt_csqa"]
 DOCS = {

@@ -4,8 +4,8 @@ continuous-batching path against its ``generate()`` path."""
 import pytest
 import torch
 
-from harness.backends.base import SamplingParams
-from harness.backends.hf import HFBackend
+from harness.inference.backends.base import SamplingParams
+from harness.inference.backends.hf import HFBackend
 
 PROMPTS = [[{"role": "user", "content": "hi " * k}] for k in (1, 9, 3, 20)]
 
@@ -79,7 +79,7 @@ def test_shared_prefill_runs_each_prompt_once(tiny_model_dir):
 @pytest.mark.parametrize("backend", ["hf-generate", "hf-continuous"])
 def test_sampling_is_the_whole_distribution(tiny_model_dir, backend):
     """temperature/top_p only: no top-k (transformers' default 50) cuts the tail of the distribution (both paths)."""
-    from harness.backends import get_backend
+    from harness.inference.backends import get_backend
 
     be = get_backend(backend)(str(tiny_model_dir), batch_size=64, dtype="float32")
     prompt = PROMPTS[1]
@@ -105,7 +105,7 @@ def test_model_generation_config_does_not_change_the_recipe(tiny_model_dir):
 
 
 def _both(model_dir, batch_size=8):
-    from harness.backends.hf import HFContinuousBackend, HFGenerateBackend
+    from harness.inference.backends.hf import HFContinuousBackend, HFGenerateBackend
 
     return (
         HFContinuousBackend(str(model_dir), batch_size=batch_size, dtype="float32"),
@@ -176,7 +176,7 @@ def test_continuous_batching_applies_adapters_like_generate(varied_model_dir, lo
     for be in (fast, plain):
         be.load_adapter("verifier", lora_adapter)
     params = SamplingParams(max_new_tokens=10)
-    with caplog.at_level("WARNING", logger="harness.backends.hf"):
+    with caplog.at_level("WARNING", logger="harness.inference.backends.hf"):
         tuned, base = fast.generate(PROMPTS, params, adapter="verifier"), fast.generate(PROMPTS, params)
     assert not caplog.records  # the fast path ran: no fallback to generate()
     assert tuned == plain.generate(PROMPTS, params, adapter="verifier")
@@ -191,7 +191,7 @@ def test_continuous_batching_falls_back_to_generate_and_says_so_once(varied_mode
         raise RuntimeError("no paged attention here")
 
     monkeypatch.setattr(type(fast.model), "generate_batch", broken)
-    with caplog.at_level("WARNING", logger="harness.backends.hf"):
+    with caplog.at_level("WARNING", logger="harness.inference.backends.hf"):
         out = [fast.generate(PROMPTS, SamplingParams(max_new_tokens=6)) for _ in range(2)]
     assert out[0] == out[1] == plain.generate(PROMPTS, SamplingParams(max_new_tokens=6))
     warnings = [r.getMessage() for r in caplog.records]
@@ -199,9 +199,9 @@ def test_continuous_batching_falls_back_to_generate_and_says_so_once(varied_mode
 
 
 def test_generation_path_per_device(tiny_model_dir):
-    from harness.backends import get_backend
-    from harness.backends.device import generation_path
-    from harness.backends.hf import HFBackend
+    from harness.inference.backends import get_backend
+    from harness.inference.backends.device import generation_path
+    from harness.inference.backends.hf import HFBackend
 
     assert (generation_path("cuda"), generation_path("cuda:1"), generation_path("cpu")) == (
         "continuous",

@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from harness.errors import MaltError
-from harness.identity import check_same_run, identity_diff
+from harness.core.errors import MaltError
+from harness.core.identity import check_same_run, identity_diff
 
 
 def test_identity_diff_compares_json_forms_and_honours_ignore_and_defaults():

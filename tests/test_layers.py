@@ -58,7 +58,9 @@ def test_libraries_import_nothing_above_them():
 
 def test_leaderboard_reads_grades_and_never_grades():
     graded = [f"{mod} -> {m}" for mod, found in imports().items() if mod.startswith("leaderboard") for m, _ in found]
-    assert not [x for x in graded if x.endswith(("harness.grading", "harness.voting", "harness.evaluate"))]
+    assert not [
+        x for x in graded if x.endswith(("harness.tasks.grading", "harness.tasks.voting", "harness.run.evaluate"))
+    ]
 
 
 def test_no_import_circles():
@@ -104,3 +106,50 @@ def test_libraries_name_no_app():
         if isinstance(node, ast.Constant) and isinstance(node.value, str) and "malt_apps" in node.value
     ]
     assert named == []
+
+
+#: harness/'s rooms by level, lowest first. A module imports only its own room and the rooms of lower levels (rooms
+#: of one level are peers that never import each other); a module's room is the longest prefix that names it.
+HARNESS_ROOMS: tuple[dict[str, tuple[str, ...]], ...] = (
+    {"core": ("harness.core",)},
+    {"tasks": ("harness.tasks",)},
+    {"lm-eval's facts": ("harness.lmeval.compat", "harness.lmeval.tasks", "harness.lmeval.needs")},
+    {"inference": ("harness.inference",)},
+    {"solver": ("harness.solver",)},
+    {"spec": ("harness.spec", "harness.provenance", "harness.tracking")},
+    {"our tasks": ("harness.run",), "lm-eval's tasks": ("harness.lmeval",)},
+    {"public face": ("harness",)},
+)
+
+
+def harness_room(module: str) -> tuple[int, str]:
+    """The level and the room of a harness module."""
+    found = (-1, -1, "")
+    for level, rooms in enumerate(HARNESS_ROOMS):
+        for room, prefixes in rooms.items():
+            for p in prefixes:
+                if (module == p or module.startswith(p + ".")) and len(p) > found[1]:
+                    found = (level, len(p), room)
+    return found[0], found[2]
+
+
+def test_harness_rooms_import_only_lower_rooms():
+    wrong = []
+    for mod, deps in sorted(project_modules(imports(("harness",))).items()):
+        level, room = harness_room(mod)
+        for dep in sorted(deps):
+            dep_level, dep_room = harness_room(dep)
+            if dep_room != room and dep_level >= level:
+                wrong.append(f"{mod} ({room}) -> {dep} ({dep_room})")
+    assert wrong == []
+
+
+def test_harness_rooms_are_small_and_say_what_lives_there():
+    """No folder of harness/ holds more than 12 modules; every package's ``__init__`` says what lives there."""
+    for init in sorted((REPO / "harness").rglob("__init__.py")):
+        folder = init.parent
+        modules = [p for p in folder.iterdir() if p.suffix == ".py" and p.name != "__init__.py"]
+        modules += [p for p in folder.iterdir() if (p / "__init__.py").is_file()]
+        assert len(modules) <= 12, f"{folder.relative_to(REPO)}: {len(modules)} modules"
+        doc = ast.get_docstring(ast.parse(init.read_text(encoding="utf-8")))
+        assert doc, f"{init.relative_to(REPO)}: no docstring"

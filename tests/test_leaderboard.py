@@ -27,7 +27,7 @@ def make_runs(tmp_path_factory, tiny_model_dir: Path, shared_data: Path) -> dict
     """Three real result folders (once per session): g --limit 2 on two tasks, g,v,r --limit 2, g 2 seeds × 3."""
     if _RUNS:
         return _RUNS
-    from harness.data import DATA_FILES
+    from harness.tasks.data import DATA_FILES
 
     root = tmp_path_factory.mktemp("leaderboard-runs")
     data = root / "data"

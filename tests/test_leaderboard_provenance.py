@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from harness.backends.scripted import ScriptedBackend
-from harness.roles import ROLES
-from harness.runner import run_eval
-from harness.solver import RoleEngine
+from harness.api import run_eval
+from harness.core.roles import ROLES
+from harness.inference.backends.scripted import ScriptedBackend
+from harness.inference.engines import RoleEngine
 from harness.spec import EvalSpec
 from tests.lm_eval_local import GSM8K_COT_ZS, write_local_tasks
 

@@ -24,9 +24,9 @@ def test_tasks_are_indexed(task_manager):
 def test_malt_lm_through_simple_evaluate_scripted(task_manager):
     import lm_eval
 
-    from harness.backends.scripted import ScriptedBackend
-    from harness.lm import MaltLM
-    from harness.solver import RoleEngine
+    from harness.inference.backends.scripted import ScriptedBackend
+    from harness.inference.engines import RoleEngine
+    from harness.lmeval.model import MaltLM
 
     def responder(messages, i):  # right on GSM8K row 0 (answer 18) only after refinement
         return "Final Answer: 18" if "Critique" in messages[-1]["content"] else "Final Answer: 7"
@@ -44,7 +44,7 @@ def test_malt_lm_through_simple_evaluate_scripted(task_manager):
 def test_malt_lm_on_tiny_model(task_manager, tiny_model_dir):
     import lm_eval
 
-    from harness.lm import MaltLM
+    from harness.lmeval.model import MaltLM
 
     lm = MaltLM(model=str(tiny_model_dir), agents="g,r", max_new_tokens=4, batch_size=4)
     out = lm_eval.simple_evaluate(model=lm, tasks=["malt_csqa"], task_manager=task_manager, limit=2)
@@ -85,10 +85,10 @@ def test_stock_lm_eval_hf_runs_our_yaml(tiny_model_dir, small_data, tmp_path):
 
 
 def test_malt_lm_takes_the_spec_fields_and_refuses_unknown_ones():
-    from harness.backends.scripted import ScriptedBackend
-    from harness.errors import MaltError
-    from harness.lm import MaltLM
-    from harness.solver import RoleEngine
+    from harness.core.errors import MaltError
+    from harness.inference.backends.scripted import ScriptedBackend
+    from harness.inference.engines import RoleEngine
+    from harness.lmeval.model import MaltLM
 
     engines = {"generator": RoleEngine(ScriptedBackend())}
     lm = MaltLM(agents="g", votes=3, temperature=0.5, generator_adapter="a", device="cpu", engines=engines)

@@ -7,11 +7,11 @@ import sys
 
 import pytest
 
-from harness.backends.scripted import ScriptedBackend
-from harness.lm_eval_needs import TaskCodeError, explain, lm_eval_extra
-from harness.roles import ROLES
-from harness.runner import run_eval
-from harness.solver import RoleEngine
+from harness.api import run_eval
+from harness.core.roles import ROLES
+from harness.inference.backends.scripted import ScriptedBackend
+from harness.inference.engines import RoleEngine
+from harness.lmeval.needs import TaskCodeError, explain, lm_eval_extra
 from harness.spec import EvalSpec
 from tests.lm_eval_local import FAMILY_TASKS, write_family_tasks
 

@@ -9,10 +9,11 @@ from dataclasses import replace
 
 import pytest
 
-from harness.backends.scripted import ScriptedBackend
-from harness.roles import ROLES
-from harness.runner import run_eval
-from harness.solver import RoleEngine, parse_agents
+from harness.api import run_eval
+from harness.core.roles import ROLES
+from harness.inference.backends.scripted import ScriptedBackend
+from harness.inference.engines import RoleEngine
+from harness.solver.steps import parse_agents
 from harness.spec import EvalSpec
 from tests.conftest import REPO
 from tests.lm_eval_local import BBH_BOOL, GSM8K_5SHOT, GSM8K_COT_ZS, TASKS, write_local_tasks
@@ -157,8 +158,8 @@ def test_lm_eval_use_cache_with_the_malt_model(local_tasks, tmp_path):
     """lm-eval's own use_cache (its CLI's --use_cache) serves the malt model's finished requests."""
     import lm_eval
 
-    from harness.lm import MaltLM
-    from harness.lm_eval_tasks import task_manager
+    from harness.lmeval.model import MaltLM
+    from harness.lmeval.tasks import task_manager
 
     runs = []
     for _ in range(2):
@@ -256,8 +257,8 @@ def test_plain_lm_eval_cli_has_no_malt_model():
 
 
 def test_gen_kwargs_as_json_for_lists_with_commas():
-    from harness.errors import MaltError
-    from harness.lm_eval_run import gen_kwargs
+    from harness.core.errors import MaltError
+    from harness.lmeval.run import gen_kwargs
 
     assert gen_kwargs('{"until": ["Q:", "\\n\\n"], "max_gen_toks": 64}') == {
         "until": ["Q:", "\n\n"],

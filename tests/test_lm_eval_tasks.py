@@ -8,14 +8,15 @@ import sys
 
 import pytest
 
-from harness.backends.base import SamplingParams
-from harness.backends.scripted import ScriptedBackend
-from harness.errors import MaltError
-from harness.lm_eval_run import voted_filters
-from harness.lm_eval_solver import generic_prompts, request_params
-from harness.roles import ROLES
-from harness.runner import run_eval
-from harness.solver import RoleEngine, parse_agents
+from harness.api import run_eval
+from harness.core.errors import MaltError
+from harness.core.roles import ROLES
+from harness.inference.backends.base import SamplingParams
+from harness.inference.backends.scripted import ScriptedBackend
+from harness.inference.engines import RoleEngine
+from harness.lmeval.run import voted_filters
+from harness.lmeval.solver import generic_prompts, request_params
+from harness.solver.steps import parse_agents
 from harness.spec import EvalSpec
 from tests.conftest import REPO
 from tests.lm_eval_local import BBH_BOOL, GSM8K_5SHOT, GSM8K_COT_ZS, TASKS, write_local_tasks
@@ -163,7 +164,7 @@ def test_generic_prompts_overridable_per_task_or_group(tmp_path):
 
 
 def test_model_args_checked_and_agent_lists_without_commas():
-    from harness.lm import MaltLM
+    from harness.lmeval.model import MaltLM
 
     with pytest.raises(MaltError, match="unknown option.s. in model_args: generator_adaptor"):
         MaltLM(model="x", generator_adaptor="a")
@@ -231,8 +232,8 @@ def test_agents_g_greedy_gives_lm_eval_hf_texts(local_tasks, tiny_model_dir):
     import lm_eval
     from lm_eval.models.huggingface import HFLM
 
-    from harness.lm import MaltLM
-    from harness.lm_eval_tasks import task_manager
+    from harness.lmeval.model import MaltLM
+    from harness.lmeval.tasks import task_manager
 
     tm = task_manager(str(local_tasks))
     common = dict(tasks=[GSM8K_COT_ZS], task_manager=tm, limit=2, log_samples=True, gen_kwargs="max_gen_toks=12")
@@ -247,7 +248,7 @@ def test_agents_g_greedy_gives_lm_eval_hf_texts(local_tasks, tiny_model_dir):
 
 
 def test_chat_template_hooks(tiny_model_dir):
-    from harness.lm import MaltLM
+    from harness.lmeval.model import MaltLM
 
     lm = MaltLM(model=str(tiny_model_dir), agents="g")
     chat = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Q: 1+1?"}]

@@ -6,11 +6,13 @@ import json
 
 import pytest
 
-from harness.backends.base import Completion, SamplingParams
-from harness.backends.scripted import ScriptedBackend
-from harness.evaluate import EvalConfig, run_task
-from harness.prompts import load_prompts
-from harness.solver import RoleEngine, SolveContext
+from harness.inference.backends.base import Completion, SamplingParams
+from harness.inference.backends.scripted import ScriptedBackend
+from harness.inference.engines import RoleEngine
+from harness.run.evaluate import run_task
+from harness.solver.protocol import EvalConfig
+from harness.solver.steps import SolveContext
+from harness.tasks.prompts import load_prompts
 from tests.conftest import malt_eval
 
 DOCS = [{"question": f"What is {i} + 1?", "answer": f"#### {i + 1}"} for i in range(4)]
@@ -91,7 +93,7 @@ def test_prompts_longer_than_the_context_are_cut_and_counted(short_context_model
 
 
 def test_hf_backend_keeps_the_prompt_tail(short_context_model):
-    from harness.backends.hf import HFBackend
+    from harness.inference.backends.hf import HFBackend
 
     be = HFBackend(str(short_context_model), batch_size=2)
     assert be.context == 96

@@ -56,7 +56,7 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(200, {"object": "list", "data": [{"id": m, "object": "model"} for m in (SERVED, LORA, BROKEN)]})
 
     def do_POST(self) -> None:
-        from harness.backends.base import SamplingParams
+        from harness.inference.backends.base import SamplingParams
 
         if self.path != "/v1/chat/completions":
             return self._error(404, f"no route {self.path}")
@@ -91,7 +91,7 @@ class _Handler(BaseHTTPRequestHandler):
 
 @pytest.fixture(scope="module")
 def server(tiny_model_dir):
-    from harness.backends.hf import HFBackend
+    from harness.inference.backends.hf import HFBackend
 
     srv = _Server(HFBackend(str(tiny_model_dir), dtype="float32"))
     thread = threading.Thread(target=srv.serve_forever, daemon=True)
@@ -122,9 +122,9 @@ PROMPTS = [[{"role": "user", "content": f"Add {i} and {i + 2}."}] for i in range
 
 
 def test_greedy_matches_hf_backend(server, tiny_model_dir):
-    from harness.backends.base import SamplingParams
-    from harness.backends.hf import HFBackend
-    from harness.backends.openai import OpenAIBackend
+    from harness.inference.backends.base import SamplingParams
+    from harness.inference.backends.hf import HFBackend
+    from harness.inference.backends.openai import OpenAIBackend
 
     params = SamplingParams(max_new_tokens=8)
     remote = OpenAIBackend(SERVED, base_url=server.url, batch_size=3).generate(PROMPTS, params)
@@ -135,8 +135,8 @@ def test_greedy_matches_hf_backend(server, tiny_model_dir):
 
 
 def test_n_samples_are_one_request_with_seed_and_token_counts(server):
-    from harness.backends.base import SamplingParams
-    from harness.backends.openai import OpenAIBackend
+    from harness.inference.backends.base import SamplingParams
+    from harness.inference.backends.openai import OpenAIBackend
 
     be = OpenAIBackend(None, base_url=server.url)  # None: the server's first model
     assert be.model_id == SERVED
@@ -150,7 +150,7 @@ def test_n_samples_are_one_request_with_seed_and_token_counts(server):
 
 
 def test_split_tokens_keeps_the_total():
-    from harness.backends.openai import split_tokens
+    from harness.inference.backends.openai import split_tokens
 
     assert split_tokens(10, ["abc"], [False], 20) == [10]
     assert split_tokens(17, ["a", "bbbbbbb", "x" * 40], [False, False, True], 8) == [2, 7, 8]
@@ -198,9 +198,9 @@ def test_unreachable_server_is_one_line_exit_2(small_data):
 
 
 def test_unknown_model_and_server_errors(server, small_data):
-    from harness.backends.base import SamplingParams
-    from harness.backends.openai import OpenAIBackend
-    from harness.errors import MaltError
+    from harness.core.errors import MaltError
+    from harness.inference.backends.base import SamplingParams
+    from harness.inference.backends.openai import OpenAIBackend
 
     r = _eval("--backend", "openai", "--base-url", server.url, "--model", "nope", "--limit", 1, data=small_data)
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from harness.backends.scripted import ScriptedBackend
-from harness.results import task_hash
-from harness.roles import ROLES
-from harness.runner import run_eval
-from harness.solver import RoleEngine
+from harness.api import run_eval
+from harness.core.roles import ROLES
+from harness.inference.backends.scripted import ScriptedBackend
+from harness.inference.engines import RoleEngine
+from harness.run.results import task_hash
 from harness.spec import EvalSpec
 from tests.lm_eval_local import GSM8K_COT_ZS, write_local_tasks
 
@@ -107,8 +107,8 @@ def test_hashes_equal_lm_evals_own_for_the_same_question(shared_data, monkeypatc
     import lm_eval
     from lm_eval.tasks import TaskManager
 
-    from harness.lm import MaltLM
-    from harness.prompts import tasks_dir
+    from harness.lmeval.model import MaltLM
+    from harness.tasks.prompts import tasks_dir
 
     monkeypatch.setenv("MALT_DATA_DIR", str(shared_data))
     engines = {r: RoleEngine(ScriptedBackend(lambda p, i: "Final Answer: 18")) for r in ROLES}
@@ -205,8 +205,8 @@ def test_compare_and_turns_on_lm_eval_task_results(tiny_run, cli_run):
 
 def test_turn_grades_are_lm_evals_own_score_of_each_turn(shared_data, tmp_path):
     """Each role's text through the line's filter and the task's metric; the last role's grade is lm-eval's own."""
-    from harness.lm_eval_outputs import turn_grades
-    from harness.lm_eval_tasks import task_manager
+    from harness.lmeval.outputs import turn_grades
+    from harness.lmeval.tasks import task_manager
 
     tasks = write_local_tasks(tmp_path / "tasks", shared_data)
 
@@ -296,7 +296,7 @@ def test_a_seeded_lm_eval_run_is_one_row_mean_and_std_over_its_seeds(shared_data
     """--seeds 2 --subset 2 on an lm-eval task: lm-eval writes each seed's files under OUT/seed_<s>/, and OUT gets the
     across-seeds file: one leaderboard row, mean ± std over the seeds, each seed's accuracy beside it. A seed's
     folder given alone is a row of its own; a rerun leaves one across-seeds file."""
-    from harness.lm_eval_run import seeded_samples
+    from harness.lmeval.run import seeded_samples
 
     tasks = write_local_tasks(tmp_path / "tasks", shared_data)
     out = tmp_path / "out"

@@ -194,7 +194,7 @@ def _shard(folder: Path, shard: str, qid: int, data: str) -> Path:
 
 
 def test_shards_of_other_questions_do_not_merge(tmp_path):
-    from harness.errors import MaltError
+    from harness.core.errors import MaltError
     from malt_train.shard import merge_runs
 
     one = _shard(tmp_path / "s1", "1/2", 0, "digest-a")

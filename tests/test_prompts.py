@@ -1,8 +1,8 @@
 import pytest
 import yaml
 
-from harness.errors import MaltError
-from harness.prompts import ROLES, load_prompts
+from harness.core.errors import MaltError
+from harness.tasks.prompts import ROLES, load_prompts
 
 CSQA_DOC = {
     "answerKey": "A",

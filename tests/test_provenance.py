@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from harness.backends.scripted import ScriptedBackend
-from harness.errors import MaltError
+from harness.api import run_eval
+from harness.core.errors import MaltError
+from harness.core.roles import ROLES
+from harness.inference.backends.scripted import ScriptedBackend
+from harness.inference.engines import RoleEngine
 from harness.provenance import Provenance, differences, weights_digest
-from harness.roles import ROLES
-from harness.runner import run_eval
-from harness.solver import RoleEngine
 from harness.spec import EvalSpec
 from tests.conftest import malt_eval, write_jsonl
 
@@ -143,8 +143,8 @@ def test_adapter_retrained_in_place_is_refused(tiny_model_dir, shared_data, tmp_
 
 
 def test_lm_eval_cache_key_follows_temperature_and_adapter_content(tmp_path):
-    from harness.lm import MaltLM
-    from harness.lm_eval_run import cache_path, run_provenance
+    from harness.lmeval.model import MaltLM
+    from harness.lmeval.run import cache_path, run_provenance
 
     adapter = tmp_path / "adapter"
     adapter.mkdir()

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from harness.backends.scripted import ScriptedBackend
+from harness.inference.backends.scripted import ScriptedBackend
 from tests.conftest import REPO
 
 
@@ -28,7 +28,7 @@ class ScriptedAsHF(ScriptedBackend):
 
 
 def test_python_api_example_runs_as_written(small_data, tmp_path, monkeypatch, capsys):
-    from harness.backends import BACKENDS, get_backend
+    from harness.inference.backends import BACKENDS, get_backend
 
     get_backend("hf")  # the built-in backends are registered before one is replaced
     monkeypatch.setitem(BACKENDS, "hf", ScriptedAsHF)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.runfiles import LOCK_FILE, RunLock, append_records, read_records
+from harness.core.runfiles import LOCK_FILE, RunLock, append_records, read_records
 from tests.conftest import REPO, malt_eval
 
 N_QUESTIONS = 24
@@ -160,7 +160,11 @@ def test_run_lock_in_process(tmp_path):
     with RunLock(tmp_path, "job") as lock:
         assert lock.path.exists()
         other = subprocess.run(
-            [sys.executable, "-c", f"from harness.runfiles import RunLock; RunLock({str(tmp_path)!r}, 'x').acquire()"],
+            [
+                sys.executable,
+                "-c",
+                f"from harness.core.runfiles import RunLock; RunLock({str(tmp_path)!r}, 'x').acquire()",
+            ],
             cwd=REPO,
             capture_output=True,
             text=True,
@@ -174,8 +178,8 @@ def test_signal_swallowed_by_a_finaliser_stops_the_run_after_the_next_batch(tmp_
     """Python drops an exception raised in ``__del__``: the signal stays on record and the next write stops."""
     import gc
 
-    from harness.checkpoint import Checkpoint
-    from harness.errors import interrupt_on_sigterm
+    from harness.core.errors import interrupt_on_sigterm
+    from harness.run.checkpoint import Checkpoint
 
     class Finalised:
         def __del__(self):

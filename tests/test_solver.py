@@ -2,13 +2,14 @@
 
 import pytest
 
-from harness.backends import get_backend
-from harness.backends.base import SamplingParams
-from harness.backends.scripted import ScriptedBackend
-from harness.errors import MaltError
-from harness.prompts import load_prompts
-from harness.solver import RoleEngine, SolveContext, parse_agents, plan
-from harness.state import SolveState
+from harness.core.errors import MaltError
+from harness.inference.backends import get_backend
+from harness.inference.backends.base import SamplingParams
+from harness.inference.backends.scripted import ScriptedBackend
+from harness.inference.engines import RoleEngine
+from harness.solver.state import SolveState
+from harness.solver.steps import SolveContext, parse_agents, plan
+from harness.tasks.prompts import load_prompts
 
 DOCS = [{"question": f"What is {i} + 1?", "answer": f"#### {i + 1}"} for i in range(5)]
 

@@ -2,10 +2,10 @@
 
 import pytest
 
-from harness.errors import MaltError
-from harness.plans import agents_plan, debate_plan
-from harness.prompts import load_prompts
+from harness.core.errors import MaltError
+from harness.solver.plans import agents_plan, debate_plan
 from harness.spec import EvalSpec
+from harness.tasks.prompts import load_prompts
 
 
 def test_options_round_trip_and_per_role_fields():

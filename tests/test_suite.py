@@ -8,14 +8,16 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from harness.backends import register_backend
-from harness.backends.base import SamplingParams
-from harness.backends.scripted import ScriptedBackend
-from harness.debate import debate
-from harness.evaluate import EvalConfig, run_task
-from harness.prompts import load_prompts
-from harness.solver import RoleEngine, SolveContext
-from harness.state import SolveState
+from harness.inference.backends import register_backend
+from harness.inference.backends.base import SamplingParams
+from harness.inference.backends.scripted import ScriptedBackend
+from harness.inference.engines import RoleEngine
+from harness.run.evaluate import run_task
+from harness.solver.debate import debate
+from harness.solver.protocol import EvalConfig
+from harness.solver.state import SolveState
+from harness.solver.steps import SolveContext
+from harness.tasks.prompts import load_prompts
 from malt_apps.suite import suite
 from tests.conftest import malt_eval
 from tests.lm_eval_local import GSM8K_COT_ZS, write_local_tasks
@@ -141,7 +143,7 @@ def lora_run(tiny_model_dir, tmp_path_factory):
 
 
 def test_suite_with_malt_run_uses_sft_and_final_adapters_and_one_model(lora_run, small_data, tmp_path, monkeypatch):
-    from harness.backends import hf
+    from harness.inference.backends import hf
 
     loads = []
     init = hf.HFBackend.__init__
@@ -178,7 +180,7 @@ def test_suite_with_malt_run_uses_sft_and_final_adapters_and_one_model(lora_run,
 
 def test_baseline_rows_are_reused_when_a_malt_run_is_added(tmp_path):
     """MA rows run before training (no --model: the default) have the options of the same rows with --malt-run."""
-    from harness.models import DEFAULT_MODEL
+    from harness.inference.models import DEFAULT_MODEL
     from malt_apps.suite import SuiteConfig, plan_rows, row_options, run_adapters
 
     run = tmp_path / "run"  # a finished run of the default model that trained nothing (no adapter to find)

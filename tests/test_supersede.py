@@ -6,9 +6,9 @@ import json
 import logging
 from pathlib import Path
 
-from harness.lm_eval_run import write_across_seeds
-from harness.results import write_results
-from harness.supersede import same_run
+from harness.core.supersede import same_run
+from harness.lmeval.run import write_across_seeds
+from harness.run.results import write_results
 
 OLD = "results_2020-01-01T00-00-00.json"
 

@@ -8,8 +8,8 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from harness.backends import register_backend
-from harness.backends.scripted import ScriptedBackend
+from harness.inference.backends import register_backend
+from harness.inference.backends.scripted import ScriptedBackend
 from tests.lm_eval_local import GSM8K_COT_ZS, write_local_tasks
 
 

@@ -40,7 +40,7 @@ def role_adapters(tiny_model_dir, tmp_path_factory) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def engine(tiny_model_dir, role_adapters):
-    from harness.backends.vllm import VLLMBackend
+    from harness.inference.backends.vllm import VLLMBackend
 
     be = VLLMBackend(str(tiny_model_dir), dtype="float32", max_model_len=512)  # LoRA rank fitted: 8
     for role, path in role_adapters.items():
@@ -52,7 +52,7 @@ def engine(tiny_model_dir, role_adapters):
 
 @pytest.fixture(scope="module")
 def reference(tiny_model_dir, role_adapters):
-    from harness.backends.hf import HFBackend
+    from harness.inference.backends.hf import HFBackend
 
     be = HFBackend(str(tiny_model_dir), dtype="float32")
     for role, path in role_adapters.items():
@@ -61,7 +61,7 @@ def reference(tiny_model_dir, role_adapters):
 
 
 def test_vllm_greedy_matches_hf_and_n_sampling(engine, reference):
-    from harness.backends.base import SamplingParams
+    from harness.inference.backends.base import SamplingParams
 
     out = engine.generate(PROMPTS, SamplingParams(max_new_tokens=8))
     ref = reference.generate(PROMPTS, SamplingParams(max_new_tokens=8))
@@ -73,7 +73,7 @@ def test_vllm_greedy_matches_hf_and_n_sampling(engine, reference):
 
 
 def test_vllm_serves_role_adapters_on_one_base_model_like_peft(engine, reference, role_adapters):
-    from harness.backends.base import SamplingParams
+    from harness.inference.backends.base import SamplingParams
 
     greedy = SamplingParams(max_new_tokens=8)
     llm = engine.llm
@@ -88,7 +88,7 @@ def test_vllm_serves_role_adapters_on_one_base_model_like_peft(engine, reference
 
 
 def test_vllm_keeps_the_end_of_prompts_longer_than_the_context(engine):
-    from harness.backends.base import SamplingParams
+    from harness.inference.backends.base import SamplingParams
 
     long = [{"role": "user", "content": "word " * 2000 + "Count to 3."}]
     out, short = engine.generate([long, PROMPTS[2]], SamplingParams(max_new_tokens=16))
@@ -100,9 +100,9 @@ def test_a_dead_engine_is_a_one_line_error(tiny_model_dir):
     """vLLM's EngineDeadError (e.g. a CPU step past its time limit) becomes the CLIs' one-line ModelError."""
     from vllm.v1.engine.exceptions import EngineDeadError
 
-    from harness.backends.base import SamplingParams
-    from harness.backends.vllm import VLLMBackend
-    from harness.errors import ModelError
+    from harness.core.errors import ModelError
+    from harness.inference.backends.base import SamplingParams
+    from harness.inference.backends.vllm import VLLMBackend
 
     class DeadEngine:
         def chat(self, *args, **kwargs):

@@ -1,4 +1,4 @@
-from harness.voting import majority_vote
+from harness.tasks.voting import majority_vote
 
 
 def test_majority_over_normalised_answers():

@@ -37,7 +37,7 @@ def test_wheel_ships_tasks_and_evaluates_from_another_folder(tmp_path, tiny_mode
     elsewhere.mkdir()
     env = {**os.environ, "PYTHONPATH": str(site), "MALT_DATA_DIR": str(small_data)}
     env.pop("MALT_TASKS_DIR", None)
-    where = "import harness, harness.prompts as p; print(harness.__file__); print(p.tasks_dir())"
+    where = "import harness, harness.tasks.prompts as p; print(harness.__file__); print(p.tasks_dir())"
     r = subprocess.run([sys.executable, "-c", where], capture_output=True, text=True, cwd=elsewhere, env=env)
     assert r.returncode == 0, r.stderr[-3000:]
     module, tasks = (Path(line) for line in r.stdout.split())

@@ -1,8 +1,8 @@
-"""lm-eval hooks of malt_csqa: thin wrappers over harness.task_hooks."""
+"""lm-eval hooks of malt_csqa: thin wrappers over harness.tasks.hooks."""
 
 from functools import partial
 
-from harness import task_hooks
+from harness.tasks import hooks as task_hooks
 
 TASK = "malt_csqa"
 load_dataset = partial(task_hooks.load_dataset, TASK)

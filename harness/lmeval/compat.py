@@ -1,0 +1,59 @@
+"""What we take from lm-eval that changes between its versions: the one module touching lm-eval's
+private names.
+
+lm-eval is imported inside each function (importing this module stays cheap). Covered: the task YAML loader
+(``lm_eval.tasks._yaml_loader.load_yaml``), the task index and its kinds (``TaskManager.task_index``, renamed
+``_task_index`` in lm-eval 0.5; ``lm_eval.tasks._index.Kind``), a task's filter pipelines (``task._filters``),
+building an ``Instance`` (lm-eval 0.5 takes ``task_name`` and a keyword-only ``doc_id``), lm-eval's CLI
+(``lm_eval._cli.HarnessCLI``) and the evaluator's ``doc_hash`` of a document.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+#: names looked up in lm-eval on first use: ``from harness.lmeval.compat import Kind``.
+_LAZY = {"Kind": ("lm_eval.tasks._index", "Kind"), "HarnessCLI": ("lm_eval._cli", "HarnessCLI")}
+
+
+def __getattr__(name: str) -> Any:
+    """lm-eval's ``Kind`` (task index entry kinds) and ``HarnessCLI`` (its command line), imported when first used."""
+    if name not in _LAZY:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    module, attr = _LAZY[name]
+    return getattr(importlib.import_module(module), attr)
+
+
+def load_yaml(path: str | Path, resolve_func: bool = True, recursive: bool = True) -> dict:
+    """A task YAML as lm-eval reads it, includes merged (``resolve_func=False``: ``!function`` names unresolved)."""
+    from lm_eval.tasks._yaml_loader import load_yaml as lm_eval_load_yaml
+
+    return lm_eval_load_yaml(path, resolve_func=resolve_func, recursive=recursive)
+
+
+def task_index(tm: Any) -> Mapping[str, Any]:
+    """A ``TaskManager``'s index: task, group and tag name -> entry (``yaml_path``, ``cfg``, ``kind``, ``tags``)."""
+    index = getattr(tm, "task_index", None)
+    return index if index is not None else tm._task_index
+
+
+def task_filters(task: Any) -> list:
+    """A built task's filter pipelines (lm-eval's ``FilterEnsemble`` objects, each with a ``name``)."""
+    return list(getattr(task, "_filters", None) or [])
+
+
+def make_instance(
+    request_type: str, doc: dict, arguments: tuple, idx: int, task_name: str | None = None, doc_id: int | None = None
+) -> Any:
+    """An lm-eval request ``Instance`` (lm-eval 0.4: task and doc id in ``metadata``; 0.5: keyword arguments)."""
+    from lm_eval.api.instance import Instance
+
+    names = {f.name for f in dataclasses.fields(Instance)}
+    if "metadata" in names:
+        return Instance(request_type, doc, arguments, idx, metadata=(task_name, doc_id, None))
+    return Instance(request_type, doc, arguments, idx, task_name=task_name, doc_id=doc_id)
