@@ -68,7 +68,7 @@ def test_default_model_runs_gvr(shared_data):
 _RACER = """
 import sys, time
 from pathlib import Path
-from harness import models
+from harness.inference import models
 
 def fake_assemble(model, dest):
     dest.parent.mkdir(parents=True, exist_ok=True)
