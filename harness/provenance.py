@@ -4,7 +4,7 @@ A :class:`Provenance` names, per role, the model with its weights digest and the
 digest; the solver plan; backend, dtype and batch size; every generation setting; seeds, subset and limit;
 per task the digest of the questions drawn (in order), of the prompts or task template, and the task
 version; package versions and the git commit of the checkout. It is written into every results file
-(``malt.provenance``) and into an evaluation folder's ``run.json``.
+(``malt.provenance``) and into an evaluation folder's ``provenance.json``.
 
 - same run (eval resume, lm-eval request cache, suite row reuse): equal records but ``git``
   (:meth:`Provenance.run_key`);
@@ -66,7 +66,7 @@ class Provenance:
 
     @classmethod
     def from_dict(cls, data: Mapping) -> Provenance:
-        """A record read back from a results file or ``run.json`` (unknown keys ignored)."""
+        """A record read back from a results file or ``provenance.json`` (unknown keys ignored)."""
         names = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in names})
 
@@ -115,8 +115,8 @@ _ABSENT = "<absent>"
 
 
 def record_diff(have: Mapping, want: Mapping) -> list[str]:
-    """What differs between two run records ``{"provenance": ...}`` (an evaluation folder's ``run.json``), as
-    dotted paths; ``["provenance"]`` for a record written before provenance existed (it cannot be compared).
+    """What differs between two run records ``{"provenance": ...}`` (an evaluation folder's ``provenance.json``),
+    as dotted paths; ``["provenance"]`` for a record written before provenance existed (it cannot be compared).
 
     Tasks only one side has do not count (a folder's finished batches are per task: adding a task to the same
     run reuses the others'); a task both have counts with all its fields.
@@ -130,6 +130,39 @@ def record_diff(have: Mapping, want: Mapping) -> list[str]:
         return {**p, "tasks": {t: v for t, v in (p.get("tasks") or {}).items() if t in common}}
 
     return differences(shared(a), shared(b))
+
+
+def system_fields(
+    agents: str,
+    votes: int,
+    roles: Any,
+    temperature: float | None,
+    provenance: Mapping | None,
+    seeds: int = 1,
+    subset: int | None = None,
+    label: str | None = None,
+) -> dict:
+    """The fields of a results file's ``malt`` block that every writer fills: the system that answered.
+
+    ``agents``: the plan's name; ``votes``: answers voted per question; ``roles``: the roles as the writer
+    describes them (our tasks: what each ran, by role; lm-eval's tasks: their names, models and adapters beside);
+    ``temperature``: ``None`` where each task keeps its own; ``provenance``: the run's record (left out when
+    ``None``); ``seeds``, ``subset``: the protocol; ``label``: the row's name on the leaderboard (left out when
+    empty). Each writer adds its own path's fields to these.
+    """
+    out: dict = {
+        "agents": agents,
+        "votes": int(votes),
+        "roles": roles,
+        "temperature": temperature,
+        "seeds": seeds,
+        "subset": subset,
+    }
+    if label:
+        out["label"] = label
+    if provenance is not None:
+        out["provenance"] = dict(provenance)
+    return out
 
 
 # ---------------------------------------------------------------------- parts

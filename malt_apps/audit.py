@@ -26,6 +26,7 @@ from pathlib import Path
 
 from tabulate import tabulate
 
+from harness.run.checkpoint import record_path
 from harness.tasks.grading import (
     ChoiceGrader,
     answers_match,
@@ -269,7 +270,7 @@ def _checkpoint_sources(folder: Path) -> list[LogSource]:
     """The rows of an unfinished run from its ``checkpoint.jsonl`` (read only; a torn last line is skipped)."""
     path = folder / "checkpoint.jsonl"
     try:
-        ident = json.loads((folder / "run.json").read_text(encoding="utf-8"))
+        ident = json.loads(record_path(folder).read_text(encoding="utf-8"))
         lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
     except (OSError, ValueError) as exc:
         raise ResultsError(f"cannot read the unfinished run in {folder}: {exc}") from None
