@@ -10,7 +10,8 @@ version; package versions and the git commit of the checkout. It is written into
   (:meth:`Provenance.run_key`);
 - same system (a leaderboard row): equal records but ``tasks``, ``versions`` and ``git`` (:meth:`Provenance.system`).
 
-Two records that differ are described by the dotted paths of the settings that differ (:func:`differences`,
+Two records that differ are described by the dotted paths of the settings that differ
+(:func:`harness.core.identity.differences`,
 e.g. ``generation.temperature``, ``roles.verifier.adapter_digest``). Content digests come from
 :mod:`harness.core.digests` (files hashed once, cached by path, size and mtime).
 """
@@ -25,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.core.digests import docs_digest, json_digest, path_digest, tree_digest
+from harness.core.identity import RUN_EXCLUDES
 from harness.inference.models import DEFAULT_MODEL, EMBEDDED
 
 PROVENANCE_FORMAT = 1
@@ -40,8 +42,7 @@ PACKAGES = {
 }
 #: Files of a model folder that make its weights: weights, config and tokenizer (top level only).
 _MODEL_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".gguf", ".json", ".model", ".txt", ".jinja", ".tiktoken")
-#: Parts left out of "same run" and of "same system".
-RUN_EXCLUDES = ("git",)
+#: Parts left out of "same system" ("same run" leaves out ``RUN_EXCLUDES``, :mod:`harness.core.identity`).
 SYSTEM_EXCLUDES = ("tasks", "versions", "git")
 
 
@@ -92,44 +93,6 @@ def run_of(record: Mapping) -> dict:
 def _without(record: Mapping, keys: Iterable[str]) -> dict:
     skip = set(keys)
     return {k: v for k, v in record.items() if k not in skip}
-
-
-def differences(have: Mapping, want: Mapping, ignore: Iterable[str] = RUN_EXCLUDES) -> list[str]:
-    """The dotted paths on which two records differ (``generation.temperature``), sorted; ``ignore``: top keys."""
-    from harness.core.identity import as_json
-
-    return sorted(_dotted(_without(as_json(have), ignore), _without(as_json(want), ignore), ""))
-
-
-def _dotted(a: Any, b: Any, prefix: str) -> list[str]:
-    if isinstance(a, dict) and isinstance(b, dict):
-        out = []
-        for key in sorted(set(a) | set(b)):
-            path = f"{prefix}.{key}" if prefix else str(key)
-            out += _dotted(a.get(key, _ABSENT), b.get(key, _ABSENT), path)
-        return out
-    return [] if a == b else [prefix]
-
-
-_ABSENT = "<absent>"
-
-
-def record_diff(have: Mapping, want: Mapping) -> list[str]:
-    """What differs between two run records ``{"provenance": ...}`` (an evaluation folder's ``provenance.json``),
-    as dotted paths; ``["provenance"]`` for a record written before provenance existed (it cannot be compared).
-
-    Tasks only one side has do not count (a folder's finished batches are per task: adding a task to the same
-    run reuses the others'); a task both have counts with all its fields.
-    """
-    if not isinstance(have.get("provenance"), Mapping):
-        return ["provenance"]
-    a, b = have["provenance"], want["provenance"]
-    common = set(a.get("tasks") or {}) & set(b.get("tasks") or {})
-
-    def shared(p: Mapping) -> dict:
-        return {**p, "tasks": {t: v for t, v in (p.get("tasks") or {}).items() if t in common}}
-
-    return differences(shared(a), shared(b))
 
 
 def system_fields(

@@ -10,10 +10,11 @@ import pytest
 
 from harness.api import run_eval
 from harness.core.errors import MaltError
+from harness.core.identity import differences
 from harness.core.roles import ROLES
 from harness.inference.backends.scripted import ScriptedBackend
 from harness.inference.engines import RoleEngine
-from harness.provenance import Provenance, differences, weights_digest
+from harness.provenance import Provenance, weights_digest
 from harness.spec import EvalSpec
 from tests.conftest import malt_eval, write_jsonl
 

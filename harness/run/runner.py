@@ -18,13 +18,14 @@ from pathlib import Path
 
 import harness.provenance as provenance
 from harness.core.errors import MaltError
+from harness.core.identity import record_diff
 from harness.core.maltrun import stage_adapters
 from harness.core.roles import letters
 from harness.core.runfiles import RunLock
 from harness.inference.backends.base import SamplingParams
 from harness.inference.engines import RoleEngine
 from harness.inference.models import DEFAULT_MODEL
-from harness.provenance import Provenance, record_diff
+from harness.provenance import Provenance
 from harness.run.checkpoint import Checkpoint
 from harness.run.evaluate import TaskResult, run_task
 from harness.run.results import ResultsConfig, build_results, summary_table, write_results
