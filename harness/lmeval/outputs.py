@@ -45,7 +45,16 @@ def system_block(
         prov = _provenance_of(lm, tasks or {})
     temperature = float(spec.temperature) if lm.temperature_given else None  # None: each task's own
     votes = int(getattr(lm, "votes", 1)) if votes is None else votes
-    block = system_fields(lm.plan.name, votes, list(lm.plan.roles), temperature, prov.to_dict(), seeds, subset, label)
+    block = system_fields(
+        lm.plan.name,
+        votes,
+        roles=list(lm.plan.roles),
+        temperature=temperature,
+        provenance=prov.to_dict(),
+        seeds=seeds,
+        subset=subset,
+        label=label,
+    )
     block.update(
         model=spec.model,
         role_models={r: m for r, m in spec.role_models.items() if m},

@@ -62,7 +62,14 @@ def build_results(results: list[TaskResult], config: ResultsConfig) -> dict:
     out: dict = {"results": {}, "group_subtasks": {}, "configs": {}, "versions": {}, "n-shot": {}}
     out.update({"higher_is_better": {}, "n-samples": {}})
     system = system_fields(
-        agents, cfg.votes, config.roles, cfg.temperature, config.provenance, cfg.seeds, cfg.subset, config.label
+        agents,
+        cfg.votes,
+        roles=config.roles,
+        temperature=cfg.temperature,
+        provenance=config.provenance,
+        seeds=cfg.seeds,
+        subset=cfg.subset,
+        label=config.label,
     )
     malt: dict = {
         "format": RESULTS_FORMAT,
