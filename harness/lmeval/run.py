@@ -235,7 +235,7 @@ def run_lm_eval_tasks(
         engines: ready-made role engines (e.g. a scripted backend); default: ``spec``'s models, loaded when
             the first request arrives.
         lm: a ready :class:`harness.lmeval.model.MaltLM` (to share its loaded models); built from ``spec`` when
-        ``None``.
+            ``None``.
         tasks: the task objects :func:`load_spec_tasks` made (loaded here, before any model, when ``None``).
     """
     from harness.lmeval.model import MaltLM
