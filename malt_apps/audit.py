@@ -283,7 +283,9 @@ def _checkpoint_sources(folder: Path) -> list[LogSource]:
         except ValueError:
             break
         by_task.setdefault(rec["task"], []).extend(rec["rows"])
-    agents = ident.get("agents") if isinstance(ident, dict) else None
+    ident = ident if isinstance(ident, dict) else {}
+    plan = (ident.get("provenance") or {}).get("plan") if isinstance(ident.get("provenance"), dict) else None
+    agents = plan.get("agents") if isinstance(plan, dict) else ident.get("agents")  # the record, else the older one
     agents = ",".join(agents) if isinstance(agents, list) else str(agents)
     return [LogSource(_shown(folder), agents, task, rows, path) for task, rows in by_task.items()]
 
