@@ -4,13 +4,14 @@ A :class:`Provenance` names, per role, the model with its weights digest and the
 digest; the solver plan; backend, dtype and batch size; every generation setting; seeds, subset and limit;
 per task the digest of the questions drawn (in order), of the prompts or task template, and the task
 version; package versions and the git commit of the checkout. It is written into every results file
-(``malt.provenance``) and into an evaluation folder's ``run.json``.
+(``malt.provenance``) and into an evaluation folder's ``provenance.json``.
 
 - same run (eval resume, lm-eval request cache, suite row reuse): equal records but ``git``
   (:meth:`Provenance.run_key`);
 - same system (a leaderboard row): equal records but ``tasks``, ``versions`` and ``git`` (:meth:`Provenance.system`).
 
-Two records that differ are described by the dotted paths of the settings that differ (:func:`differences`,
+Two records that differ are described by the dotted paths of the settings that differ
+(:func:`harness.core.identity.differences`,
 e.g. ``generation.temperature``, ``roles.verifier.adapter_digest``). Content digests come from
 :mod:`harness.core.digests` (files hashed once, cached by path, size and mtime).
 """
@@ -25,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.core.digests import docs_digest, json_digest, path_digest, tree_digest
+from harness.core.identity import RUN_EXCLUDES
 from harness.inference.models import DEFAULT_MODEL, EMBEDDED
 
 PROVENANCE_FORMAT = 1
@@ -40,8 +42,7 @@ PACKAGES = {
 }
 #: Files of a model folder that make its weights: weights, config and tokenizer (top level only).
 _MODEL_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".gguf", ".json", ".model", ".txt", ".jinja", ".tiktoken")
-#: Parts left out of "same run" and of "same system".
-RUN_EXCLUDES = ("git",)
+#: Parts left out of "same system" ("same run" leaves out ``RUN_EXCLUDES``, :mod:`harness.core.identity`).
 SYSTEM_EXCLUDES = ("tasks", "versions", "git")
 
 
@@ -66,7 +67,7 @@ class Provenance:
 
     @classmethod
     def from_dict(cls, data: Mapping) -> Provenance:
-        """A record read back from a results file or ``run.json`` (unknown keys ignored)."""
+        """A record read back from a results file or ``provenance.json`` (unknown keys ignored)."""
         names = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in names})
 
@@ -94,42 +95,37 @@ def _without(record: Mapping, keys: Iterable[str]) -> dict:
     return {k: v for k, v in record.items() if k not in skip}
 
 
-def differences(have: Mapping, want: Mapping, ignore: Iterable[str] = RUN_EXCLUDES) -> list[str]:
-    """The dotted paths on which two records differ (``generation.temperature``), sorted; ``ignore``: top keys."""
-    from harness.core.identity import as_json
+def system_fields(
+    agents: str,
+    votes: int,
+    roles: Any,
+    temperature: float | None,
+    provenance: Mapping | None,
+    seeds: int = 1,
+    subset: int | None = None,
+    label: str | None = None,
+) -> dict:
+    """The fields of a results file's ``malt`` block that every writer fills: the system that answered.
 
-    return sorted(_dotted(_without(as_json(have), ignore), _without(as_json(want), ignore), ""))
-
-
-def _dotted(a: Any, b: Any, prefix: str) -> list[str]:
-    if isinstance(a, dict) and isinstance(b, dict):
-        out = []
-        for key in sorted(set(a) | set(b)):
-            path = f"{prefix}.{key}" if prefix else str(key)
-            out += _dotted(a.get(key, _ABSENT), b.get(key, _ABSENT), path)
-        return out
-    return [] if a == b else [prefix]
-
-
-_ABSENT = "<absent>"
-
-
-def record_diff(have: Mapping, want: Mapping) -> list[str]:
-    """What differs between two run records ``{"provenance": ...}`` (an evaluation folder's ``run.json``), as
-    dotted paths; ``["provenance"]`` for a record written before provenance existed (it cannot be compared).
-
-    Tasks only one side has do not count (a folder's finished batches are per task: adding a task to the same
-    run reuses the others'); a task both have counts with all its fields.
+    ``agents``: the plan's name; ``votes``: answers voted per question; ``roles``: the roles as the writer
+    describes them (our tasks: what each ran, by role; lm-eval's tasks: their names, models and adapters beside);
+    ``temperature``: ``None`` where each task keeps its own; ``provenance``: the run's record (left out when
+    ``None``); ``seeds``, ``subset``: the protocol; ``label``: the row's name on the leaderboard (left out when
+    empty). Each writer adds its own path's fields to these.
     """
-    if not isinstance(have.get("provenance"), Mapping):
-        return ["provenance"]
-    a, b = have["provenance"], want["provenance"]
-    common = set(a.get("tasks") or {}) & set(b.get("tasks") or {})
-
-    def shared(p: Mapping) -> dict:
-        return {**p, "tasks": {t: v for t, v in (p.get("tasks") or {}).items() if t in common}}
-
-    return differences(shared(a), shared(b))
+    out: dict = {
+        "agents": agents,
+        "votes": int(votes),
+        "roles": roles,
+        "temperature": temperature,
+        "seeds": seeds,
+        "subset": subset,
+    }
+    if label:
+        out["label"] = label
+    if provenance is not None:
+        out["provenance"] = dict(provenance)
+    return out
 
 
 # ---------------------------------------------------------------------- parts

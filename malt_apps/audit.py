@@ -26,6 +26,7 @@ from pathlib import Path
 
 from tabulate import tabulate
 
+from harness.run.checkpoint import record_path
 from harness.tasks.grading import (
     ChoiceGrader,
     answers_match,
@@ -269,7 +270,7 @@ def _checkpoint_sources(folder: Path) -> list[LogSource]:
     """The rows of an unfinished run from its ``checkpoint.jsonl`` (read only; a torn last line is skipped)."""
     path = folder / "checkpoint.jsonl"
     try:
-        ident = json.loads((folder / "run.json").read_text(encoding="utf-8"))
+        ident = json.loads(record_path(folder).read_text(encoding="utf-8"))
         lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
     except (OSError, ValueError) as exc:
         raise ResultsError(f"cannot read the unfinished run in {folder}: {exc}") from None
@@ -282,7 +283,9 @@ def _checkpoint_sources(folder: Path) -> list[LogSource]:
         except ValueError:
             break
         by_task.setdefault(rec["task"], []).extend(rec["rows"])
-    agents = ident.get("agents") if isinstance(ident, dict) else None
+    ident = ident if isinstance(ident, dict) else {}
+    plan = (ident.get("provenance") or {}).get("plan") if isinstance(ident.get("provenance"), dict) else None
+    agents = plan.get("agents") if isinstance(plan, dict) else ident.get("agents")  # the record, else the older one
     agents = ",".join(agents) if isinstance(agents, list) else str(agents)
     return [LogSource(_shown(folder), agents, task, rows, path) for task, rows in by_task.items()]
 

@@ -239,9 +239,17 @@ def run_cmd(run: Path, threshold: float, pooling: str, pairs_per_parent: int | N
     sft_cfg, dpo_cfg = step_configs(o)
     launch = launch_for(o)  # --num-processes: training steps under accelerate launch, the tree in this process
     with _locked(run):
-        pipeline.run_all(
-            run, cfg, engine, sft_cfg, dpo_cfg, threshold, pooling, pairs_per_parent, generator_dpo, launch, click.echo
+        config = pipeline.RunConfig(
+            generate=cfg,
+            engine=engine,
+            sft=sft_cfg,
+            dpo=dpo_cfg,
+            threshold=threshold,
+            pooling=pooling,
+            pairs_per_parent=pairs_per_parent,
+            generator_dpo=generator_dpo,
         )
+        pipeline.run_all(run, config, launch, click.echo)
     click.echo(
         f"evaluate with:\n  malt-eval --malt-run {run} --agents g,v,r --tasks {cfg.task}\n"
         f"  malt-eval --malt-run {run} --stage sft --agents g,v,r --tasks {cfg.task}   # STaR baseline"

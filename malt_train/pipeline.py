@@ -13,7 +13,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness.core.digests import path_digest
@@ -37,6 +37,7 @@ from harness.spec import EngineSpec
 from malt_train.generate import GenerateConfig
 from malt_train.launch import Launch, is_main, share
 from malt_train.steps import Step, begin, finish, read_steps, record_settings, reusable, weights_digest
+from malt_train.train import DPOStepConfig, SFTStepConfig
 
 Say = Callable[[str], None]
 _TREE_INPUTS = ("data", "prompts", "weights")  # digests in the tree's record; the rest are its settings
@@ -359,32 +360,37 @@ def _summary(run: Path) -> dict:
     }
 
 
-def run_all(
-    run: Path,
-    cfg: GenerateConfig,
-    engine: EngineSpec,
-    sft_cfg,
-    dpo_cfg,
-    threshold: float,
-    pooling: str,
-    pairs_per_parent: int | None,
-    generator_dpo: bool,
-    launch: Launch | None = None,
-    say: Say = _quiet,
-) -> dict:
+@dataclass
+class RunConfig:
+    """Every step's settings of :func:`run_all` (``malt-train run`` fills it from its options)."""
+
+    generate: GenerateConfig = field(metadata={"help": "The tree: task, questions, branching and sampling."})
+    engine: EngineSpec = field(metadata={"help": "The model and backend that grow the tree."})
+    sft: SFTStepConfig = field(metadata={"help": "LoRA SFT of each role."})
+    dpo: DPOStepConfig = field(metadata={"help": "LoRA DPO of the roles that get it."})
+    threshold: float = field(default=0.5, metadata={"help": "A node is positive when its value > threshold."})
+    pooling: str = field(default="global", metadata={"help": "A node's value: global (leaves below) or local."})
+    pairs_per_parent: int | None = field(default=None, metadata={"help": "Cap on DPO pairs per parent (None: all)."})
+    generator_dpo: bool = field(default=False, metadata={"help": "Also DPO-train the generator."})
+
+
+def run_all(run: Path, config: RunConfig, launch: Launch | None = None, say: Say = _quiet) -> dict:
     """generate -> label -> build -> sft (all roles) -> dpo (verifier, refiner; generator when asked).
 
-    A step whose settings, input digests and outputs are as recorded is reused; a changed one runs again,
-    and so does every later step whose inputs it changed. The summary goes to ``RUN/run.json`` and is returned.
+    ``config``: every step's settings; ``launch``: the training steps under ``accelerate launch`` (default: in
+    this process); ``say``: one line per step. A step whose settings, input digests and outputs are as recorded
+    is reused; a changed one runs again, and so does every later step whose inputs it changed. The summary goes
+    to ``RUN/run.json`` and is returned.
     """
+    cfg, engine, sft_cfg, dpo_cfg = config.generate, config.engine, config.sft, config.dpo
     _tree(run, cfg, engine, say)
-    _label_and_build(run, threshold, pooling, pairs_per_parent, say)
+    _label_and_build(run, config.threshold, config.pooling, config.pairs_per_parent, say)
     model = run_model(run, engine.model)
     for role in ROLES:
         if not reusable(run, sft_step(run, role, model, sft_cfg), say):
             sft(run, role, model, sft_cfg, launch, say)
     for role in ROLES:
-        if role == "generator" and not generator_dpo:
+        if role == "generator" and not config.generator_dpo:
             _copy_sft(run, role, say)
         elif not reusable(run, final_step(run, role, model, dpo_cfg), say):
             dpo(run, role, model, dpo_cfg, launch, say)

@@ -168,3 +168,15 @@ def test_regrade_chooses_the_systems_answer_as_the_run_did(turns, answer):
 
     ((_, voted, ok),) = regrade_rows("malt_gsm8k", [_row(*turns)])
     assert voted == answer and ok is (answer == "18")
+
+
+def test_unfinished_run_with_a_provenance_record_is_read(tmp_path):
+    """An unfinished run of today's layout: its record in ``provenance.json``, the agents in its plan."""
+    from malt_apps.audit import log_sources
+
+    folder = tmp_path / "unfinished"
+    shutil.copytree(FIXTURE / "smollm2-csqa-unfinished", folder)
+    (folder / "run.json").unlink()
+    (folder / "provenance.json").write_text(json.dumps({"provenance": {"plan": {"agents": "g,r"}}}))
+    sources = log_sources([str(folder)])
+    assert sources and {s.agents for s in sources} == {"g,r"}

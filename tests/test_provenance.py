@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from harness.api import run_eval
 from harness.core.errors import MaltError
+from harness.core.identity import differences
 from harness.core.roles import ROLES
 from harness.inference.backends.scripted import ScriptedBackend
 from harness.inference.engines import RoleEngine
-from harness.provenance import Provenance, differences, weights_digest
+from harness.provenance import Provenance, weights_digest
 from harness.spec import EvalSpec
 from tests.conftest import malt_eval, write_jsonl
 
@@ -94,6 +96,36 @@ def test_old_run_record_without_provenance_is_refused(tmp_path):
     spec = EvalSpec(agents="g", tasks="malt_gsm8k", limit=1, output_path=str(out))
     with pytest.raises(MaltError, match=r"differs in: provenance\).*--start-over"):
         run_eval(spec, engines=_engines()[1], progress=False)
+
+
+def test_old_run_json_of_an_eval_folder_is_read_as_its_record(tmp_path):
+    """A folder written when the record was ``OUT/run.json``: resumed, refused and started over as before."""
+    out = tmp_path / "o"
+    spec = EvalSpec(agents="g", tasks="malt_gsm8k", limit=2, output_path=str(out))
+    be, engines = _engines()
+    first = run_eval(spec, engines=engines, progress=False)
+    assert "provenance" in json.loads((out / "provenance.json").read_text()) and not (out / "run.json").exists()
+    (out / "provenance.json").rename(out / "run.json")
+    n = len(be.calls)
+    again = run_eval(spec, engines=engines, progress=False)
+    assert n and len(be.calls) == n and again.doc["results"] == first.doc["results"]  # resumed from run.json
+    other = replace(spec, temperature=0.7)
+    with pytest.raises(MaltError, match=r"differs in: generation\.temperature.*--start-over"):
+        run_eval(other, engines=engines, progress=False)
+    run_eval(replace(other, start_over=True), engines=engines, progress=False)
+    moved = list(out.glob("superseded-*/run.json"))
+    assert len(moved) == 1 and not (out / "run.json").exists() and (out / "provenance.json").is_file()
+    assert json.loads((out / "provenance.json").read_text())["provenance"]["generation"]["temperature"] == 0.7
+
+
+def test_old_identity_run_json_is_refused_and_moved_aside_on_start_over(tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "run.json").write_text(json.dumps({"model": "qwen2.5-coder-0.5b", "agents": "g"}))
+    spec = EvalSpec(agents="g", tasks="malt_gsm8k", limit=1, output_path=str(out), start_over=True)
+    run_eval(spec, engines=_engines()[1], progress=False)
+    assert json.loads(next(out.glob("superseded-*/run.json")).read_text())["agents"] == "g"
+    assert "provenance" in json.loads((out / "provenance.json").read_text())
 
 
 def test_identical_rerun_recomputes_nothing(tmp_path):

@@ -12,11 +12,14 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
+from typing import Any
 
 from harness.core.errors import MaltError
 from harness.core.runfiles import atomic_write
 
 _MISSING = object()
+#: Parts of a provenance record (:mod:`harness.provenance`) left out of "same run".
+RUN_EXCLUDES = ("git",)
 
 
 def as_json(record: Mapping) -> dict:
@@ -82,3 +85,42 @@ def check_same_run(
     elif write:
         atomic_write(path, json.dumps(ident, indent=2))
     return ident
+
+
+def differences(have: Mapping, want: Mapping, ignore: Iterable[str] = RUN_EXCLUDES) -> list[str]:
+    """The dotted paths on which two records differ (``generation.temperature``), sorted; ``ignore``: top keys."""
+    skip = set(ignore)
+    a = {k: v for k, v in as_json(have).items() if k not in skip}
+    b = {k: v for k, v in as_json(want).items() if k not in skip}
+    return sorted(_dotted(a, b, ""))
+
+
+def _dotted(a: Any, b: Any, prefix: str) -> list[str]:
+    if isinstance(a, dict) and isinstance(b, dict):
+        out = []
+        for key in sorted(set(a) | set(b)):
+            path = f"{prefix}.{key}" if prefix else str(key)
+            out += _dotted(a.get(key, _ABSENT), b.get(key, _ABSENT), path)
+        return out
+    return [] if a == b else [prefix]
+
+
+_ABSENT = "<absent>"
+
+
+def record_diff(have: Mapping, want: Mapping) -> list[str]:
+    """What differs between two run records ``{"provenance": ...}`` (an evaluation folder's ``provenance.json``),
+    as dotted paths; ``["provenance"]`` for a record written before provenance existed (it cannot be compared).
+
+    Tasks only one side has do not count (a folder's finished batches are per task: adding a task to the same
+    run reuses the others'); a task both have counts with all its fields.
+    """
+    if not isinstance(have.get("provenance"), Mapping):
+        return ["provenance"]
+    a, b = have["provenance"], want["provenance"]
+    common = set(a.get("tasks") or {}) & set(b.get("tasks") or {})
+
+    def shared(p: Mapping) -> dict:
+        return {**p, "tasks": {t: v for t, v in (p.get("tasks") or {}).items() if t in common}}
+
+    return differences(shared(a), shared(b))

@@ -7,7 +7,7 @@ reader that looks for ``results_*.json`` counts them again), never deleted. A fi
 is kept where it is and named in a one-line warning (``harness`` logger); a readable file of another run is kept
 silently.
 
-"The same run": both files' ``malt.provenance`` are the same run by :func:`harness.provenance.record_diff`
+"The same run": both files' ``malt.provenance`` are the same run by :func:`harness.core.identity.record_diff`
 (equal but ``git``; the tasks both have equal, tasks only one has compared by name). When either file has no
 provenance (results written before it existed), the older identity fields of the ``malt`` block are compared
 instead (:data:`LEGACY_KEYS`, and per task :data:`LEGACY_TASK_KEYS` on the earlier file's tasks).
@@ -20,7 +20,7 @@ import logging
 import os
 from pathlib import Path
 
-from harness.provenance import record_diff
+from harness.core.identity import record_diff
 
 SUPERSEDED_DIR = "superseded"
 #: ``malt`` keys that named a run before results carried a provenance record.

@@ -22,23 +22,45 @@ from harness.core.runfiles import atomic_write
 from harness.lmeval.compat import task_filters
 
 
-def system_block(lm: Any, prov: Any = None, tasks: Mapping[str, Any] | None = None) -> dict:
-    """The ``malt`` block of an lm-eval results file: the system that answered (agents, votes, roles, models)
-    and its provenance record (``prov``, a :class:`harness.provenance.Provenance`; default: built from ``lm``
-    and the documents its requests carried, ``tasks``: lm-eval's task objects by name for their templates)."""
+def system_block(
+    lm: Any,
+    prov: Any = None,
+    tasks: Mapping[str, Any] | None = None,
+    votes: int | None = None,
+    seeds: int = 1,
+    subset: int | None = None,
+    label: str | None = None,
+) -> dict:
+    """The ``malt`` block of an lm-eval results file: the system that answered
+    (:func:`harness.provenance.system_fields`: agents, votes, roles, temperature, seeds, subset, label, provenance)
+    and this path's own fields, the models and adapters per role (``model``, ``role_models``, ``role_adapters``).
+
+    ``prov``: a :class:`harness.provenance.Provenance` (default: built from ``lm`` and the documents its requests
+    carried, ``tasks``: lm-eval's task objects by name for their templates); ``votes``: lm-eval's repeats
+    (default: the model's own); ``seeds``, ``subset``, ``label``: the protocol and the row's name."""
+    from harness.provenance import system_fields
+
     spec = lm.spec
     if prov is None:
         prov = _provenance_of(lm, tasks or {})
-    return {
-        "agents": lm.plan.name,
-        "votes": int(getattr(lm, "votes", 1)),
-        "roles": list(lm.plan.roles),
-        "model": spec.model,
-        "role_models": {r: m for r, m in spec.role_models.items() if m},
-        "role_adapters": {r: a for r, a in spec.role_adapters.items() if a},
-        "temperature": float(spec.temperature) if lm.temperature_given else None,  # None: each task's own
-        "provenance": prov.to_dict(),
-    }
+    temperature = float(spec.temperature) if lm.temperature_given else None  # None: each task's own
+    votes = int(getattr(lm, "votes", 1)) if votes is None else votes
+    block = system_fields(
+        lm.plan.name,
+        votes,
+        roles=list(lm.plan.roles),
+        temperature=temperature,
+        provenance=prov.to_dict(),
+        seeds=seeds,
+        subset=subset,
+        label=label,
+    )
+    block.update(
+        model=spec.model,
+        role_models={r: m for r, m in spec.role_models.items() if m},
+        role_adapters={r: a for r, a in spec.role_adapters.items() if a},
+    )
+    return block
 
 
 def _settings_of_cli(doc: dict, prov: dict) -> None:

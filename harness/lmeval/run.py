@@ -235,7 +235,7 @@ def run_lm_eval_tasks(
         engines: ready-made role engines (e.g. a scripted backend); default: ``spec``'s models, loaded when
             the first request arrives.
         lm: a ready :class:`harness.lmeval.model.MaltLM` (to share its loaded models); built from ``spec`` when
-        ``None``.
+            ``None``.
         tasks: the task objects :func:`load_spec_tasks` made (loaded here, before any model, when ``None``).
     """
     from harness.lmeval.model import MaltLM
@@ -303,10 +303,11 @@ def _evaluate(spec: EvalSpec, names: list[str], lm: Any, drawn: tuple, out_path:
             pipelines = lm.records.get(key) or lm.cached_pipelines(row["arguments"][0])  # a resumed run's
             row["malt"] = {"pipelines": [{**p, "doc_id": row["doc_id"]} for p in pipelines]}
     add_turn_grades(samples_out, loaded)  # each turn graded as lm-eval grades the answer
-    out["malt"] = {**system_block(lm, prov), "votes": int(spec.votes)}  # votes: lm-eval's repeats
-    out["malt"].update(seed=seed, seeds=int(spec.seeds), subset=spec.subset)
-    if spec.label:
-        out["malt"]["label"] = spec.label  # the system's name on malt-leaderboard, as on our tasks
+    # votes: lm-eval's repeats; label: the system's name on malt-leaderboard, as on our tasks
+    out["malt"] = system_block(
+        lm, prov, votes=int(spec.votes), seeds=int(spec.seeds), subset=spec.subset, label=spec.label
+    )
+    out["malt"]["seed"] = seed
     if samples is not None:
         out["malt"]["doc_ids"] = samples  # task -> the documents this seed drew
     if tracker is not None:

@@ -1,12 +1,13 @@
 """Resumable evaluations: every finished batch of ``malt-eval --output-path OUT`` is kept on disk.
 
-``OUT/run.json`` holds the run's identity (``{"provenance": ...}``, :mod:`harness.provenance`: models and
+``OUT/provenance.json`` holds the run's identity (``{"provenance": ...}``, :mod:`harness.provenance`: models and
 adapters by content, the questions drawn, prompts, every generation setting, package versions);
 ``OUT/checkpoint.jsonl`` gets one record per finished batch of questions
 (its graded rows, the stage counters and the time it took), appended and fsynced. A rerun of the
 same command skips the batches on record and recomputes only the rest; batches are seeded by their
-position, so the final results equal those of an uninterrupted run. A folder whose ``run.json``
-describes another run is refused, never mixed or overwritten; :func:`start_over` moves a folder's
+position, so the final results equal those of an uninterrupted run. A folder whose record describes another
+run is refused, never mixed or overwritten (a folder written before the record had its own name holds it in
+``OUT/run.json``, read the same way); :func:`start_over` moves a folder's
 earlier contents aside (``OUT/superseded-<timestamp>/``) so that a new run starts there.
 """
 
@@ -21,7 +22,9 @@ from harness.core.errors import MaltError, raise_if_interrupted
 from harness.core.identity import check_same_run
 from harness.core.runfiles import LOCK_FILE, append_records, atomic_write, read_records
 
-RUN_FILE = "run.json"
+RUN_FILE = "provenance.json"
+#: The record's earlier name, still read from folders written before (never written).
+OLD_RUN_FILE = "run.json"
 ROLES_FILE = "roles.json"
 CHECKPOINT_FILE = "checkpoint.jsonl"
 SUPERSEDED = "superseded-"
@@ -44,7 +47,7 @@ class Checkpoint:
         if self.folder.exists() and not self.folder.is_dir():
             raise MaltError(f"--output-path is a file, not a folder: {self.folder}")
         self.identity = check_same_run(
-            self.folder / RUN_FILE,
+            record_path(self.folder),
             identity,
             REFUSAL.format(folder=self.folder),
             "malt-eval output",
@@ -88,6 +91,14 @@ class Checkpoint:
     def n_done(self) -> int:
         """Finished batches on record."""
         return len(self._done)
+
+
+def record_path(folder: str | Path) -> Path:
+    """Where ``folder``'s run record is read from: ``provenance.json``, else an older folder's ``run.json``
+    (``provenance.json`` when there is neither: where a new run writes it)."""
+    folder = Path(folder)
+    new, old = folder / RUN_FILE, folder / OLD_RUN_FILE
+    return old if not new.exists() and old.exists() else new
 
 
 def start_over(folder: str | Path) -> Path | None:

@@ -15,6 +15,7 @@ import json
 import os
 import platform
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ from tabulate import tabulate
 from harness.core.roles import letters
 from harness.core.runfiles import atomic_write
 from harness.core.supersede import move_aside, superseded_by
+from harness.provenance import system_fields
 from harness.run.evaluate import TaskResult
 from harness.solver.plans import SolverPlan
 from harness.solver.protocol import EvalConfig
@@ -31,43 +33,51 @@ from harness.tasks.prompts import PromptSet, task_version
 RESULTS_FORMAT = 1
 
 
-def build_results(
-    results: list[TaskResult],
-    cfg: EvalConfig,
-    prompts: dict[str, PromptSet],
-    roles_desc: dict[str, dict],
-    model: str,
-    n_docs: dict[str, int],
-    max_new_tokens: dict[str, dict[str, int]],
-    label: str | None = None,
-    plan: SolverPlan | None = None,
-    backend: Any = None,
-    provenance: dict | None = None,
-) -> dict:
+@dataclass
+class ResultsConfig:
+    """What :func:`build_results` writes beside the graded results: the run that made them."""
+
+    cfg: EvalConfig = field(metadata={"help": "The protocol: roles, votes, seeds, subset, limit, sampling."})
+    prompts: dict[str, PromptSet] = field(metadata={"help": "Each task's prompts (hashes, sources, contexts)."})
+    roles: dict[str, dict] = field(metadata={"help": "What each role ran (model, path, adapter): malt.roles."})
+    model: str = field(metadata={"help": "The model's name (config.model_args.model, model_name)."})
+    n_docs: dict[str, int] = field(metadata={"help": "Questions in each task's split (n-samples.original)."})
+    max_new_tokens: dict[str, dict[str, int]] = field(metadata={"help": "Per task, each role's token budget."})
+    label: str | None = field(default=None, metadata={"help": "The row's name on the leaderboard (malt.label)."})
+    plan: SolverPlan | None = field(default=None, metadata={"help": "The solver plan that ran (malt.agents)."})
+    backend: Any = field(default=None, metadata={"help": "The generator's backend: tokenizer, context, template."})
+    provenance: dict | None = field(default=None, metadata={"help": "The run's record (malt.provenance)."})
+
+
+def build_results(results: list[TaskResult], config: ResultsConfig) -> dict:
     """The results document of one ``malt-eval`` run.
 
-    ``label``: the row's name on the leaderboard (``malt.label``, e.g. ``"MALT"`` from ``malt-eval suite``).
-    ``plan``: the solver plan that ran (its name is ``malt.agents``; its own record joins the ``malt`` block).
-    ``backend``: the generator's backend (its tokenizer, context length and chat template fill lm-eval's
-    ``tokenizer_*``, ``eot_token_id``, ``max_length`` and ``chat_template`` keys; null without one).
-    ``provenance``: the run's record (:mod:`harness.provenance`), written as ``malt.provenance``.
+    The ``malt`` block's system fields come from :func:`harness.provenance.system_fields`; the plan's own record
+    (``config.plan``) joins it. The backend's tokenizer, context length and chat template fill lm-eval's
+    ``tokenizer_*``, ``eot_token_id``, ``max_length`` and ``chat_template`` keys (null without one).
     The logged rows of ``results`` (those with ``doc``) gain lm-eval's sample fields (:func:`lm_eval_fields`).
     """
+    cfg, prompts, plan = config.cfg, config.prompts, config.plan
     agents = plan.name if plan else letters(cfg.roles)
     out: dict = {"results": {}, "group_subtasks": {}, "configs": {}, "versions": {}, "n-shot": {}}
     out.update({"higher_is_better": {}, "n-samples": {}})
+    system = system_fields(
+        agents,
+        cfg.votes,
+        roles=config.roles,
+        temperature=cfg.temperature,
+        provenance=config.provenance,
+        seeds=cfg.seeds,
+        subset=cfg.subset,
+        label=config.label,
+    )
     malt: dict = {
         "format": RESULTS_FORMAT,
-        "agents": agents,
-        "roles": roles_desc,
-        "votes": cfg.votes,
-        "temperature": cfg.temperature,
+        **system,
         "top_p": cfg.top_p,
-        "seeds": cfg.seeds,
-        "subset": cfg.subset,
         "limit": cfg.limit,
         "limited": cfg.limit is not None,
-        "max_new_tokens": max_new_tokens,
+        "max_new_tokens": config.max_new_tokens,
         "prompt_hash": {},
         "prompt_source": {},
         "per_seed": {},
@@ -79,10 +89,6 @@ def build_results(
         "grader_errors": {},  # per task: answers whose grading raised (graded wrong, not really graded)
         "grader_timeouts": {},  # per task: answers whose comparison ran out of time
     }
-    if label:
-        malt["label"] = label
-    if provenance is not None:
-        malt["provenance"] = provenance
     if plan:
         malt.update(plan.info(prompts))
     for r in results:
@@ -98,9 +104,9 @@ def build_results(
         out["configs"][r.task] = task_config(r.task)
         out["versions"][r.task] = version
         out["n-shot"][r.task] = 0
-        out["n-samples"][r.task] = {"original": n_docs[r.task], "effective": r.n}
+        out["n-samples"][r.task] = {"original": config.n_docs[r.task], "effective": r.n}
         out["higher_is_better"][r.task] = {"acc": True}
-        tokens = (max_new_tokens.get(r.task) or {}).values()
+        tokens = (config.max_new_tokens.get(r.task) or {}).values()
         gen = {"until": [], "do_sample": cfg.temperature > 0, "temperature": cfg.temperature, "top_p": cfg.top_p}
         gen["max_gen_toks"] = next(iter(tokens), None)
         r.samples[:] = [{**s, **lm_eval_fields(s, prompts[r.task], gen)} if "doc" in s else s for s in r.samples]
@@ -115,7 +121,7 @@ def build_results(
         malt["grader_errors"][r.task], malt["grader_timeouts"][r.task] = r.grader_faults
     out["config"] = {
         "model": "malt",
-        "model_args": {"model": model, "agents": agents},
+        "model_args": {"model": config.model, "agents": agents},
         "batch_size": cfg.batch_size,
         "batch_sizes": [],
         "device": None,
@@ -129,7 +135,7 @@ def build_results(
         "fewshot_seed": None,
     }
     out["malt"] = malt
-    out.update(_lm_eval_run_info(results, model, backend))
+    out.update(_lm_eval_run_info(results, config.model, config.backend))
     out["platform"] = platform.platform()
     return out
 

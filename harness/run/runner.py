@@ -18,16 +18,17 @@ from pathlib import Path
 
 import harness.provenance as provenance
 from harness.core.errors import MaltError
+from harness.core.identity import record_diff
 from harness.core.maltrun import stage_adapters
 from harness.core.roles import letters
 from harness.core.runfiles import RunLock
 from harness.inference.backends.base import SamplingParams
 from harness.inference.engines import RoleEngine
 from harness.inference.models import DEFAULT_MODEL
-from harness.provenance import Provenance, record_diff
+from harness.provenance import Provenance
 from harness.run.checkpoint import Checkpoint
 from harness.run.evaluate import TaskResult, run_task
-from harness.run.results import build_results, summary_table, write_results
+from harness.run.results import ResultsConfig, build_results, summary_table, write_results
 from harness.solver.plans import SolverPlan
 from harness.solver.protocol import EvalConfig, batches
 from harness.solver.steps import SolveContext
@@ -78,7 +79,8 @@ class _Run:
     role_adapters: dict[str, str | None]
 
     def provenance(self, engines: Mapping[str, RoleEngine] | None = None) -> Provenance:
-        """The run's provenance record (:mod:`harness.provenance`): what ``OUT/run.json`` and the results hold."""
+        """The run's provenance record (:mod:`harness.provenance`): what ``OUT/provenance.json`` and the results
+        hold."""
         return provenance.from_run(self, engines)
 
 
@@ -192,19 +194,19 @@ def _run_tasks(
     model_name = run.model or described.get(cfg.roles[0], {}).get("model") or DEFAULT_MODEL
     n_docs = {t: len(docs[t]) for t in run.tasks}
     backend = getattr(dict(engines).get(cfg.roles[0]), "backend", None)  # the first role's: tokenizer info
-    doc = build_results(
-        results,
-        cfg,
-        prompts,
-        described,
-        model_name,
-        n_docs,
-        used_tokens,
-        run.spec.label,
-        run.plan,
-        backend,
+    config = ResultsConfig(
+        cfg=cfg,
+        prompts=prompts,
+        roles=described,
+        model=model_name,
+        n_docs=n_docs,
+        max_new_tokens=used_tokens,
+        label=run.spec.label,
+        plan=run.plan,
+        backend=backend,
         provenance=prov.to_dict(),
     )
+    doc = build_results(results, config)
     path = None
     if run.spec.output_path:
         path = write_results(doc, results, run.spec.output_path, cfg.log_samples)

@@ -20,7 +20,7 @@ class TaskInfo:
         name: the lm-eval task name (``malt_gsm8k``).
         alias: the short name also accepted on the command line (``gsm8k``).
         grader: the kind of answer, a grader registered in :mod:`harness.tasks.grading` (``number``, ``math``,
-        ``choice``).
+            ``choice``).
         max_new_tokens: default token budget per role (MATH solutions are long; lm-eval's 256 truncates them).
         files: split -> file under the data folder (the ``shared/data`` layout and the original releases).
         hub: ``(dataset path, config, {our split: hub split})`` for users with internet.
