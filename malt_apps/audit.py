@@ -164,16 +164,13 @@ def _same_answer(task: str, a: str, b: str) -> bool:
 
 
 def _lm_eval_yaml(rel: str) -> dict:
-    """A task file of the installed lm-eval (``!function`` tags are ignored: no filter here uses them)."""
+    """A task file of the installed lm-eval, read by lm-eval's own loader (``!function`` names left unresolved: no
+    filter here uses them; includes not merged: the filters and metric are in the named file)."""
     import lm_eval
-    import yaml
 
-    class _Loader(yaml.SafeLoader):
-        pass
+    from harness.lmeval.compat import load_yaml
 
-    _Loader.add_multi_constructor("!", lambda loader, suffix, node: None)
-    path = Path(lm_eval.__file__).parent / "tasks" / rel
-    return yaml.load(path.read_text(encoding="utf-8"), Loader=_Loader)  # noqa: S506 - SafeLoader subclass
+    return load_yaml(Path(lm_eval.__file__).parent / "tasks" / rel, resolve_func=False, recursive=False)
 
 
 @dataclass(frozen=True)

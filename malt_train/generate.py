@@ -23,6 +23,7 @@ from harness.core.maltrun import CONFIG_FILE, TREE_FILE
 from harness.core.roles import ROLES
 from harness.core.runfiles import append_records, atomic_write, read_records
 from harness.inference.backends.base import PAPER_TEMPERATURE, SamplingParams
+from harness.solver.protocol import batch_seed
 from harness.solver.state import SolveState
 from harness.solver.steps import SolveContext, generator, refiner, verifier
 from harness.spec import option
@@ -227,7 +228,7 @@ def generate(
     for b, batch in numbered:
         if all(f"{cfg.task}:{i}" in done for i in batch):
             continue
-        seed = cfg.seed * 1_000_003 + b
+        seed = batch_seed(cfg.seed, b)
         ctx.params = {r: replace(base, seed=seed) for r in ROLES}
         todo = {i: docs[i] for i in batch}
         nodes = grow_trees(cfg.task, todo, ctx, n, functools.partial(stage_done, len(todo)))

@@ -24,6 +24,7 @@ from pathlib import Path
 
 from harness.core.errors import MaltError
 from harness.core.runfiles import LOCK_FILE
+from harness.core.yamlfiles import read_yaml_mapping
 from harness.spec import option
 
 LAUNCHER_ENV = "MALT_TRAIN_LAUNCHER_PID"
@@ -85,17 +86,7 @@ def launcher_holds_lock(run: Path) -> bool:
 
 def read_config(path: Path) -> dict:
     """An accelerate config file, checked for the packages its ``distributed_type`` needs."""
-    import yaml
-
-    path = Path(path)
-    if not path.is_file():
-        raise MaltError(f"accelerate config not found: {path}")
-    try:
-        cfg = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise MaltError(f"{path}: not a YAML accelerate config ({str(exc).splitlines()[0]})") from None
-    if not isinstance(cfg, dict):
-        raise MaltError(f"{path}: not an accelerate config (expected a mapping)")
+    cfg = read_yaml_mapping(path, "accelerate config")
     kind = str(cfg.get("distributed_type", "NO")).upper()
     if kind in NEEDS:
         module, how = NEEDS[kind]

@@ -43,6 +43,12 @@ def _prompts_missing_role(tmp: Path) -> Path:
     return path
 
 
+def _prompts_malformed(tmp: Path) -> Path:
+    path = tmp / "prompts.yaml"
+    path.write_text("generator:\n  user: '{{ question }}'\n verifier: [unclosed\n")
+    return path
+
+
 def _other_run(out: Path) -> None:
     (out / "run.json").write_text(json.dumps({"model": "someone-else", "agents": "g"}))
 
@@ -72,6 +78,13 @@ EVAL_CASES: list[tuple[str, Callable, list | None, str, Callable | None]] = [
         None,
     ),
     ("prompts-missing-role", lambda t, m: ["--prompts", str(_prompts_missing_role(t))], None, "'verifier'", None),
+    (
+        "prompts-malformed",
+        lambda t, m: ["--prompts", str(_prompts_malformed(t))],
+        None,
+        "prompts file is not valid YAML (",
+        None,
+    ),
     ("max-tokens-bad-role", lambda t, m: ["--max-new-tokens", "critic=3"], None, "unknown role 'critic'", None),
     ("output-of-another-run", lambda t, m: [], None, "holds a different run's results", _other_run),
 ]

@@ -7,7 +7,7 @@ from harness.inference.backends.base import SamplingParams
 from harness.inference.backends.scripted import ScriptedBackend
 from harness.inference.engines import RoleEngine
 from harness.run.evaluate import run_task
-from harness.solver.protocol import EvalConfig, select_questions
+from harness.solver.protocol import EvalConfig, batch_seed, batches, select_questions
 from harness.solver.steps import SolveContext
 from harness.tasks.prompts import load_prompts
 
@@ -121,3 +121,15 @@ def test_resumed_batches_are_graded_again_by_the_current_grader(tmp_path):
     assert [r["answer"] for r in again.samples] == ["1", "-1", "3", "-1"]
     assert again.samples[0]["turn_grades"] == {"generator": {"answer": "1", "correct": True}}
     assert again.per_seed[0]["acc"] == 0.5
+
+
+def test_each_batch_samples_with_its_own_batch_seed():
+    """Every stage batch of every seed samples with ``batch_seed(seed, start)``, the formula pinned (a change
+    would silently change the samples of every earlier run and resume)."""
+    assert (batch_seed(0, 0), batch_seed(0, 6), batch_seed(2, 3)) == (0, 6, 2_000_009)
+    ctx, be = ctx_for(right_if_even)
+    cfg = EvalConfig(roles=("generator",), seeds=2, subset=5, batch_size=2)
+    run_task("malt_gsm8k", DOCS, ctx, cfg)
+    expected = [batch_seed(seed, start) for seed, start, _ in batches(len(DOCS), cfg)]
+    assert [p.seed for _, p, _ in be.calls] == expected
+    assert len(set(expected)) == 6  # 3 batches per seed, all distinct

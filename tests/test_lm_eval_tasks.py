@@ -15,8 +15,9 @@ from harness.inference.backends.base import SamplingParams
 from harness.inference.backends.scripted import ScriptedBackend
 from harness.inference.engines import RoleEngine
 from harness.lmeval.run import voted_filters
-from harness.lmeval.solver import generic_prompts, request_params
-from harness.solver.steps import parse_agents
+from harness.lmeval.solver import Request, generic_prompts, request_params, solve
+from harness.solver.plans import SolverPlan, agents_plan
+from harness.solver.steps import SolveContext, chain, generator, parse_agents, refiner
 from harness.spec import EvalSpec
 from tests.conftest import REPO
 from tests.lm_eval_local import BBH_BOOL, GSM8K_5SHOT, GSM8K_COT_ZS, TASKS, write_local_tasks
@@ -161,6 +162,34 @@ def test_generic_prompts_overridable_per_task_or_group(tmp_path):
     over.write_text("refiner: {user: '{{ broken'}\n")
     with pytest.raises(MaltError, match="template error"):
         generic_prompts("x", over)
+
+
+def _solve_on_lm_eval_requests(plan: SolverPlan) -> tuple[list, ScriptedBackend]:
+    be = ScriptedBackend(lambda prompt, i: "The answer is 4.")
+    ctx = SolveContext(
+        {"t": generic_prompts("t")}, {r: RoleEngine(be) for r in ROLES}, dict.fromkeys(ROLES, SamplingParams(8))
+    )
+    requests = [Request("t", i, {"q": i}, f"Question: {i}?", {}) for i in range(3)]
+    return solve(requests, [r.context for r in requests], ctx, plan), be
+
+
+def test_lm_eval_path_runs_the_plans_steps_in_the_plans_order():
+    """The lm-eval path runs what the plan builds (no step table of its own): the roles' order, a step of the plan's."""
+    states, be = _solve_on_lm_eval_requests(agents_plan("g,v,r"))
+    assert [list(s.turns) for s in states] == [list(ROLES)] * 3
+    assert len(be.calls) == 3  # one batched call per role
+
+    def mark(states, ctx):
+        for s in states:
+            s.turns["generator"].text += " (marked)"
+        return states
+
+    marked = SolverPlan("g,mark,r", ("generator", "refiner"), lambda: chain(generator(), mark, refiner()))
+    states, _ = _solve_on_lm_eval_requests(marked)
+    assert list(states[0].turns) == ["generator", "refiner"]
+    assert "The answer is 4. (marked)" in states[0].turns["refiner"].messages[-1]["content"]
+    with pytest.raises(MaltError, match="generator-first agent list, got r$"):
+        _solve_on_lm_eval_requests(SolverPlan("r", ("refiner",), lambda: chain(refiner())))
 
 
 def test_model_args_checked_and_agent_lists_without_commas():

@@ -20,7 +20,7 @@ from harness.core.roles import ROLES
 from harness.inference.backends.base import SamplingParams
 from harness.inference.engines import RoleEngine
 from harness.lmeval.solver import Request, chat_text, final_text, generic_prompts, request_params, solve
-from harness.solver.protocol import solve_questions
+from harness.solver.protocol import batch_seed, solve_questions
 from harness.solver.steps import SolveContext
 from harness.spec import EvalSpec
 from harness.tasks.grading import extract_answer, normalize_answer
@@ -223,7 +223,7 @@ class MaltLM(LM):
             for start in range(0, len(ids), self.batch_size):
                 chunk = ids[start : start + self.batch_size]
                 docs = [(requests[i].doc_id, requests[i].doc) for i in chunk]
-                ctx = self._context(task, self.seed * 1_000_003 + start)
+                ctx = self._context(task, batch_seed(self.seed, start))
                 groups = solve_questions(task, docs, ctx, self.plan.build(), self.votes)
                 for i, group in zip(chunk, groups, strict=True):
                     out[i] = _final_text(task, group)
@@ -256,13 +256,13 @@ class MaltLM(LM):
                 prompts[first.task] = generic_prompts(first.task, self.spec.prompts_file)
             for start in range(0, len(ids), self.batch_size):
                 chunk = [reqs[i] for i in ids[start : start + self.batch_size]]
-                seed = self.seed * 1_000_003 + start
+                seed = batch_seed(self.seed, start)
                 params = request_params(first.gen_kwargs, roles, tokens, temperature, seed=seed)
                 ctx = SolveContext({first.task: prompts[first.task]}, self.engines, params)
                 questions = [
                     chat_text(self._chats[r.context]) if r.context in self._chats else r.context for r in chunk
                 ]
-                states = solve(chunk, questions, ctx, roles)
+                states = solve(chunk, questions, ctx, self.plan)
                 for i, s in zip(ids[start : start + self.batch_size], states, strict=True):
                     out[i] = final_text(s)
                     self._keep(requests[i], out[i], [s.to_dict()])

@@ -26,31 +26,19 @@ import jinja2
 import jinja2.sandbox
 
 from harness.core.errors import MaltError
-from harness.core.roles import ROLES
+from harness.core.roles import letters
+from harness.core.yamlfiles import read_yaml_mapping
 from harness.inference.backends.base import SamplingParams
+from harness.solver.plans import SolverPlan
 from harness.solver.state import SolveState
-from harness.solver.steps import SolveContext, Step, chain, generator, refiner, verifier
-from harness.tasks.prompts import PromptSet, tasks_dir
+from harness.solver.steps import SolveContext
+from harness.tasks.prompts import PROMPTS_WHAT, PromptSet, tasks_dir
 
 PROMPTS_FILE = "lm_eval_prompts.yaml"
 GENERIC_ROLES = ("verifier", "refiner")
 #: lm-eval's default ``max_gen_toks`` (a task that sets none).
 LM_EVAL_MAX_GEN_TOKS = 256
 _CHECK = jinja2.sandbox.SandboxedEnvironment()
-
-
-def _read(path: Path) -> dict:
-    import yaml
-
-    if not path.is_file():
-        raise MaltError(f"prompts file not found: {path}")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as exc:
-        raise MaltError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
-    if not isinstance(data, dict):
-        raise MaltError(f"{path}: expected a mapping of roles")
-    return data
 
 
 def _layers(data: Mapping, task: str) -> list[Mapping]:
@@ -64,7 +52,8 @@ def _layers(data: Mapping, task: str) -> list[Mapping]:
 def generic_prompts(task: str, override: str | Path | None = None) -> PromptSet:
     """The verifier's and refiner's templates for the lm-eval task ``task`` (our file, then ``override``)."""
     own = tasks_dir() / PROMPTS_FILE
-    sources = [(own, _read(own))] + ([(Path(override), _read(Path(override)))] if override else [])
+    paths = [own, *([Path(override)] if override else [])]
+    sources = [(path, read_yaml_mapping(path, PROMPTS_WHAT)) for path in paths]
     templates: dict[str, dict[str, str]] = {}
     for path, data in sources:
         for layer in _layers(data, task):
@@ -146,21 +135,19 @@ def chat_text(chat: Sequence[Mapping[str, str]]) -> str:
     return "\n\n".join(str(m.get("content", "")) for m in chat).strip()
 
 
-def steps(roles: Sequence[str]) -> Step:
-    """The chain for ``roles`` (the generator answers each state's ``prompt``)."""
-    if not roles or roles[0] != "generator" or any(r not in ROLES for r in roles):
-        raise MaltError(f"lm-eval tasks need a generator-first agent list, got {', '.join(roles)}")
-    make = {"generator": generator, "verifier": verifier, "refiner": refiner}
-    return chain(*(make[r]() for r in roles))
+def solve(
+    requests: Sequence[Request], questions: Sequence[str], ctx: SolveContext, plan: SolverPlan
+) -> list[SolveState]:
+    """Run the plan's steps once over ``requests`` (one state each; lm-eval's ``repeats`` arrive as repeated requests).
 
-
-def solve(requests: Sequence[Request], questions: Sequence[str], ctx: SolveContext, roles: Sequence[str]):
-    """Run the chain once over ``requests`` (one state each; lm-eval's ``repeats`` arrive as repeated requests)."""
+    The plan's generator answers each state's ``prompt`` (lm-eval's context), so its roles must start with it."""
+    if plan.roles[:1] != ("generator",):
+        raise MaltError(f"lm-eval tasks need a generator-first agent list, got {letters(plan.roles)}")
     states = [
         SolveState(r.task, r.doc, r.doc_id, q, sample=0, prompt=r.context)
         for r, q in zip(requests, questions, strict=True)
     ]
-    steps(roles)(states, ctx)
+    plan.build()(states, ctx)
     return states
 
 

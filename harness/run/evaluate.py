@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from harness.inference.backends.base import SamplingParams
 from harness.run.checkpoint import Checkpoint
-from harness.solver.protocol import EvalConfig, batches, solve_questions
+from harness.solver.protocol import EvalConfig, batch_seed, batches, solve_questions
 from harness.solver.state import SolveState
 from harness.solver.steps import SolveContext, plan
 from harness.tasks.grading import GraderFaults, answers_match, gold_answer, normalize_answer
@@ -127,8 +127,7 @@ def _run_batch(task: str, docs: list[dict], ctx: SolveContext, cfg: EvalConfig, 
     t0 = time.time()
     base = ctx.params
     ctx.params = {
-        r: SamplingParams(p.max_new_tokens, p.temperature, p.top_p, 1, seed * 1_000_003 + start)
-        for r, p in base.items()
+        r: SamplingParams(p.max_new_tokens, p.temperature, p.top_p, 1, batch_seed(seed, start)) for r, p in base.items()
     }
     ctx.stats = {}
     try:

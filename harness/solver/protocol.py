@@ -1,6 +1,6 @@
 """The question protocol both evaluation paths share: which questions each seed draws
-(:func:`select_questions`), in which stage batches (:func:`batches`), and one solve of a batch with its votes
-(:func:`solve_questions`).
+(:func:`select_questions`), in which stage batches (:func:`batches`), each batch's sampling seed (:func:`batch_seed`),
+and one solve of a batch with its votes (:func:`solve_questions`).
 """
 
 from __future__ import annotations
@@ -58,6 +58,20 @@ def select_questions(n_docs: int, cfg: EvalConfig, seed: int) -> list[int]:
             raise MaltError(f"--subset {cfg.subset} is larger than the split ({n_docs} questions)")
         return sorted(random.Random(seed).sample(range(n_docs), cfg.subset))
     return list(range(n_docs))
+
+
+#: The run seed's multiplier in :func:`batch_seed`: a prime above any batch position.
+SEED_STRIDE = 1_000_003
+
+
+def batch_seed(seed: int, start: int) -> int:
+    """The sampling seed of one stage batch: the run's ``seed`` and the batch's position ``start`` (the index of
+    its first question in the run order, or the batch's number) in one number.
+
+    Every batch of every seed samples with its own seed, the same on a rerun or a resume, whichever batches ran
+    before it; different ``(seed, start)`` pairs give different seeds while ``start`` < :data:`SEED_STRIDE`.
+    """
+    return seed * SEED_STRIDE + start
 
 
 def solve_questions(

@@ -18,13 +18,15 @@ from pathlib import Path
 
 import jinja2
 import jinja2.sandbox
-import yaml
 
 from harness.core.errors import MaltError
 from harness.core.roles import ROLES
+from harness.core.yamlfiles import read_yaml_mapping
 from harness.tasks.taskinfo import canonical_task
 
-__all__ = ["ROLES", "PromptSet", "load_prompts", "task_version", "tasks_dir"]
+__all__ = ["PROMPTS_WHAT", "ROLES", "PromptSet", "load_prompts", "task_version", "tasks_dir"]
+#: What the errors of a prompts file call it (:func:`harness.core.yamlfiles.read_yaml_mapping`).
+PROMPTS_WHAT = "prompts file"
 STEPS = ("debate",)  # optional templates of other solver steps; hashed apart (see PromptSet.step_hash)
 # Prompts files come from users and shared configs: render them sandboxed, so a template cannot run code.
 _ENV = jinja2.sandbox.SandboxedEnvironment(undefined=jinja2.StrictUndefined, keep_trailing_newline=False)
@@ -101,18 +103,6 @@ def _hash(obj: dict) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-def _read_yaml(path: Path) -> dict:
-    if not path.is_file():
-        raise MaltError(f"prompts file not found: {path}")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise MaltError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
-    if not isinstance(data, dict):
-        raise MaltError(f"{path}: expected a mapping of roles")
-    return data
-
-
 def _validate(raw: dict, where: str, fallback: dict | None = None) -> dict[str, dict[str, str]]:
     out: dict[str, dict[str, str]] = {}
     fallback = fallback or {}
@@ -147,11 +137,11 @@ def load_prompts(task: str, override: str | os.PathLike | None = None) -> Prompt
     """The prompts of ``task``: its own file, or ``override`` (for all tasks or per task)."""
     task = canonical_task(task)
     own_path = tasks_dir() / task / "prompts.yaml"
-    own = _validate(_read_yaml(own_path), str(own_path))
+    own = _validate(read_yaml_mapping(own_path, PROMPTS_WHAT), str(own_path))
     if override is None:
         return PromptSet(task, own, str(own_path))
     path = Path(override)
-    data = _read_yaml(path)
+    data = read_yaml_mapping(path, PROMPTS_WHAT)
     if any(k.startswith("malt_") for k in data):
         if task not in data:
             return PromptSet(task, own, str(own_path))
