@@ -4,8 +4,9 @@ private names.
 lm-eval is imported inside each function (importing this module stays cheap). Covered: the task YAML loader
 (``lm_eval.tasks._yaml_loader.load_yaml``), the task index and its kinds (``TaskManager.task_index``, renamed
 ``_task_index`` in lm-eval 0.5; ``lm_eval.tasks._index.Kind``), a task's filter pipelines (``task._filters``),
-building an ``Instance`` (lm-eval 0.5 takes ``task_name`` and a keyword-only ``doc_id``), lm-eval's CLI
-(``lm_eval._cli.HarnessCLI``) and the evaluator's ``doc_hash`` of a document.
+building an ``Instance`` (lm-eval 0.5 takes ``task_name`` and a keyword-only ``doc_id``) and lm-eval's CLI
+(``lm_eval._cli.HarnessCLI``). The evaluator's ``doc_hash`` needs only public helpers
+(:func:`harness.core.digests.doc_hash`).
 """
 
 from __future__ import annotations
