@@ -44,7 +44,6 @@ def main(argv: list[str]) -> None:
     from lm_eval.utils import setup_logging
 
     from harness.lmeval.compat import HarnessCLI
-    from harness.lmeval.model import MaltLM  # registers the ``malt`` model with lm-eval
     from harness.lmeval.outputs import add_turns
     from harness.tasks.prompts import tasks_dir
 
@@ -61,16 +60,25 @@ def main(argv: list[str]) -> None:
     if hasattr(args, "include_path"):  # our tasks/ joins the user's folder (malt_gsm8k, ... by name)
         args.include_path = [p for p in (args.include_path, str(tasks_dir())) if p]
     malt = getattr(args, "model", None) == "malt"
+    built: list = []  # the malt model lm-eval's CLI builds in this run
     try:
         if malt:
             _check_malt_run(args)
         since = time.time()
-        parser.execute(args)
+        _execute(parser, args, built.append)
     except MaltError as exc:
         _fail(str(exc))
-    lm = MaltLM.take_last() if malt else None
-    if lm is not None and getattr(args, "output_path", None):  # every role's turns join lm-eval's sample lines
-        add_turns(args.output_path, lm, since, _tasks(args))
+    if built and getattr(args, "output_path", None):  # every role's turns join lm-eval's sample lines
+        add_turns(args.output_path, built[-1], since, _tasks(args))
+
+
+def _execute(parser, args, collect) -> None:
+    """lm-eval's CLI on ``args``, the ``malt`` model it builds handed to ``collect``."""
+    from harness.lmeval.compat import collecting_model
+    from harness.lmeval.model import MaltLM  # registers the ``malt`` model with lm-eval
+
+    with collecting_model("malt", MaltLM, collect):
+        parser.execute(args)
 
 
 def _tasks(args) -> dict:

@@ -121,3 +121,17 @@ def test_resumed_batches_are_graded_again_by_the_current_grader(tmp_path):
     assert [r["answer"] for r in again.samples] == ["1", "-1", "3", "-1"]
     assert again.samples[0]["turn_grades"] == {"generator": {"answer": "1", "correct": True}}
     assert again.per_seed[0]["acc"] == 0.5
+
+
+def test_run_task_leaves_the_callers_context_as_it_was():
+    """Each batch runs on its own context (its seed, its stage counters); the caller's is frozen and untouched."""
+    import dataclasses
+
+    ctx, be = ctx_for(right_if_even)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        ctx.params = {}  # type: ignore[misc]
+    before = dict(ctx.params)
+    res = run_task("malt_gsm8k", DOCS, ctx, EvalConfig(roles=("generator",), seeds=2, limit=4, batch_size=2))
+    assert ctx.params == before and ctx.stats == {}
+    assert sorted({p.seed for _, p, _ in be.calls}) == [0, 2, 1_000_003, 1_000_005]  # seed * 1_000_003 + start
+    assert res.stats["generator"]["calls"] == 8 and res.stats["generator"]["backend_calls"] == 4

@@ -9,7 +9,7 @@ Models load on the first request, so a task lm-eval refuses costs no model load.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, ClassVar
+from typing import Any
 
 from lm_eval.api.model import LM, hash_args
 from lm_eval.api.registry import register_model
@@ -73,8 +73,6 @@ class MaltLM(LM):
         engines: ready-made role engines (Python use, e.g. a scripted backend in tests).
     """
 
-    _last: ClassVar[MaltLM | None] = None
-
     def __init__(
         self,
         prompts: str | None = None,
@@ -91,7 +89,6 @@ class MaltLM(LM):
             raise MaltError(f"--model malt: unknown option(s) in model_args: {names} (known: {known})")
         spec = EvalSpec.from_options({**options, "prompts_file": prompts, "batch_size": _batch_size(batch_size)})
         self._setup(spec, engines, "temperature" in options, device)
-        MaltLM._last = self  # built by lm-eval's CLI: malt-eval lm-eval reads its records afterwards
 
     @classmethod
     def from_spec(
@@ -121,13 +118,6 @@ class MaltLM(LM):
         self.doc_ids: dict[tuple[str, str], int] = {}  # (task, lm-eval's doc_hash) -> the requests' doc_id
         self.seed = 0  # the run's seed (harness.lmeval.run: one evaluation per seed); offsets the sampling seeds
 
-    @classmethod
-    def take_last(cls) -> MaltLM | None:
-        """The newest model built from model_args in this process, released (``malt-eval lm-eval`` adds its turns
-        to lm-eval's files after lm-eval's CLI has dropped it)."""
-        lm, cls._last = cls._last, None
-        return lm
-
     # ------------------------------------------------------------------ models (loaded on first use)
     @property
     def engines(self) -> dict[str, RoleEngine]:
@@ -143,7 +133,7 @@ class MaltLM(LM):
             extra = {}
             if self.device_arg and s.backend == "hf" and not _absent_cuda(self.device_arg):
                 extra["device"] = self.device_arg
-            self._engines, _ = s.engines(self.plan.roles, self.batch_size, model, s.role_models, adapters, **extra)
+            self._engines, _ = s.load_engines(self.plan.roles, self.batch_size, model, s.role_models, adapters, **extra)
         return self._engines
 
     def loaded_engines(self) -> dict[str, RoleEngine] | None:
