@@ -119,8 +119,8 @@ class MaltLM(LM):
         self.seed = 0  # the run's seed (harness.lmeval.run: one evaluation per seed); offsets the sampling seeds
 
     # ------------------------------------------------------------------ models (loaded on first use)
-    @property
-    def engines(self) -> dict[str, RoleEngine]:
+    def load_engines(self) -> dict[str, RoleEngine]:
+        """The role engines: given ones, or the spec's models, loaded on the first call."""
         if self._engines is None:
             s = self.spec
             model, adapters = s.model, dict(s.role_adapters)
@@ -190,7 +190,7 @@ class MaltLM(LM):
         tokens = self.spec.task_tokens(task, self.plan.roles)
         temperature = float(self.spec.temperature)
         params = {r: SamplingParams(int(tokens[r]), temperature, 1.0, 1, seed) for r in self.plan.roles}
-        return SolveContext({task: load_prompts(task, self.spec.prompts_file)}, self.engines, params)
+        return SolveContext({task: load_prompts(task, self.spec.prompts_file)}, self.load_engines(), params)
 
     def generate_until(self, requests, disable_tqdm: bool = False) -> list[str]:
         """Run the pipeline over all requests, stage-batched per task (and per sampling setting); return the
@@ -248,7 +248,7 @@ class MaltLM(LM):
                 chunk = [reqs[i] for i in ids[start : start + self.batch_size]]
                 seed = self.seed * 1_000_003 + start
                 params = request_params(first.gen_kwargs, roles, tokens, temperature, seed=seed)
-                ctx = SolveContext({first.task: prompts[first.task]}, self.engines, params)
+                ctx = SolveContext({first.task: prompts[first.task]}, self.load_engines(), params)
                 questions = [
                     chat_text(self._chats[r.context]) if r.context in self._chats else r.context for r in chunk
                 ]
