@@ -14,6 +14,8 @@ from __future__ import annotations
 import re
 import sys
 import time
+from collections.abc import Callable
+from typing import Any
 
 from harness.core.errors import MaltError
 
@@ -44,6 +46,7 @@ def main(argv: list[str]) -> None:
     from lm_eval.utils import setup_logging
 
     from harness.lmeval.compat import HarnessCLI
+    from harness.lmeval.model import MaltLM  # registers the ``malt`` model with lm-eval
     from harness.lmeval.outputs import add_turns
     from harness.tasks.prompts import tasks_dir
 
@@ -65,19 +68,19 @@ def main(argv: list[str]) -> None:
         if malt:
             _check_malt_run(args)
         since = time.time()
-        _execute(parser, args, built.append)
+        _execute(parser, args, MaltLM, built.append)
     except MaltError as exc:
         _fail(str(exc))
     if built and getattr(args, "output_path", None):  # every role's turns join lm-eval's sample lines
         add_turns(args.output_path, built[-1], since, _tasks(args))
 
 
-def _execute(parser, args, collect) -> None:
-    """lm-eval's CLI on ``args``, the ``malt`` model it builds handed to ``collect``."""
+def _execute(parser, args, model: type, collect: Callable[[Any], None]) -> None:
+    """lm-eval's CLI on ``args``; the ``malt`` model it builds (a ``model``) is handed to ``collect``, not kept
+    anywhere else."""
     from harness.lmeval.compat import collecting_model
-    from harness.lmeval.model import MaltLM  # registers the ``malt`` model with lm-eval
 
-    with collecting_model("malt", MaltLM, collect):
+    with collecting_model("malt", model, collect):
         parser.execute(args)
 
 
