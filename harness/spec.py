@@ -62,7 +62,7 @@ class EngineSpec:
     api_key: str | None = option(None, "--backend openai: API key (default $OPENAI_API_KEY, else EMPTY).")
     dtype: str = option("auto", "auto, bfloat16, float16 or float32.")
 
-    def engines(
+    def load_engines(
         self,
         roles: tuple[str, ...],
         batch_size: int,

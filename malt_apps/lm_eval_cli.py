@@ -14,6 +14,8 @@ from __future__ import annotations
 import re
 import sys
 import time
+from collections.abc import Callable
+from typing import Any
 
 from harness.core.errors import MaltError
 
@@ -61,16 +63,25 @@ def main(argv: list[str]) -> None:
     if hasattr(args, "include_path"):  # our tasks/ joins the user's folder (malt_gsm8k, ... by name)
         args.include_path = [p for p in (args.include_path, str(tasks_dir())) if p]
     malt = getattr(args, "model", None) == "malt"
+    built: list = []  # the malt model lm-eval's CLI builds in this run
     try:
         if malt:
             _check_malt_run(args)
         since = time.time()
-        parser.execute(args)
+        _execute(parser, args, MaltLM, built.append)
     except MaltError as exc:
         _fail(str(exc))
-    lm = MaltLM.take_last() if malt else None
-    if lm is not None and getattr(args, "output_path", None):  # every role's turns join lm-eval's sample lines
-        add_turns(args.output_path, lm, since, _tasks(args))
+    if built and getattr(args, "output_path", None):  # every role's turns join lm-eval's sample lines
+        add_turns(args.output_path, built[-1], since, _tasks(args))
+
+
+def _execute(parser, args, model: type, collect: Callable[[Any], None]) -> None:
+    """lm-eval's CLI on ``args``; the ``malt`` model it builds (a ``model``) is handed to ``collect``, not kept
+    anywhere else."""
+    from harness.lmeval.compat import collecting_model
+
+    with collecting_model("malt", model, collect):
+        parser.execute(args)
 
 
 def _tasks(args) -> dict:

@@ -229,9 +229,9 @@ def generate(
         if all(f"{cfg.task}:{i}" in done for i in batch):
             continue
         seed = batch_seed(cfg.seed, b)
-        ctx.params = {r: replace(base, seed=seed) for r in ROLES}
+        batch_ctx = replace(ctx, params={r: replace(base, seed=seed) for r in ROLES})  # stats shared with ctx
         todo = {i: docs[i] for i in batch}
-        nodes = grow_trees(cfg.task, todo, ctx, n, functools.partial(stage_done, len(todo)))
+        nodes = grow_trees(cfg.task, todo, batch_ctx, n, functools.partial(stage_done, len(todo)))
         append_records(path, nodes)  # whole questions, one write, fsynced
         done |= {f"{cfg.task}:{i}" for i in todo}
         new_nodes += len(nodes)

@@ -99,7 +99,7 @@ def generate_tree(
 
     plan = plan or plan_tree(cfg, engine)
     total = sum(len(batch) for _, batch in planned_batches(len(plan.docs), cfg))
-    engines, _ = engine.engines(ROLES, max(8, cfg.batch_size * cfg.branching**2), plan.model)
+    engines, _ = engine.load_engines(ROLES, max(8, cfg.batch_size * cfg.branching**2), plan.model)
     model = plan.model or engines["generator"].backend.model_id  # remote: the server's default model
     ctx = SolveContext({cfg.task: plan.prompts}, engines, dict.fromkeys(ROLES, SamplingParams(cfg.max_new_tokens)))
     bar = tqdm(total=total, desc="questions", unit="q")

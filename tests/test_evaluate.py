@@ -133,3 +133,17 @@ def test_each_batch_samples_with_its_own_batch_seed():
     expected = [batch_seed(seed, start) for seed, start, _ in batches(len(DOCS), cfg)]
     assert [p.seed for _, p, _ in be.calls] == expected
     assert len(set(expected)) == 6  # 3 batches per seed, all distinct
+
+
+def test_run_task_leaves_the_callers_context_as_it_was():
+    """Each batch runs on its own context (its seed, its stage counters); the caller's is frozen and untouched."""
+    import dataclasses
+
+    ctx, be = ctx_for(right_if_even)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        ctx.params = {}  # type: ignore[misc]
+    before = dict(ctx.params)
+    res = run_task("malt_gsm8k", DOCS, ctx, EvalConfig(roles=("generator",), seeds=2, limit=4, batch_size=2))
+    assert ctx.params == before and ctx.stats == {}
+    assert sorted({p.seed for _, p, _ in be.calls}) == [0, 2, 1_000_003, 1_000_005]  # seed * 1_000_003 + start
+    assert res.stats["generator"]["calls"] == 8 and res.stats["generator"]["backend_calls"] == 4

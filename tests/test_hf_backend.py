@@ -211,3 +211,51 @@ def test_generation_path_per_device(tiny_model_dir):
     assert HFBackend(str(tiny_model_dir), device="cpu").path == "generate"
     assert get_backend("hf-generate").path == "generate" and get_backend("hf-continuous").path == "continuous"
     assert get_backend("hf").path is None  # decided per device when the model is loaded
+
+
+class _Counted:
+    """A stand-in backend class for the pool: counts what it opens and closes."""
+
+    name = "counted"
+    opened: list = []
+
+    def __init__(self, ref, **kwargs):
+        self.ref, self.kwargs, self.closed = ref, kwargs, False
+        self.opened.append(self)
+
+    def close(self):
+        self.closed = True
+
+
+def test_backend_pool_keeps_one_backend_per_model_and_options():
+    from harness.inference.engines import BackendPool
+
+    pool, _Counted.opened = BackendPool(), []
+    a = pool.get(_Counted, "m", {"dtype": "float32"})
+    assert pool.get(_Counted, "m", {"dtype": "float32"}) is a
+    assert pool.get(_Counted, "m", {"dtype": "bfloat16"}) is not a and len(_Counted.opened) == 2
+    fresh = pool.get(_Counted, "m", {"dtype": "float32"}, fresh=True)
+    assert fresh is not a and a.closed and not fresh.closed
+    pool.close()
+    assert all(be.closed for be in _Counted.opened) and pool.backends == {}
+
+
+def test_shared_backends_scope_one_model_load_to_the_block(tiny_model_dir):
+    """Inside the block (nested ones too, and code run in a copy of its context) build_engines reuses the loaded
+    backend; outside it, and after it, each call loads its own."""
+    import contextvars
+
+    from harness.inference.engines import build_engines, shared_backends
+
+    def load():
+        return build_engines(str(tiny_model_dir), ("generator",), dtype="float32")[0]["generator"].backend
+
+    with shared_backends() as pool:
+        first = load()
+        with shared_backends() as inner:
+            assert inner is pool and load() is first
+        assert pool.backends  # the nested block left the outer pool open
+        assert contextvars.copy_context().run(load) is first
+    assert pool.backends == {}  # closed at the end of the block
+    outside = load()
+    assert outside is not first and load() is not outside

@@ -275,13 +275,13 @@ def test_finished_mixed_run_reruns_without_loading_a_model(
     """malt_gsm8k next to an lm-eval task on the tiny model: a rerun of the finished run reads both from the
     output folder (our checkpoint, lm-eval's request cache) and loads no model."""
     loads = []
-    real = EvalSpec.engines
+    real = EvalSpec.load_engines
 
     def counting(self, *args, **kwargs):
         loads.append(args[0])
         return real(self, *args, **kwargs)
 
-    monkeypatch.setattr(EvalSpec, "engines", counting)
+    monkeypatch.setattr(EvalSpec, "load_engines", counting)
     spec = EvalSpec(
         model=str(tiny_model_dir),
         dtype="float32",

@@ -284,3 +284,42 @@ def test_chat_template_hooks(tiny_model_dir):
     text = lm.apply_chat_template(chat)
     assert "Be brief." in text and "Q: 1+1?" in text and text != "Be brief.\n\nQ: 1+1?"
     assert lm.tokenizer_name and isinstance(lm.chat_template(True), str)
+
+
+def test_collecting_model_hands_over_what_lm_eval_builds_and_restores_the_registry():
+    from lm_eval.api.registry import get_model
+
+    from harness.lmeval.compat import collecting_model
+    from harness.lmeval.model import MaltLM
+
+    built: list = []
+    with pytest.raises(RuntimeError), collecting_model("malt", MaltLM, built.append):
+        cls = get_model("malt")
+        lm = cls.create_from_arg_obj({"model": "m", "agents": "g+r"})
+        assert isinstance(lm, MaltLM) and built == [lm] and lm.plan.roles == ("generator", "refiner")
+        raise RuntimeError  # the registry is restored however the block ends
+    assert get_model("malt") is MaltLM
+    MaltLM(model="m")  # built outside the block: collected by no one
+    assert len(built) == 1
+
+
+def test_two_lm_eval_cli_runs_in_one_process_each_add_their_own_models_turns(
+    local_tasks, tiny_model_dir, tmp_path, monkeypatch
+):
+    from lm_eval.api.registry import get_model
+
+    from harness.lmeval.model import MaltLM
+    from malt_apps.lm_eval_cli import main
+
+    monkeypatch.setattr(sys, "argv", list(sys.argv))
+    roles = {}
+    for agents in ("g+r", "g+v"):
+        out = tmp_path / agents
+        args = ["--model", "malt", "--model_args", f"model={tiny_model_dir},agents={agents},dtype=float32"]
+        args += ["--include_path", str(local_tasks), "--tasks", GSM8K_COT_ZS, "--limit", "1"]
+        main([*args, "--output_path", str(out), "--log_samples", "--gen_kwargs", "max_gen_toks=4"])
+        [samples] = out.rglob("samples_*.jsonl")
+        line = json.loads(samples.read_text().splitlines()[0])
+        roles[agents] = [list(p["turns"]) for p in line["malt"]["pipelines"]]
+    assert roles == {"g+r": [["generator", "refiner"]], "g+v": [["generator", "verifier"]]}
+    assert get_model("malt") is MaltLM

@@ -81,7 +81,7 @@ def no_work(monkeypatch) -> None:
     def refuse(*a, **k):
         raise AssertionError("recomputed")
 
-    for target in ("harness.spec.EngineSpec.engines", "malt_train.generate.generate"):
+    for target in ("harness.spec.EngineSpec.load_engines", "malt_train.generate.generate"):
         monkeypatch.setattr(target, refuse)
     for name in ("train_sft", "train_dpo"):
         monkeypatch.setattr(f"malt_train.train.{name}", refuse)
@@ -129,7 +129,7 @@ def test_another_threshold_redoes_labels_sets_and_adapters(base, copy):
 def test_another_sft_setting_reruns_training_only(base, copy, monkeypatch):
     before = snapshot(copy)
     old = {(s, r): weights(copy, s, r) for s in ("adapters-sft", "adapters") for r in ROLES}
-    monkeypatch.setattr("harness.spec.EngineSpec.engines", lambda *a, **k: pytest.fail("a backend was built"))
+    monkeypatch.setattr("harness.spec.EngineSpec.load_engines", lambda *a, **k: pytest.fail("a backend was built"))
     out = rerun(base, copy, "--sft-lr", 0.01)
     for step in ("tree", "label", "build"):
         assert f"{step}: unchanged, reused" in out

@@ -19,31 +19,39 @@ class UnknownTaskError(MaltError, ValueError):
     """A task name that is not one of the malt_* tasks."""
 
 
-_interrupted: list[int] = []  # signals received since interrupt_on_sigterm(): a swallowed interrupt stays on record
+class _InterruptRecord:
+    """The SIGINT/SIGTERM handler of :func:`interrupt_on_sigterm`: raises ``KeyboardInterrupt`` and keeps each
+    signal on record. The record lives in the installed handler, so :func:`raise_if_interrupted` finds it
+    through ``signal.getsignal`` (no module-level list)."""
 
+    def __init__(self) -> None:
+        self.signals: list[int] = []
 
-def _raise_interrupt(signum, frame) -> None:
-    _interrupted.append(signum)
-    raise KeyboardInterrupt
+    def __call__(self, signum, frame) -> None:
+        self.signals.append(signum)
+        raise KeyboardInterrupt
 
 
 def interrupt_on_sigterm() -> None:
     """Treat SIGTERM like Ctrl-C, so CLIs release locks and say how to resume.
 
-    Both signals are also kept on record: Python drops an exception raised while a finaliser (``__del__``,
-    a garbage-collector callback) runs, so a signal landing there would be lost; long loops call
-    :func:`raise_if_interrupted` after each write and stop there instead.
+    Both signals are also kept on record (a fresh record per call): Python drops an exception raised while a
+    finaliser (``__del__``, a garbage-collector callback) runs, so a signal landing there would be lost; long
+    loops call :func:`raise_if_interrupted` after each write and stop there instead.
     """
     import signal
 
-    _interrupted.clear()
-    signal.signal(signal.SIGTERM, _raise_interrupt)
-    signal.signal(signal.SIGINT, _raise_interrupt)
+    handler = _InterruptRecord()
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)
 
 
 def raise_if_interrupted() -> None:
     """Raise ``KeyboardInterrupt`` if a signal arrived whose exception was swallowed (see above)."""
-    if _interrupted:
+    import signal
+
+    handlers = (signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM))
+    if any(isinstance(h, _InterruptRecord) and h.signals for h in handlers):
         raise KeyboardInterrupt
 
 

@@ -1,26 +1,27 @@
 """Build one engine per role; roles that share a base model share one loaded backend.
 
-Inside ``with shared_backends():`` (``malt-eval suite``) loaded backends are also kept across calls
-of :func:`build_engines`, keyed by (backend, model, options), so many evaluations in one process
-load each base model once. Adapters are loaded under a name derived from their path, so the SFT
-and the final adapter of one role can sit on one shared model side by side.
+Inside ``with shared_backends():`` (``malt-eval suite``, ``demo.py``) loaded backends are also kept across
+calls of :func:`build_engines`, keyed by (backend, model, options), so many evaluations in one process load
+each base model once. The block's :class:`BackendPool` is held in a ``contextvars.ContextVar``: the evaluations
+run through CLI entry points that take no pool argument, so the pool is scoped to the block's context (this
+thread, or a task copying its context), not kept in a module-level variable. Adapters are loaded under a name
+derived from their path, so the SFT and the final adapter of one role can sit on one shared model side by side.
 """
 
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import hashlib
 import json
 import re
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness.core.errors import ModelError
 from harness.inference.backends import Backend, get_backend
 from harness.inference.models import DEFAULT_MODEL, check_adapter_base, resolve_adapter, resolve_model
-
-_SHARED: dict[tuple, Backend] | None = None  # the backends kept by shared_backends(), None outside it
 
 
 @dataclass
@@ -31,20 +32,48 @@ class RoleEngine:
     adapter: str | None = None
 
 
-@contextlib.contextmanager
-def shared_backends() -> Iterator[None]:
-    """Keep loaded backends for every :func:`build_engines` call in the block; close them at its end."""
-    global _SHARED
-    if _SHARED is not None:  # nested: the outer block owns them
-        yield
-        return
-    _SHARED = {}
-    try:
-        yield
-    finally:
-        kept, _SHARED = _SHARED, None
+@dataclass
+class BackendPool:
+    """Loaded backends kept for reuse, keyed by (backend name, model, options)."""
+
+    backends: dict[tuple, Backend] = field(default_factory=dict)
+
+    def get(self, cls: type[Backend], ref: str | None, kwargs: dict, fresh: bool = False) -> Backend:
+        """The pool's backend for ``ref`` with ``kwargs``, loaded on first use (``fresh``: close the kept one
+        and load anew)."""
+        key = (cls.name, ref, json.dumps(kwargs, sort_keys=True, default=str))
+        if fresh and key in self.backends:
+            self.backends.pop(key).close()
+        if key not in self.backends:
+            self.backends[key] = cls(ref, **kwargs)
+        return self.backends[key]
+
+    def close(self) -> None:
+        """Close every kept backend and forget them."""
+        kept, self.backends = self.backends, {}
         for be in kept.values():
             be.close()
+
+
+#: The pool of the innermost :func:`shared_backends` block in this context (``None`` outside one).
+_POOL: contextvars.ContextVar[BackendPool | None] = contextvars.ContextVar("malt_backend_pool", default=None)
+
+
+@contextlib.contextmanager
+def shared_backends() -> Iterator[BackendPool]:
+    """Keep loaded backends for every :func:`build_engines` call in the block; close them at its end. A nested
+    block uses (and leaves open) the outer block's pool."""
+    outer = _POOL.get()
+    if outer is not None:
+        yield outer
+        return
+    pool = BackendPool()
+    token = _POOL.set(pool)
+    try:
+        yield pool
+    finally:
+        _POOL.reset(token)
+        pool.close()
 
 
 def adapter_name(path: str) -> str:
@@ -53,19 +82,9 @@ def adapter_name(path: str) -> str:
     return f"{re.sub(r'[^0-9A-Za-z_]', '_', Path(str(path)).name) or 'adapter'}_{digest}"
 
 
-def _backend(cls: type[Backend], ref: str | None, kwargs: dict, fresh: bool = False) -> Backend:
-    if _SHARED is None:
-        return cls(ref, **kwargs)
-    key = (cls.name, ref, json.dumps(kwargs, sort_keys=True, default=str))
-    if fresh and key in _SHARED:
-        _SHARED.pop(key).close()
-    if key not in _SHARED:
-        _SHARED[key] = cls(ref, **kwargs)
-    return _SHARED[key]
-
-
 def _with_adapters(cls: type[Backend], ref: str | None, kwargs: dict, wanted: dict[str, str]) -> Backend:
-    """A backend for ``ref`` holding the ``wanted`` adapters (name -> path)."""
+    """A backend for ``ref`` holding the ``wanted`` adapters (name -> path), from the context's pool if any."""
+    pool = _POOL.get()
 
     def load(be: Backend) -> Backend:
         for name, path in wanted.items():
@@ -73,14 +92,12 @@ def _with_adapters(cls: type[Backend], ref: str | None, kwargs: dict, wanted: di
                 be.load_adapter(name, path)
         return be
 
-    be = _backend(cls, ref, kwargs)
+    if pool is None:
+        return load(cls(ref, **kwargs))
     try:
-        return load(be)
-    except ModelError:
-        if _SHARED is None:
-            raise
-        # a shared engine may take no new adapter once it has generated (vllm): start a fresh one
-        return load(_backend(cls, ref, kwargs, fresh=True))
+        return load(pool.get(cls, ref, kwargs))
+    except ModelError:  # a shared engine may take no new adapter once it has generated (vllm): start a fresh one
+        return load(pool.get(cls, ref, kwargs, fresh=True))
 
 
 def build_engines(

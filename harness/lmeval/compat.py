@@ -4,15 +4,17 @@ private names.
 lm-eval is imported inside each function (importing this module stays cheap). Covered: the task YAML loader
 (``lm_eval.tasks._yaml_loader.load_yaml``), the task index and its kinds (``TaskManager.task_index``, renamed
 ``_task_index`` in lm-eval 0.5; ``lm_eval.tasks._index.Kind``), a task's filter pipelines (``task._filters``),
-building an ``Instance`` (lm-eval 0.5 takes ``task_name`` and a keyword-only ``doc_id``) and lm-eval's CLI
-(``lm_eval._cli.HarnessCLI``). The evaluator's ``doc_hash`` needs only public helpers
+building an ``Instance`` (lm-eval 0.5 takes ``task_name`` and a keyword-only ``doc_id``), lm-eval's CLI
+(``lm_eval._cli.HarnessCLI``) and the model registry's entries (``model_registry._objs``, to stand in for a
+registered model for a while: :func:`collecting_model`). The evaluator's ``doc_hash`` needs only public helpers
 (:func:`harness.core.digests.doc_hash`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -58,3 +60,31 @@ def make_instance(
     if "metadata" in names:
         return Instance(request_type, doc, arguments, idx, metadata=(task_name, doc_id, None))
     return Instance(request_type, doc, arguments, idx, task_name=task_name, doc_id=doc_id)
+
+
+@contextlib.contextmanager
+def collecting_model(name: str, cls: type, collect: Callable[[Any], None]) -> Iterator[None]:
+    """Within the block lm-eval's model ``name`` is a subclass of ``cls`` that hands each instance it builds
+    to ``collect``; at the end the registry holds what it held before (lm-eval's registry has no public way
+    to replace or remove an entry)."""
+    from lm_eval.api.registry import model_registry
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        cls.__init__(self, *args, **kwargs)
+        collect(self)
+
+    collected = type(
+        cls.__name__, (cls,), {"__init__": __init__, "__module__": cls.__module__, "__qualname__": cls.__qualname__}
+    )
+    absent = object()
+    with model_registry._lock:
+        before = model_registry._objs.get(name, absent)
+        model_registry._objs[name] = collected
+    try:
+        yield
+    finally:
+        with model_registry._lock:
+            if before is absent:
+                model_registry._objs.pop(name, None)
+            else:
+                model_registry._objs[name] = before

@@ -9,7 +9,7 @@ Models load on the first request, so a task lm-eval refuses costs no model load.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, ClassVar
+from typing import Any
 
 from lm_eval.api.model import LM, hash_args
 from lm_eval.api.registry import register_model
@@ -73,8 +73,6 @@ class MaltLM(LM):
         engines: ready-made role engines (Python use, e.g. a scripted backend in tests).
     """
 
-    _last: ClassVar[MaltLM | None] = None
-
     def __init__(
         self,
         prompts: str | None = None,
@@ -91,7 +89,6 @@ class MaltLM(LM):
             raise MaltError(f"--model malt: unknown option(s) in model_args: {names} (known: {known})")
         spec = EvalSpec.from_options({**options, "prompts_file": prompts, "batch_size": _batch_size(batch_size)})
         self._setup(spec, engines, "temperature" in options, device)
-        MaltLM._last = self  # built by lm-eval's CLI: malt-eval lm-eval reads its records afterwards
 
     @classmethod
     def from_spec(
@@ -121,16 +118,9 @@ class MaltLM(LM):
         self.doc_ids: dict[tuple[str, str], int] = {}  # (task, lm-eval's doc_hash) -> the requests' doc_id
         self.seed = 0  # the run's seed (harness.lmeval.run: one evaluation per seed); offsets the sampling seeds
 
-    @classmethod
-    def take_last(cls) -> MaltLM | None:
-        """The newest model built from model_args in this process, released (``malt-eval lm-eval`` adds its turns
-        to lm-eval's files after lm-eval's CLI has dropped it)."""
-        lm, cls._last = cls._last, None
-        return lm
-
     # ------------------------------------------------------------------ models (loaded on first use)
-    @property
-    def engines(self) -> dict[str, RoleEngine]:
+    def load_engines(self) -> dict[str, RoleEngine]:
+        """The role engines: given ones, or the spec's models, loaded on the first call."""
         if self._engines is None:
             s = self.spec
             model, adapters = s.model, dict(s.role_adapters)
@@ -143,7 +133,7 @@ class MaltLM(LM):
             extra = {}
             if self.device_arg and s.backend == "hf" and not _absent_cuda(self.device_arg):
                 extra["device"] = self.device_arg
-            self._engines, _ = s.engines(self.plan.roles, self.batch_size, model, s.role_models, adapters, **extra)
+            self._engines, _ = s.load_engines(self.plan.roles, self.batch_size, model, s.role_models, adapters, **extra)
         return self._engines
 
     def loaded_engines(self) -> dict[str, RoleEngine] | None:
@@ -200,7 +190,7 @@ class MaltLM(LM):
         tokens = self.spec.task_tokens(task, self.plan.roles)
         temperature = float(self.spec.temperature)
         params = {r: SamplingParams(int(tokens[r]), temperature, 1.0, 1, seed) for r in self.plan.roles}
-        return SolveContext({task: load_prompts(task, self.spec.prompts_file)}, self.engines, params)
+        return SolveContext({task: load_prompts(task, self.spec.prompts_file)}, self.load_engines(), params)
 
     def generate_until(self, requests, disable_tqdm: bool = False) -> list[str]:
         """Run the pipeline over all requests, stage-batched per task (and per sampling setting); return the
@@ -258,7 +248,7 @@ class MaltLM(LM):
                 chunk = [reqs[i] for i in ids[start : start + self.batch_size]]
                 seed = batch_seed(self.seed, start)
                 params = request_params(first.gen_kwargs, roles, tokens, temperature, seed=seed)
-                ctx = SolveContext({first.task: prompts[first.task]}, self.engines, params)
+                ctx = SolveContext({first.task: prompts[first.task]}, self.load_engines(), params)
                 questions = [
                     chat_text(self._chats[r.context]) if r.context in self._chats else r.context for r in chunk
                 ]

@@ -6,7 +6,7 @@ import math
 import statistics
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from harness.inference.backends.base import SamplingParams
 from harness.run.checkpoint import Checkpoint
@@ -125,15 +125,12 @@ def _grade(task: str, doc: dict, doc_id: int, states: list[SolveState], log: boo
 def _run_batch(task: str, docs: list[dict], ctx: SolveContext, cfg: EvalConfig, seed: int, start: int, chunk):
     """Solve and grade one batch; return its record (rows, stage counters, wall time)."""
     t0 = time.time()
-    base = ctx.params
-    ctx.params = {
-        r: SamplingParams(p.max_new_tokens, p.temperature, p.top_p, 1, batch_seed(seed, start)) for r, p in base.items()
+    params = {
+        r: SamplingParams(p.max_new_tokens, p.temperature, p.top_p, 1, batch_seed(seed, start))
+        for r, p in ctx.params.items()
     }
-    ctx.stats = {}
-    try:
-        groups = solve_questions(task, [(i, docs[i]) for i in chunk], ctx, cfg.solver or plan(cfg.roles), cfg.votes)
-    finally:
-        ctx.params = base
+    ctx = replace(ctx, params=params, stats={})  # this batch's seed and stage counters
+    groups = solve_questions(task, [(i, docs[i]) for i in chunk], ctx, cfg.solver or plan(cfg.roles), cfg.votes)
     rows = []
     for i, group in zip(chunk, groups, strict=True):
         row = _grade(task, docs[i], i, group, log=True)

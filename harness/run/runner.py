@@ -139,7 +139,7 @@ def prepare(spec: EvalSpec, notes: Notes) -> _Run:
 
 def _engines(run: _Run, ckpt: Checkpoint | None) -> tuple[Mapping[str, RoleEngine], dict]:
     s = run.spec
-    engines, described = s.engines(run.cfg.roles, s.batch_size, run.model, run.role_models, run.role_adapters)
+    engines, described = s.load_engines(run.cfg.roles, s.batch_size, run.model, run.role_models, run.role_adapters)
     if ckpt is not None:
         ckpt.roles = described
     return engines, described

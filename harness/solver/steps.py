@@ -22,9 +22,12 @@ from harness.tasks.taskinfo import TASKS
 VALID_AGENTS = ("g", "g,v", "g,r", "g,v,r")
 
 
-@dataclass
+@dataclass(frozen=True)
 class SolveContext:
-    """What the steps need: prompts per task, an engine and sampling params per role."""
+    """What the steps need: prompts per task, an engine and sampling params per role. Frozen: a caller wanting
+    other params (a batch's seed) makes a new context with ``dataclasses.replace``; ``stats`` is the one thing
+    that grows, the stage counters of the calls made through this context (a replaced context shares them
+    unless given its own ``stats``)."""
 
     prompts: dict[str, PromptSet]
     engines: dict[str, RoleEngine]
