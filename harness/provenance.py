@@ -285,13 +285,7 @@ def _task_version(task: str) -> str:
 def from_lm(lm: Any, tasks: Mapping[str, dict], seeds: Iterable[int] | None = None) -> Provenance:
     """The record of an lm-eval-task run by :class:`harness.lmeval.model.MaltLM` (``tasks``: :func:`lm_eval_tasks`)."""
     spec = lm.spec
-    model, adapters = spec.model, dict(spec.role_adapters)
-    if spec.malt_run:
-        from harness.core.maltrun import stage_adapters
-
-        trained = stage_adapters(spec.malt_run, spec.stage, spec.model)
-        model = trained.model
-        adapters = {r: adapters.get(r) or trained.adapters.get(r) for r in lm.plan.roles}
+    model, adapters, _ = spec.trained_roles(lm.plan.roles)
     if lm._engines and not model:  # ready-made engines: the generator's backend names the model
         model = getattr(getattr(lm._engines.get(lm.plan.roles[0]), "backend", None), "model_id", None)
     temperature = float(spec.temperature) if lm.temperature_given else None  # None: each request's own

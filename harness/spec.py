@@ -226,6 +226,17 @@ class EvalSpec(EngineSpec):
             raise MaltError("--max-new-tokens must be at least 1")
         return out
 
+    def trained_roles(self, roles: tuple[str, ...]) -> tuple[str | None, dict[str, str | None], tuple[str, ...]]:
+        """The base model and each role's adapter this spec runs, ``--malt-run``'s stage resolved (an adapter given
+        per role wins over the run's), with the run's notes (roles left on the base model)."""
+        model, adapters = self.model, {r: self.role_adapters.get(r) for r in roles}
+        if not self.malt_run:
+            return model, adapters, ()
+        from harness.core.maltrun import stage_adapters
+
+        trained = stage_adapters(self.malt_run, self.stage, self.model)
+        return trained.model, {r: adapters[r] or trained.adapters.get(r) for r in roles}, trained.notes
+
     def task_tokens(self, task: str, roles: tuple[str, ...]) -> dict[str, int]:
         """The token budget of each role on ``task``."""
         default = task_info(task).max_new_tokens

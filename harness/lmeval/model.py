@@ -123,13 +123,7 @@ class MaltLM(LM):
         """The role engines: given ones, or the spec's models, loaded on the first call."""
         if self._engines is None:
             s = self.spec
-            model, adapters = s.model, dict(s.role_adapters)
-            if s.malt_run:
-                from harness.core.maltrun import stage_adapters
-
-                trained = stage_adapters(s.malt_run, s.stage, s.model)
-                model = trained.model
-                adapters = {r: adapters.get(r) or trained.adapters.get(r) for r in self.plan.roles}
+            model, adapters, _ = s.trained_roles(self.plan.roles)
             extra = {}
             if self.device_arg and s.backend == "hf" and not _absent_cuda(self.device_arg):
                 extra["device"] = self.device_arg

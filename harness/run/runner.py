@@ -19,7 +19,6 @@ from pathlib import Path
 import harness.provenance as provenance
 from harness.core.errors import MaltError
 from harness.core.identity import record_diff
-from harness.core.maltrun import stage_adapters
 from harness.core.roles import letters
 from harness.core.runfiles import RunLock
 from harness.inference.backends.base import SamplingParams
@@ -125,14 +124,9 @@ def prepare(spec: EvalSpec, notes: Notes) -> _Run:
     for t in tasks:  # fail on impossible subsets before loading any model
         if cfg.subset and cfg.subset > len(docs[t]):
             raise MaltError(f"--subset {cfg.subset} is larger than {t}'s split ({len(docs[t])} questions)")
-    model = spec.model
-    role_adapters = {r: spec.role_adapters.get(r) for r in cfg.roles}
-    if spec.malt_run:
-        trained = stage_adapters(spec.malt_run, spec.stage, spec.model)
-        for note in trained.notes:
-            notes(f"note: {note}")
-        model = trained.model
-        role_adapters = {r: role_adapters[r] or trained.adapters.get(r) for r in cfg.roles}
+    model, role_adapters, run_notes = spec.trained_roles(cfg.roles)
+    for note in run_notes:
+        notes(f"note: {note}")
     role_models = {r: spec.role_models.get(r) for r in cfg.roles}
     return _Run(spec, plan, cfg, tasks, prompts, docs, model, role_models, role_adapters)
 
