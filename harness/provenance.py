@@ -242,7 +242,7 @@ def git_commit() -> str | None:
 
 # ---------------------------------------------------------------------- builders
 def from_run(run: Any, engines: Mapping | None = None) -> Provenance:
-    """The record of a resolved evaluation of malt_* tasks (:class:`harness.run.runner._Run`).
+    """The record of a resolved evaluation of malt_* tasks (:class:`harness.run.runner.Run`).
 
     ``engines``: ready-made role engines (a scripted backend): a role without a model of its own is named by
     its backend's ``model_id``.

@@ -73,6 +73,27 @@ def test_other_data_into_the_same_folder_is_refused_then_started_over(shared_dat
     assert sorted(p.name for p in moved.iterdir()) == [n for n in before if not n.startswith(".")]
 
 
+def test_a_spec_is_resolved_before_any_model_loads_or_folder_changes(shared_data, tmp_path):
+    """run_eval resolves the whole spec first: a missing data file stops even --start-over before it moves
+    anything, and no engine is asked for a text."""
+    from harness.api import resolve
+
+    out = tmp_path / "out"
+    data = _gsm(tmp_path / "a", shared_data, 0)
+    spec = EvalSpec(agents="g,v,r", tasks="malt_gsm8k", limit=2, output_path=str(out), data_dir=str(data))
+    resolved = resolve(spec)
+    assert resolved.lm_tasks == () and resolved.lm_task_objects is None
+    assert resolved.ours.tasks == ["malt_gsm8k"] and len(resolved.ours.docs["malt_gsm8k"]) == 4
+    assert resolved.ours.plan.roles == ("generator", "verifier", "refiner") and not out.exists()
+    run_eval(spec, engines=_engines()[1], progress=False)
+    before = sorted(p.name for p in out.iterdir())
+    be, engines = _engines()
+    missing = replace(spec, data_dir=str(tmp_path / "no-data"), start_over=True)
+    with pytest.raises(MaltError):
+        run_eval(missing, engines=engines, progress=False)
+    assert be.calls == [] and sorted(p.name for p in out.iterdir()) == before  # nothing moved aside
+
+
 def test_edited_jsonl_is_refused_by_the_cli(tiny_model_dir, shared_data, tmp_path):
     data, out = _gsm(tmp_path / "data", shared_data, 0, 2), tmp_path / "out"
     args = ["--model", tiny_model_dir, "--agents", "g", "--tasks", "malt_gsm8k", "--max-new-tokens", 3]

@@ -64,8 +64,8 @@ class EvalResults:
 
 
 @dataclass
-class _Run:
-    """A validated spec with what it needs loaded: plan, protocol, prompts, questions, models per role."""
+class Run:
+    """Our malt_* tasks of a spec, resolved: plan, protocol, prompts, questions, models per role (no model loaded)."""
 
     spec: EvalSpec
     plan: SolverPlan
@@ -88,7 +88,7 @@ def run_spec(
     notes: Notes,
     engines: Mapping[str, RoleEngine] | None,
     progress: bool,
-    run: _Run | None = None,
+    run: Run | None = None,
 ) -> EvalResults:
     """Evaluate ``spec``'s malt_* tasks (run_eval's own runner; ``run``: ``spec`` prepared already)."""
     run = run or prepare(spec, notes)
@@ -112,7 +112,7 @@ def spec_provenance(spec: EvalSpec, notes: Notes | None = None) -> Provenance | 
     return prepare(spec, notes or log.warning).provenance()
 
 
-def prepare(spec: EvalSpec, notes: Notes) -> _Run:
+def prepare(spec: EvalSpec, notes: Notes) -> Run:
     """Check the spec, load prompts and questions, resolve ``malt_run``: everything but the models."""
     plan = spec.check()
     cfg = spec.protocol(plan)
@@ -128,10 +128,10 @@ def prepare(spec: EvalSpec, notes: Notes) -> _Run:
     for note in run_notes:
         notes(f"note: {note}")
     role_models = {r: spec.role_models.get(r) for r in cfg.roles}
-    return _Run(spec, plan, cfg, tasks, prompts, docs, model, role_models, role_adapters)
+    return Run(spec, plan, cfg, tasks, prompts, docs, model, role_models, role_adapters)
 
 
-def _engines(run: _Run, ckpt: Checkpoint | None) -> tuple[Mapping[str, RoleEngine], dict]:
+def _engines(run: Run, ckpt: Checkpoint | None) -> tuple[Mapping[str, RoleEngine], dict]:
     s = run.spec
     engines, described = s.load_engines(run.cfg.roles, s.batch_size, run.model, run.role_models, run.role_adapters)
     if ckpt is not None:
@@ -139,7 +139,7 @@ def _engines(run: _Run, ckpt: Checkpoint | None) -> tuple[Mapping[str, RoleEngin
     return engines, described
 
 
-def _given(run: _Run, engines: Mapping[str, RoleEngine], ckpt: Checkpoint | None) -> dict:
+def _given(run: Run, engines: Mapping[str, RoleEngine], ckpt: Checkpoint | None) -> dict:
     """How ready-made engines are described in the results."""
     described = {
         r: {"model": run.model or getattr(engines[r].backend, "model_id", None), "path": None, "adapter": None}
@@ -151,7 +151,7 @@ def _given(run: _Run, engines: Mapping[str, RoleEngine], ckpt: Checkpoint | None
 
 
 def _run_tasks(
-    run: _Run, ckpt: Checkpoint | None, engines: Mapping[str, RoleEngine] | None, progress: bool, prov: Provenance
+    run: Run, ckpt: Checkpoint | None, engines: Mapping[str, RoleEngine] | None, progress: bool, prov: Provenance
 ) -> EvalResults:
     from tqdm.auto import tqdm
 
