@@ -12,10 +12,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
+from harness.core.identity import differing_paths as differing
 from harness.core.roles import ROLE_LETTERS
 from harness.tasks.taskinfo import TASKS
 from leaderboard.collect import ResultsError, Run
-from leaderboard.provenance import differing, settings_text, short_value, shown, system, system_id
+from leaderboard.provenance import settings_text, short_value, shown, system, system_id
 
 TASK_ORDER = tuple(TASKS)  # the benchmarks' column order
 

@@ -41,19 +41,6 @@ def system_id(record: dict) -> str:
     return json.dumps(system(record), sort_keys=True, default=str)
 
 
-def differing(records: list[dict], path: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
-    """The paths (in record order) of the settings whose values are not the same in every record."""
-    if all(isinstance(r, dict) for r in records):
-        keys = list(dict.fromkeys(k for r in records for k in r))
-        return [p for k in keys for p in differing([r.get(k, _MISSING) for r in records], (*path, k))]
-    first = records[0]
-    return [] if all(_same(first, r) for r in records[1:]) else [path]
-
-
-def _same(a: Any, b: Any) -> bool:
-    return a is b if _MISSING in (a, b) else json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)
-
-
 def shown(paths: list[tuple[str, ...]]) -> list[tuple[str, ...]]:
     """``paths`` without those whose sibling that names them (an adapter's digest, a model's name) is there too."""
     present = set(paths)

@@ -87,25 +87,27 @@ def check_same_run(
     return ident
 
 
+def differing_paths(records: list[Any], path: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    """The paths (in record order) of the settings whose values are not the same in every record: the one walk
+    over records that "what differs" uses (folder refusals, leaderboard labels). A key only some records have
+    differs."""
+    if all(isinstance(r, Mapping) for r in records):
+        keys = list(dict.fromkeys(k for r in records for k in r))
+        return [p for k in keys for p in differing_paths([r.get(k, _ABSENT) for r in records], (*path, str(k)))]
+    first = records[0]
+    same = all(r is first if _ABSENT in (first, r) else r == first for r in records[1:])
+    return [] if same else [path]
+
+
 def differences(have: Mapping, want: Mapping, ignore: Iterable[str] = RUN_EXCLUDES) -> list[str]:
     """The dotted paths on which two records differ (``generation.temperature``), sorted; ``ignore``: top keys."""
     skip = set(ignore)
     a = {k: v for k, v in as_json(have).items() if k not in skip}
     b = {k: v for k, v in as_json(want).items() if k not in skip}
-    return sorted(_dotted(a, b, ""))
+    return sorted(".".join(p) for p in differing_paths([a, b]))
 
 
-def _dotted(a: Any, b: Any, prefix: str) -> list[str]:
-    if isinstance(a, dict) and isinstance(b, dict):
-        out = []
-        for key in sorted(set(a) | set(b)):
-            path = f"{prefix}.{key}" if prefix else str(key)
-            out += _dotted(a.get(key, _ABSENT), b.get(key, _ABSENT), path)
-        return out
-    return [] if a == b else [prefix]
-
-
-_ABSENT = "<absent>"
+_ABSENT = object()
 
 
 def record_diff(have: Mapping, want: Mapping) -> list[str]:
